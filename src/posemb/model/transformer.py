@@ -1,0 +1,306 @@
+"""A pre-norm transformer (GPT-2 layout) whose positions come from any posemb scheme.
+
+    x = E[tokens] (+ P[positions] if the scheme adds to the input)
+    for each block:  x = x + Attn(LN(x))   (q/k rotated or logits biased by the scheme)
+                     x = x + MLP(LN(x))
+    logits = LN(x) @ E^T (tied) or a separate head
+
+Causal LM (``cfg.causal``) or bidirectional encoder. Notation: ``b`` batch, ``t`` new
+tokens, ``s`` keys (cache + new), ``d`` width, ``V`` vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..positional import build_scheme
+from ..positional.base import PositionalScheme
+from ..positional.learned import position_ids_from_mask
+from .attention import AttentionContext, SelfAttention
+from .config import ModelConfig
+
+
+@dataclass
+class KVCache:
+    """Keys and values of every layer, with the positions and padding of the cached tokens.
+
+    Attributes:
+        layers: per layer ``(k, v)``, each ``[b, h, s, dh]`` (keys already rotated for RoPE).
+        positions: ``[b, s]`` positions of the cached tokens (bias schemes need them).
+        key_mask: ``[b, s]`` bool padding mask of the cached tokens, or None (no padding).
+    """
+
+    layers: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+    positions: Tensor | None = None
+    key_mask: Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.positions is None else self.positions.shape[1]
+
+    def next_position(self) -> Tensor:
+        """``[b, 1]`` the position the next real token gets (one past each row's last)."""
+        assert self.positions is not None
+        return self.positions[:, -1:] + 1
+
+
+@dataclass
+class TransformerOutput:
+    logits: Tensor  # [b, t, V]
+    loss: Tensor | None = None  # mean nats per scored token
+    hidden_states: Tensor | tuple[Tensor, ...] | None = None  # final [b, t, d], or per layer
+    cache: KVCache | None = None
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(cfg.d_model, cfg.ff_dim, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.ff_dim, cfg.d_model, bias=cfg.bias)
+        self.act = {
+            "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+            "gelu": F.gelu,
+            "relu": F.relu,
+            "silu": F.silu,
+        }[cfg.activation]
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.proj(self.act(self.fc(x))))
+
+
+def make_norm(cfg: ModelConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+    return nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.ln_1 = make_norm(cfg)
+        self.attn = SelfAttention(cfg)
+        self.ln_2 = make_norm(cfg)
+        self.mlp = MLP(cfg)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, scheme, ctx, past_kv=None):
+        a, kv = self.attn(self.ln_1(x), scheme, ctx, past_kv)
+        x = x + self.resid_dropout(a)
+        x = x + self.mlp(self.ln_2(x))
+        return x, kv
+
+
+class Transformer(nn.Module):
+    """Causal LM or bidirectional encoder with a pluggable positional scheme.
+
+    Example::
+
+        model = Transformer(ModelConfig.preset("tiny"))
+        out = model(torch.randint(0, 256, (2, 16)), labels=ids)
+        out.logits  # [2, 16, 256]; out.loss: mean nats per token
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        context = cfg.scheme_context()
+        first = build_scheme(cfg.position, **context, **cfg.position_options)
+        if first.per_layer:  # one scheme per layer (Shaw); none shared
+            self.pos = None
+            self.layer_pos = nn.ModuleList(
+                [first] + [build_scheme(cfg.position, **context, **cfg.position_options) for _ in range(cfg.n_layer - 1)]
+            )
+        else:
+            self.pos, self.layer_pos = first, None
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
+        self.ln_f = make_norm(cfg)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self._init_weights()
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+
+    def _init_weights(self) -> None:
+        """GPT-2 init: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layer).
+
+        Positional schemes initialise their own parameters (their ``init`` option).
+        """
+        std = self.config.init_std
+        for module in [self.wte, self.lm_head, *self.blocks]:
+            for m in module.modules():
+                if isinstance(m, (nn.Linear, nn.Embedding)):
+                    nn.init.normal_(m.weight, 0.0, std)
+                if isinstance(m, nn.Linear) and m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        for block in self.blocks:
+            for proj in (block.attn.proj, block.mlp.proj):
+                nn.init.normal_(proj.weight, 0.0, std / math.sqrt(2 * self.config.n_layer))
+
+    def scheme(self, layer: int = 0) -> PositionalScheme:
+        return self.pos if self.pos is not None else self.layer_pos[layer]
+
+    @property
+    def position_limit(self) -> int | None:
+        """Positions this model cannot serve start here (None: no limit)."""
+        return self.scheme(0).position_limit
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # -- forward ----------------------------------------------------------------------------------
+    def forward(
+        self,
+        input_ids: Tensor,
+        positions: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+        use_cache: bool = False,
+        labels: Tensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> TransformerOutput:
+        """Run the model.
+
+        Args:
+            input_ids: ``[b, t]`` token ids.
+            positions: ``[b, t]`` or ``[t]`` positions; default: ``past .. past+t-1``, or
+                derived from ``attention_mask`` so left padding doesn't consume positions.
+            attention_mask: ``[b, t]`` (``[b, past+t]`` with a cache) 1 = token, 0 = padding.
+            cache: a :class:`KVCache` from an earlier call with ``use_cache=True``.
+            use_cache: return the updated cache in ``out.cache``.
+            labels: causal LM: the input ids themselves (shifted here, as Hugging Face does);
+                encoder: per-token targets. ``-100`` marks tokens without loss.
+            output_hidden_states: ``out.hidden_states`` holds the embeddings' output and every
+                block's output (the last one after the final norm) instead of only the last.
+        """
+        cfg = self.config
+        b, t = self._check_inputs(input_ids)
+        past = cache.length if cache is not None else 0
+        key_mask = self._key_mask(attention_mask, cache, b, t, past)
+
+        host_known = positions is None and key_mask is None
+        if positions is None:
+            if key_mask is not None:  # padding doesn't consume positions
+                positions = position_ids_from_mask(key_mask, past_length=past)
+            else:
+                positions = torch.arange(past, past + t, device=input_ids.device).unsqueeze(0)
+        positions = self._check_positions(positions, b, t, host_known, past)
+
+        x = self.wte(input_ids)  # [b, t, d]
+        first = self.scheme(0)
+        if first.adds_to_input:
+            x = x + first.embed_positions(positions, key_mask[:, -t:] if key_mask is not None else None).to(x.dtype)
+        x = self.drop(x)
+
+        k_positions = positions.expand(b, t)
+        if cache is not None and cache.positions is not None:
+            k_positions = torch.cat((cache.positions.expand(b, -1), k_positions), dim=1)  # [b, s]
+        ctx = AttentionContext(positions.expand(b, t), k_positions, key_mask, past, cfg.causal)
+
+        hidden = [x] if output_hidden_states else None
+        new_layers = []
+        for i, block in enumerate(self.blocks):
+            past_kv = cache.layers[i] if cache is not None and cache.layers else None
+            x, kv = block(x, self.scheme(i), ctx, past_kv)
+            if use_cache:
+                new_layers.append(kv)
+            if hidden is not None and i < len(self.blocks) - 1:
+                hidden.append(x)
+        x = self.ln_f(x)  # [b, t, d]
+        if hidden is not None:
+            hidden.append(x)
+        logits = self.lm_head(x)  # [b, t, V]
+
+        loss = self.loss(logits, labels) if labels is not None else None
+        new_cache = None
+        if use_cache:
+            new_cache = KVCache(new_layers, k_positions, key_mask)
+        return TransformerOutput(logits, loss, tuple(hidden) if hidden is not None else x, new_cache)
+
+    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Mean cross-entropy (nats) over tokens whose label is not -100."""
+        if self.config.causal:  # position i predicts token i+1
+            logits, labels = logits[:, :-1], labels[:, 1:]
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100
+        )
+
+    # -- boundary checks ------------------------------------------------------------------------------
+    def _check_inputs(self, input_ids: Tensor) -> tuple[int, int]:
+        if input_ids.dim() != 2:
+            raise ValueError(
+                f"input_ids must be [batch, length], got shape {tuple(input_ids.shape)} "
+                "(add a batch dimension: ids.unsqueeze(0))"
+            )
+        if input_ids.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
+        if not torch.compiler.is_compiling() and input_ids.numel():
+            lo, hi = (int(v) for v in torch.aminmax(input_ids.detach()))
+            vocab = self.config.vocab_size
+            if hi >= vocab or lo < 0:
+                bad = hi if hi >= vocab else lo
+                raise ValueError(
+                    f"token id {bad} is outside the vocabulary of {vocab} ids (0–{vocab - 1}); "
+                    "encode with the model's own tokenizer or raise model.vocab_size"
+                )
+        return input_ids.shape
+
+    def _check_positions(self, positions: Tensor, b: int, t: int, host_known: bool, past: int) -> Tensor:
+        if positions.dim() == 1:
+            positions = positions.unsqueeze(0)  # [1, t]
+        if positions.dim() != 2 or positions.shape[-1] != t or positions.shape[0] not in (1, b):
+            raise ValueError(
+                f"positions must be [batch, length] or [length] matching input_ids [{b}, {t}], "
+                f"got shape {tuple(positions.shape)}"
+            )
+        if positions.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"positions must be an integer tensor, got {positions.dtype}")
+        first = self.scheme(0)
+        if host_known:  # past .. past+t-1: checked from ints, no sync, no graph break
+            first.check_position_range(past, past + t - 1)
+        elif not torch.compiler.is_compiling():
+            first.check_positions(positions)
+        return positions.long()
+
+    def _key_mask(self, attention_mask, cache, b, t, past) -> Tensor | None:
+        if attention_mask is None:
+            if cache is not None and cache.key_mask is not None:
+                ones = torch.ones(b, t, dtype=torch.bool, device=cache.key_mask.device)
+                return torch.cat((cache.key_mask, ones), dim=1)
+            return None
+        if attention_mask.dim() != 2 or attention_mask.shape[0] != b or attention_mask.shape[1] not in (t, past + t):
+            raise ValueError(
+                f"attention_mask must be [batch, length] = [{b}, {t}] (or [{b}, {past + t}] with a cache "
+                f"of {past}), got shape {tuple(attention_mask.shape)}"
+            )
+        mask = attention_mask.to(torch.bool)
+        if mask.shape[1] == t and past > 0:
+            prev = cache.key_mask if cache.key_mask is not None else torch.ones(b, past, dtype=torch.bool, device=mask.device)
+            mask = torch.cat((prev, mask), dim=1)
+        return mask
+
+    # -- generation ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Sample ``max_new_tokens`` tokens after ``input_ids`` ``[b, t]``; returns ``[b, t + n]``.
+
+        ``temperature=0`` is greedy. Uses the KV cache. When a learned table's end is reached
+        the context slides (the last ``max_positions - 1`` tokens are re-encoded), as nanoGPT
+        crops to its block size, so generation never asks for a position the table lacks.
+        """
+        from .generation import generate
+
+        return generate(self, input_ids, max_new_tokens, temperature, top_k, generator)

@@ -1,0 +1,102 @@
+"""The three hook points through which a positional scheme enters a transformer.
+
+A scheme is a small ``nn.Module`` that declares which hooks it uses; the model calls the
+hooks and never branches on a scheme's name (x-transformers' design, kept small):
+
+1. ``adds_to_input``  -- ``embed_positions(positions)`` returns vectors added to the token
+   embeddings before the first block (learned absolute table, sinusoidal).
+2. ``rotates_qk``     -- ``rotate_qk(q, k, positions)`` rotates queries and keys inside every
+   attention layer (RoPE).
+3. ``biases_logits``  -- ``attention_bias(q, q_positions, k_positions)`` returns an additive
+   bias for the (already scaled) attention logits (ALiBi, T5 bias, Shaw relative), and
+   ``score_mod(...)`` expresses the same bias for FlexAttention.
+
+A scheme that uses no hook (NoPE) is a real object too.
+
+Notation used across posemb: ``b`` batch, ``t`` query length, ``s`` key length (cache
+included), ``h`` heads, ``d`` model width, ``dh`` head width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+ScoreMod = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+class PositionalScheme(nn.Module):
+    """Base class of every positional scheme.
+
+    Subclasses set the class flags for the hooks they implement and override those hooks.
+    ``per_layer`` asks the model for one instance per attention layer (Shaw et al. learn
+    relative embeddings per layer); otherwise one instance is shared by all layers.
+    """
+
+    name: ClassVar[str] = "base"
+    adds_to_input: ClassVar[bool] = False
+    rotates_qk: ClassVar[bool] = False
+    biases_logits: ClassVar[bool] = False
+    per_layer: ClassVar[bool] = False
+
+    # -- range contract -----------------------------------------------------------------
+    @property
+    def position_limit(self) -> int | None:
+        """Positions ``>= position_limit`` raise; None when every position is served."""
+        return None
+
+    def check_position_range(self, lowest: int, highest: int) -> None:
+        """Raise if positions in ``[lowest, highest]`` cannot be served. Host ints only.
+
+        Schemes without a position limit accept everything (the default).
+        """
+
+    def check_positions(self, positions: Tensor) -> None:
+        """Check a position tensor's values (reads them: one host sync on an accelerator)."""
+        if positions.numel() == 0:
+            return
+        lo, hi = torch.aminmax(positions.detach())
+        self.check_position_range(int(lo), int(hi))
+
+    # -- hook 1: add to the input ---------------------------------------------------------
+    def embed_positions(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """positions ``[b, t]`` (int64) -> ``[b, t, d]`` added to the token embeddings."""
+        raise TypeError(f"scheme {self.name!r} does not add to the input")
+
+    # -- hook 2: rotate q and k -------------------------------------------------------------
+    def rotate_qk(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """q, k ``[b, h, t, dh]``, positions ``[b, t]`` -> rotated (q, k), same shapes."""
+        raise TypeError(f"scheme {self.name!r} does not rotate queries and keys")
+
+    # -- hook 3: bias the attention logits ----------------------------------------------------
+    def attention_bias(self, q: Tensor, q_positions: Tensor, k_positions: Tensor) -> Tensor:
+        """Additive bias for the scaled logits.
+
+        Args:
+            q: queries ``[b, h, t, dh]`` (only content-dependent schemes such as Shaw use them).
+            q_positions: ``[b, t]`` positions of the queries.
+            k_positions: ``[b, s]`` positions of the keys.
+
+        Returns:
+            ``[b or 1, h, t, s]``, in q's dtype.
+        """
+        raise TypeError(f"scheme {self.name!r} does not bias attention logits")
+
+    def score_mod(self, q: Tensor, q_positions: Tensor, k_positions: Tensor) -> ScoreMod:
+        """The same bias as a FlexAttention ``score_mod(score, b, h, q_idx, kv_idx)``."""
+        raise TypeError(f"scheme {self.name!r} does not bias attention logits")
+
+    def extra_repr(self) -> str:  # shown by print(model)
+        hooks = [
+            n
+            for n, used in (
+                ("input", self.adds_to_input),
+                ("rotate_qk", self.rotates_qk),
+                ("bias", self.biases_logits),
+            )
+            if used
+        ]
+        return f"hooks={hooks or ['none']}"

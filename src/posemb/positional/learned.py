@@ -1,0 +1,249 @@
+"""Learnable absolute positional embeddings: the core of posemb.
+
+A table ``P`` of shape ``[offset + max_positions, d]`` is a parameter trained jointly with
+the model; the first block sees ``x_i = E[token_i] + P[offset + i]`` (GPT-2, BERT: offset 0;
+RoBERTa, OPT, BART: offset 2, the first two rows reserved).
+
+The table has an end. Position ``max_positions`` has no row, and this module makes that a
+contract: with ``overflow="error"`` (default) an out-of-range or negative position raises
+:class:`PositionOutOfRangeError` *before* the lookup, on every device, naming the position,
+the table size and the remedies. ``"clamp"`` and ``"wrap"`` are explicit alternatives.
+
+Notation: ``b`` batch, ``t`` length, ``d`` width.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from .base import PositionalScheme
+from .extend import EXTEND_METHODS, extend_table
+from .sinusoidal import sinusoidal_table
+
+Init = Literal["normal", "trunc_normal", "zeros", "sinusoidal"]
+Overflow = Literal["error", "clamp", "wrap"]
+INITS: tuple[str, ...] = ("normal", "trunc_normal", "zeros", "sinusoidal")
+OVERFLOWS: tuple[str, ...] = ("error", "clamp", "wrap")
+
+
+class PositionOutOfRangeError(IndexError):
+    """A position the learned table has no row for.
+
+    Attributes:
+        position: the offending position (the largest one asked for, or the most negative).
+        max_positions: the number of positions the table serves (``0 .. max_positions-1``).
+    """
+
+    def __init__(self, position: int, max_positions: int) -> None:
+        self.position = int(position)
+        self.max_positions = int(max_positions)
+        remedies = (
+            "Extend the table (LearnedAbsolutePositionalEmbedding.extend or posemb.extend_table,"
+            f" methods: {', '.join(EXTEND_METHODS)}), evaluate with a sliding window"
+            " (posemb eval --mode sliding), or choose overflow='clamp'|'wrap'."
+        )
+        if self.position < 0:
+            what = f"position {self.position} is negative: positions start at 0"
+            remedies = "Build position ids with position_ids() (left-padding aware)."
+        else:
+            what = f"position {self.position} is past the end of the learned table"
+        super().__init__(
+            f"{what} ({self.max_positions} positions: 0–{self.max_positions - 1}). {remedies}"
+        )
+
+    def __reduce__(self):  # keep it picklable across processes (DataLoader workers, DDP)
+        return (type(self), (self.position, self.max_positions))
+
+
+def position_ids_from_mask(attention_mask: Tensor, past_length: int = 0) -> Tensor:
+    """Positions that skip padding: the first real token of each row gets ``past_length``.
+
+    Padded slots don't consume positions (HF OPT/BLOOM, fairseq); they get ``past_length``
+    (any in-range value: attention masks them out).
+
+    Args:
+        attention_mask: ``[b, s]`` with 1 for real tokens, 0 for padding; ``s`` may include
+            a cached prefix of ``past_length`` slots (only the last ``s - past_length`` ids
+            are returned then).
+        past_length: slots already in the cache.
+
+    Returns:
+        LongTensor ``[b, s - past_length]``.
+
+    Example: mask ``[0, 0, 1, 1, 1]`` -> positions ``[0, 0, 0, 1, 2]``.
+    """
+    mask = attention_mask.to(torch.long)
+    pos = mask.cumsum(-1) - 1  # [b, s]: index among real tokens
+    pos = pos.clamp_min(0) * mask  # padded slots -> 0
+    return pos[:, past_length:]
+
+
+class LearnedAbsolutePositionalEmbedding(PositionalScheme):
+    """A trainable ``[offset + max_positions, dim]`` table added to the token embeddings.
+
+    Args:
+        max_positions: positions served, ``0 .. max_positions-1``.
+        dim: width ``d``.
+        init: ``"normal"`` (std 0.02, as GPT-2), ``"trunc_normal"`` (±2 std, as ViT),
+            ``"zeros"``, or ``"sinusoidal"`` (start from the fixed table, then learn).
+        std: standard deviation for the random inits.
+        offset: reserved leading rows (RoBERTa/OPT/BART: 2). Logical position ``p`` reads row
+            ``offset + p``; padded slots read row ``offset - 1`` (the ``padding_idx``).
+        overflow: ``"error"`` raises :class:`PositionOutOfRangeError`; ``"clamp"`` maps
+            positions past the end to the last row (and negatives to 0); ``"wrap"`` takes
+            them modulo ``max_positions``.
+
+    Example::
+
+        pe = LearnedAbsolutePositionalEmbedding(512, 768)
+        pe(torch.arange(10))            # [10, 768]
+        pe(torch.tensor([599]))         # PositionOutOfRangeError: position 599 is past ...
+    """
+
+    name = "learned"
+    adds_to_input = True
+
+    def __init__(
+        self,
+        max_positions: int,
+        dim: int,
+        *,
+        init: Init = "normal",
+        std: float = 0.02,
+        offset: int = 0,
+        overflow: Overflow = "error",
+    ) -> None:
+        super().__init__()
+        _check_int("max_positions", max_positions, minimum=1)
+        _check_int("dim", dim, minimum=1)
+        _check_int("offset", offset, minimum=0)
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+        if overflow not in OVERFLOWS:
+            raise ValueError(f"unknown overflow policy {overflow!r}; choose one of {', '.join(OVERFLOWS)}")
+        if not (isinstance(std, (int, float)) and math.isfinite(std) and std >= 0):
+            raise ValueError(f"std must be a finite number >= 0, got {std!r}")
+        self.max_positions, self.dim, self.offset = max_positions, dim, offset
+        self.init, self.std, self.overflow = init, float(std), overflow
+        self.weight = nn.Parameter(torch.empty(offset + max_positions, dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            if self.init == "normal":
+                self.weight.normal_(0.0, self.std)
+            elif self.init == "trunc_normal":
+                nn.init.trunc_normal_(self.weight, 0.0, self.std, -2 * self.std, 2 * self.std)
+            elif self.init == "zeros":
+                self.weight.zero_()
+            else:
+                self.weight.copy_(sinusoidal_table(self.offset + self.max_positions, self.dim))
+
+    # -- position ids ---------------------------------------------------------------------
+    def position_ids(
+        self,
+        attention_mask: Tensor | None = None,
+        seq_len: int | None = None,
+        past_length: int = 0,
+    ) -> Tensor:
+        """Logical positions for a batch (add nothing for ``offset``: lookup does that).
+
+        Args:
+            attention_mask: ``[b, s]`` 1/0 mask (left padding allowed; ``s`` may include the
+                ``past_length`` cached slots). Padding doesn't consume positions.
+            seq_len: length ``t`` when there is no mask.
+            past_length: tokens already in the KV cache.
+
+        Returns:
+            LongTensor ``[b, t]`` from a mask, ``[1, t]`` from ``seq_len``. Not range-checked
+            here: the lookup checks.
+        """
+        if attention_mask is not None:
+            if attention_mask.dim() != 2:
+                raise ValueError(f"attention_mask must be [batch, length], got shape {tuple(attention_mask.shape)}")
+            return position_ids_from_mask(attention_mask, past_length)
+        if seq_len is None:
+            raise ValueError("position_ids() needs attention_mask or seq_len")
+        _check_int("seq_len", seq_len, minimum=0)
+        _check_int("past_length", past_length, minimum=0)
+        return torch.arange(past_length, past_length + seq_len, device=self.weight.device).unsqueeze(0)
+
+    def table_index(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Rows of the table for logical positions, after the overflow policy.
+
+        With ``offset > 0`` and a mask, padded slots read row ``offset - 1`` (RoBERTa's
+        ``padding_idx``) and real tokens start at row ``offset``.
+        """
+        positions = self._apply_overflow(positions)
+        rows = positions + self.offset
+        if attention_mask is not None and self.offset > 0:
+            mask = attention_mask[..., -positions.shape[-1] :].to(torch.bool)
+            rows = torch.where(mask, rows, torch.full_like(rows, self.offset - 1))
+        return rows
+
+    def _apply_overflow(self, positions: Tensor) -> Tensor:
+        if self.overflow == "clamp":
+            return positions.clamp(0, self.max_positions - 1)
+        if self.overflow == "wrap":
+            return torch.remainder(positions, self.max_positions)
+        if not torch.compiler.is_compiling():
+            # Eager: read the values and raise before the lookup (never an IndexError from
+            # inside torch, never a device-side assert). Under torch.compile the model checks
+            # host-side bounds (check_position_range) so the graph stays whole.
+            self.check_positions(positions)
+        return positions
+
+    # -- range contract -----------------------------------------------------------------------
+    @property
+    def position_limit(self) -> int | None:
+        return self.max_positions if self.overflow == "error" else None
+
+    def check_position_range(self, lowest: int, highest: int) -> None:
+        if self.overflow != "error":
+            return
+        if lowest < 0:
+            raise PositionOutOfRangeError(lowest, self.max_positions)
+        if highest >= self.max_positions:
+            raise PositionOutOfRangeError(highest, self.max_positions)
+
+    # -- hook 1 --------------------------------------------------------------------------------------
+    def embed_positions(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        return nn.functional.embedding(self.table_index(positions, attention_mask), self.weight)
+
+    def forward(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """positions LongTensor ``[...]`` -> ``[..., dim]``."""
+        if positions.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"positions must be an integer tensor, got {positions.dtype}")
+        return self.embed_positions(positions, attention_mask)
+
+    # -- extension ----------------------------------------------------------------------------------
+    def extend(self, new_max: int, method: str = "interpolate", **options) -> LearnedAbsolutePositionalEmbedding:
+        """A new module serving ``new_max`` positions; this one is left untouched.
+
+        Reserved offset rows are kept exactly. See :func:`posemb.extend_table` for methods.
+        """
+        _check_int("new_max", new_max, minimum=1)
+        if method == "random":
+            options.setdefault("std", self.std)  # fresh rows drawn like this table's init
+        new = LearnedAbsolutePositionalEmbedding(
+            new_max, self.dim, init=self.init, std=self.std, offset=self.offset, overflow=self.overflow
+        )
+        with torch.no_grad():
+            table = extend_table(self.weight.detach(), self.offset + new_max, method, offset=self.offset, **options)
+            new.weight.copy_(table)
+        return new.to(self.weight.device)
+
+    def extra_repr(self) -> str:
+        return (
+            f"max_positions={self.max_positions}, dim={self.dim}, offset={self.offset}, "
+            f"init={self.init!r}, overflow={self.overflow!r}"
+        )
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -1,0 +1,70 @@
+"""Fixed sinusoidal positions (Vaswani et al. 2017, "Attention Is All You Need", §3.5).
+
+    PE[p, 2i]   = sin(p / base^(2i/d))
+    PE[p, 2i+1] = cos(p / base^(2i/d))
+
+Interleaved layout, as in the paper: ``[sin f0, cos f0, sin f1, cos f1, ...]``. Computed on
+the fly from the positions, so any position (also past the training length) has a vector.
+
+Notation: ``b`` batch, ``t`` length, ``d`` width.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .base import PositionalScheme
+
+
+def sinusoidal_encoding(positions: Tensor, dim: int, base: float = 10000.0) -> Tensor:
+    """Sinusoidal vectors for arbitrary (float or int) positions.
+
+    Args:
+        positions: ``[...]`` positions.
+        dim: width ``d``; an odd width drops the last cosine column.
+        base: wavelength base (10000 in the paper).
+
+    Returns:
+        ``[..., d]`` float32 tensor.
+    """
+    half = (dim + 1) // 2
+    # inverse frequencies 1 / base^(2i/d), i = 0 .. half-1
+    inv_freq = torch.exp(
+        torch.arange(half, device=positions.device, dtype=torch.float32) * (-2.0 * math.log(base) / dim)
+    )
+    angles = positions.to(torch.float32).unsqueeze(-1) * inv_freq  # [..., half]
+    out = torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)  # [..., 2*half]
+    return out[..., :dim]
+
+
+def sinusoidal_table(n: int, dim: int, base: float = 10000.0) -> Tensor:
+    """The ``[n, dim]`` table for positions ``0 .. n-1``."""
+    return sinusoidal_encoding(torch.arange(n), dim, base)
+
+
+class SinusoidalPositionalEmbedding(PositionalScheme):
+    """Adds the fixed sinusoidal vector of each position to the token embeddings.
+
+    Args:
+        dim: model width ``d``.
+        base: wavelength base.
+        scale: multiplier on the vectors (1.0: as in the paper).
+    """
+
+    name = "sinusoidal"
+    adds_to_input = True
+
+    def __init__(self, dim: int, *, base: float = 10000.0, scale: float = 1.0) -> None:
+        super().__init__()
+        if dim <= 0:
+            raise ValueError(f"dim must be positive, got {dim}")
+        self.dim, self.base, self.scale = dim, float(base), float(scale)
+
+    def embed_positions(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        return sinusoidal_encoding(positions, self.dim, self.base) * self.scale  # [b, t, d]
+
+    def forward(self, positions: Tensor) -> Tensor:
+        return self.embed_positions(positions)

@@ -1,0 +1,66 @@
+"""torch.compile(fullgraph=True): no graph breaks, and no recompilation from step to step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import posemb
+from posemb import ModelConfig, Transformer
+
+dynamo_testing = pytest.importorskip("torch._dynamo.testing")
+
+
+def train_steps(model, compiled, steps, positions_fn=None):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for step in range(steps):
+        g = torch.Generator().manual_seed(step)
+        ids = torch.randint(0, 256, (2, 16), generator=g)
+        positions = positions_fn(g) if positions_fn else None
+        loss = compiled(ids, positions=positions, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("scheme", posemb.SCHEMES)
+def test_fullgraph_training_step_without_recompiles(scheme):
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.preset("tiny", position=scheme))
+    counter = dynamo_testing.CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(model, fullgraph=True, backend=counter)
+    losses = train_steps(model, compiled, 3)
+    assert counter.frame_count == 1, f"{scheme}: compiled {counter.frame_count} times in 3 steps"
+    torch.manual_seed(0)
+    eager = Transformer(ModelConfig.preset("tiny", position=scheme))
+    assert losses == pytest.approx(train_steps(eager, eager, 3), rel=1e-4, abs=1e-5)
+
+
+def test_random_positions_do_not_recompile():
+    """Randomised-position training passes a new position tensor every step."""
+    torch._dynamo.reset()
+    model = Transformer(ModelConfig.preset("tiny", max_positions=64))
+    counter = dynamo_testing.CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(model, fullgraph=True, backend=counter)
+
+    def positions(g):
+        return torch.randperm(64, generator=g)[:16].sort().values.expand(2, 16)
+
+    train_steps(model, compiled, 3, positions)
+    assert counter.frame_count == 1
+
+
+@pytest.mark.slow
+def test_inductor_compiled_step_matches_eager():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.preset("tiny"))
+    compiled = torch.compile(model, fullgraph=True)
+    got = train_steps(model, compiled, 2)
+    torch.manual_seed(0)
+    eager = Transformer(ModelConfig.preset("tiny"))
+    assert got == pytest.approx(train_steps(eager, eager, 2), rel=1e-3)
