@@ -1,0 +1,42 @@
+"""Generate text from a trained run (reproducible with --seed)."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from .common import existing_run, non_negative_float, positive_int
+
+HELP = "sample text from a run"
+EXAMPLE = 'posemb generate runs/a --prompt "def main(" --max-new-tokens 200 --temperature 0.8 --top-k 40 --seed 1'
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=existing_run, metavar="RUN")
+    p.add_argument("--prompt", required=True, help="text to continue")
+    p.add_argument("--max-new-tokens", type=positive_int, default=200)
+    p.add_argument("--temperature", type=non_negative_float, default=1.0, help="0 = greedy")
+    p.add_argument("--top-k", type=positive_int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, temperature: float = 1.0,
+                  top_k: int | None = None, seed: int = 0) -> str:
+    ids = tokenizer.encode(prompt)
+    if not ids:
+        raise ValueError("the prompt encodes to no tokens; give a non-empty --prompt")
+    device = next(model.parameters()).device
+    x = torch.tensor([ids], device=device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    out = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k, generator=g)
+    return tokenizer.decode(out[0].tolist())
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train.checkpoint import load_run
+    from .common import device
+
+    model, tokenizer = load_run(args.run_dir, device())
+    print(generate_text(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.seed))
+    return 0

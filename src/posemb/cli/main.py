@@ -1,0 +1,109 @@
+"""``posemb``: the command line. One module per subcommand; this file wires them up.
+
+Exit codes: 0 success; 2 bad input or usage (one line on stderr naming the problem and
+the fix, no traceback unless ``--debug``); 1 an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+COMMANDS = {
+    "demo": "demo",
+    "train": "train",
+    "generate": "generate",
+    "probe-order": "probe_order",
+}
+# Optional subcommands, registered when their module exists.
+LATER = {
+    "eval": "eval_cmd",
+    "sweep": "sweep",
+    "analyze": "analyze",
+    "extend": "extend",
+    "export-hf": "export_hf",
+    "import-hf": "import_hf",
+}
+
+
+class UsageError(ValueError):
+    """Bad input from the user: exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own errors: one line, exit 2
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="posemb",
+        description="Learnable absolute positional embeddings and the positional family around them.",
+        epilog="Example: posemb train --preset tiny --data stdlib --set train.max_steps=200 --out runs/a",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, module in {**COMMANDS, **LATER}.items():
+        try:
+            mod = importlib.import_module(f"posemb.cli.{module}")
+        except ModuleNotFoundError as e:
+            if e.name == f"posemb.cli.{module}":
+                continue
+            raise
+        p = sub.add_parser(
+            name, help=mod.HELP, description=mod.__doc__, epilog=f"Example: {mod.EXAMPLE}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument("--debug", action="store_true", help="show tracebacks")
+        mod.add_arguments(p)
+        p.set_defaults(run=mod.run)
+    return parser
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from ..positional import PositionOutOfRangeError
+
+    return (UsageError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+            PermissionError, FileExistsError, PositionOutOfRangeError, ImportError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("posemb: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    except user_errors() as e:
+        if debug:
+            traceback.print_exc()
+        print(f"posemb: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - the last resort: one line, exit 1
+        if debug:
+            traceback.print_exc()
+        print(f"posemb: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    if isinstance(e, KeyError):
+        text = f"missing {text}"
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Train a model (or continue one with --resume).
+
+Settings come from a preset, a TOML file and --set overrides, applied in that order.
+Groups: model.* (architecture and positional scheme), train.* (max_steps, batch_size,
+seq_len, lr, eval_every, checkpoint_every, seed, positions=start|random|offset, ...),
+data.* (source, tokenizer). Several processes: torchrun --nproc_per_node N -m posemb train ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "train a model into a run directory"
+EXAMPLE = "posemb train --preset tiny --data stdlib --set train.max_steps=200 model.position=rope --out runs/a"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.toml", help="experiment file (see configs/)")
+    p.add_argument("--preset", metavar="NAME", help="tiny | shakespeare-char | gpt2-124m")
+    p.add_argument("--data", metavar="SRC", help="stdlib | FILE | DIR | GLOB | synthetic:TASK | hf:NAME (data.source)")
+    p.add_argument("--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override settings, e.g. train.max_steps=200 model.position=rope")
+    p.add_argument("--out", metavar="RUN", help="run directory to create")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import TrainingDiverged, TrainingInterrupted, build_config, parse_sets, read_toml, train
+    from .main import UsageError
+
+    overrides = parse_sets(args.sets)
+    if args.data:
+        overrides["data.source"] = args.data
+    if args.resume:
+        if args.config or args.preset or args.out:
+            raise UsageError("--resume RUN continues a run as it was configured; drop --config/--preset/--out")
+        target, cfg = args.resume, None
+    else:
+        if not args.out:
+            raise UsageError("--out RUN is required: the directory the run is written to")
+        settings = read_toml(args.config) if args.config else {}
+        cfg = build_config(args.preset, {**settings, **overrides})
+        target = args.out
+    try:
+        result = train(cfg, target, resume=bool(args.resume), overrides=overrides if args.resume else None)
+    except TrainingInterrupted as e:
+        print(f"posemb: {e}", file=sys.stderr)
+        return 130
+    except TrainingDiverged as e:
+        print(f"posemb: error: {e}", file=sys.stderr)
+        return 1
+    val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
+    acc = f", val exact match {result.val_accuracy:.3f}" if result.val_accuracy is not None else ""
+    print(f"trained {result.step} steps in {result.wall_s:.1f}s: train loss {result.train_loss:.4f}{val}{acc} "
+          f"-> {result.run_dir}")
+    return 0

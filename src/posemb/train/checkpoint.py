@@ -1,0 +1,201 @@
+"""Run directories and checkpoints (SPEC §5): safetensors + JSON, written atomically.
+
+A run directory holds::
+
+    config.json            model, training and data settings (+ tokenizer kind), schema version
+    model.safetensors      the weights
+    optimizer.safetensors  optimiser moments (tensors only)
+    trainer_state.json     step, RNG states, data position, optimiser hyper-parameters
+    metrics.jsonl          one JSON object a line
+    tokenizer.json         the tokenizer
+
+A checkpoint spans three files, so it is committed with a tiny journal: each file is first
+written completely to ``NAME.next`` (fsynced), then ``checkpoint.commit`` is written
+atomically, listing the renames; the renames follow and the journal is removed. A kill at
+any moment leaves either the previous checkpoint (journal not yet written: the ``.next``
+files are ignored) or a journal that the next load completes. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..data.atomic import atomic_write_text
+from ..data.tokenizers import load_tokenizer
+from ..model import ModelConfig, Transformer
+from .config import RunConfig
+
+MODEL_FILE = "model.safetensors"
+OPTIMIZER_FILE = "optimizer.safetensors"
+STATE_FILE = "trainer_state.json"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+JOURNAL = "checkpoint.commit"
+
+
+class CheckpointError(ValueError):
+    """A run directory or checkpoint that cannot be read (missing, truncated, corrupted)."""
+
+
+# -- writing -------------------------------------------------------------------------------------
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def state_dict_for_save(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Contiguous CPU tensors, tied weights stored once (``lm_head.weight`` is ``wte.weight``)."""
+    model = getattr(model, "_orig_mod", model)
+    sd = model.state_dict()
+    if getattr(model, "config", None) is not None and model.config.tie_embeddings:
+        sd.pop("lm_head.weight", None)
+    return {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
+
+
+def save_model(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+    save_file(state_dict_for_save(model), str(path), metadata=metadata or {"format": "pt"})
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimiser state into tensors (for safetensors) and JSON-able hyper-parameters."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{idx}.{key}"] = value.detach().to("cpu").contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    for idx, values in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    trainer_state: dict[str, Any]) -> None:
+    """Write model, optimiser and trainer state as one atomic checkpoint (see module doc)."""
+    run_dir = Path(run_dir)
+    step = str(trainer_state.get("step", 0))
+    names = [MODEL_FILE, STATE_FILE] + ([OPTIMIZER_FILE] if optimizer is not None else [])
+    save_model(model, run_dir / f"{MODEL_FILE}.next", {"format": "pt", "step": step})
+    if optimizer is not None:
+        tensors, meta = optimizer_tensors(optimizer)
+        save_file(tensors, str(run_dir / f"{OPTIMIZER_FILE}.next"), metadata={"step": step})
+        trainer_state = {**trainer_state, "optimizer": meta}
+    (run_dir / f"{STATE_FILE}.next").write_text(json.dumps(trainer_state), encoding="utf-8")
+    for name in names:
+        _fsync_file(run_dir / f"{name}.next")
+    atomic_write_text(run_dir / JOURNAL, json.dumps({"step": int(step), "files": names}))
+    complete_pending(run_dir)
+
+
+def complete_pending(run_dir: Path) -> None:
+    """Finish a checkpoint whose journal was written (roll forward); drop unjournalled ``.next`` files."""
+    run_dir = Path(run_dir)
+    journal = run_dir / JOURNAL
+    if journal.exists():
+        try:
+            files = json.loads(journal.read_text(encoding="utf-8"))["files"]
+        except (ValueError, KeyError):  # the journal itself is written atomically; be safe anyway
+            files = []
+        for name in files:
+            nxt = run_dir / f"{name}.next"
+            if nxt.exists():
+                os.replace(nxt, run_dir / name)
+        journal.unlink(missing_ok=True)
+    for stale in run_dir.glob("*.next"):
+        stale.unlink(missing_ok=True)
+
+
+def write_config(run_dir: Path, cfg: RunConfig, tokenizer_info: dict[str, Any] | None = None) -> None:
+    data = cfg.to_dict()
+    if tokenizer_info:
+        data["tokenizer"] = tokenizer_info
+    atomic_write_text(Path(run_dir) / CONFIG_FILE, json.dumps(data, indent=2) + "\n")
+
+
+# -- reading -------------------------------------------------------------------------------------
+def read_config(run_dir: str | Path) -> RunConfig:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {str(run_dir)!r} does not exist; train one with `posemb train --out DIR`")
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{str(run_dir)!r} is not a posemb run: no {CONFIG_FILE} (train one with `posemb train`)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e}); the run's config is damaged") from None
+    return RunConfig.from_dict(data)
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; the run has no checkpoint yet")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(
+            f"{path} is truncated or corrupted ({str(e).splitlines()[0]}); restore it or retrain"
+        ) from None
+
+
+def load_weights(model: Transformer, tensors: dict[str, torch.Tensor], where: str) -> None:
+    if model.config.tie_embeddings:
+        tensors = {k: v for k, v in tensors.items() if k != "lm_head.weight"}
+    expected = set(state_dict_for_save(model)) if model.config.tie_embeddings else set(model.state_dict())
+    missing, unexpected = expected - set(tensors), set(tensors) - expected
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{where} does not match its config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+        )
+    own = model.state_dict()
+    for k, v in tensors.items():
+        if own[k].shape != v.shape:
+            raise CheckpointError(f"{where}: {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}")
+    model.load_state_dict(tensors, strict=False)
+
+
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Transformer, RunConfig]:
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    complete_pending(run_dir)
+    model = Transformer(cfg.model)
+    load_weights(model, read_tensors(run_dir / MODEL_FILE), str(run_dir / MODEL_FILE))
+    return model.to(device).eval(), cfg
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """``(model, tokenizer)`` of a run directory (``posemb.load``)."""
+    model, _ = load_model(run_dir, device)
+    try:
+        tokenizer = load_tokenizer(run_dir)
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir} has no tokenizer.json; the run is incomplete") from None
+    return model, tokenizer
+
+
+def read_trainer_state(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: the run has no checkpoint to resume from")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise CheckpointError(f"{path} is damaged ({e})") from None

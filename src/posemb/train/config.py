@@ -1,0 +1,235 @@
+"""Run settings: model, training and data, from presets, TOML files and ``--set`` overrides.
+
+Settings are grouped as ``model.*`` (ModelConfig fields), ``train.*`` and ``data.*``.
+Config files are data: TOML parsed with ``tomllib``, never executed. Unknown keys and bad
+values are errors naming the key and the closest valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..model.config import ModelConfig
+from ..positional.names import unknown
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SCHEMA_VERSION = 1
+POSITION_RECIPES = ("start", "random", "offset")
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """How a model is trained. Every field is a ``train.*`` setting."""
+
+    max_steps: int = 1000
+    batch_size: int = 16  # global batch (sequences per optimiser step, over all ranks)
+    seq_len: int = 128  # training length L (tokens per sequence)
+    grad_accum: int = 1  # micro-batches per optimiser step (batch_size must divide by it)
+    lr: float = 1e-3
+    min_lr: float = 1e-4  # the cosine schedule ends here
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    # Weight decay pulls unused rows of a learned table towards zero: rows past the training
+    # length get no gradient, only decay, and would end up at 0 rather than at their init.
+    # GPT-2/nanoGPT also exempt 1-D parameters. Set true to decay position tables too.
+    decay_positions: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # 0 disables clipping
+    eval_every: int = 200
+    eval_batches: int = 20
+    checkpoint_every: int = 500
+    log_every: int = 10
+    seed: int = 1337
+    # How training assigns position ids to a sequence of length L:
+    #   start  -- 0 .. L-1 (the usual; rows >= L are never trained)
+    #   random -- L sorted distinct positions from [0, max_positions) per sequence
+    #             (Ruoss et al. 2023): every row gets trained, for evaluation past L
+    #   offset -- k .. k+L-1 with a random shift k per sequence
+    positions: Literal["start", "random", "offset"] = "start"
+    compile: Literal["auto", "true", "false"] = "auto"  # auto: on for CUDA
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast on CUDA
+    device: str = "auto"  # auto: cuda if available, else cpu
+    progress: bool = True  # progress bar on stderr
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "seq_len", "grad_accum", "eval_every", "eval_batches",
+                     "checkpoint_every", "log_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"train.{name} must be a positive integer, got {v!r}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"train.warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ValueError(f"train.{name} must be a number >= 0, got {v!r}")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"train.batch_size={self.batch_size} is not divisible by train.grad_accum={self.grad_accum}"
+            )
+        if self.positions not in POSITION_RECIPES:
+            raise unknown("position recipe (train.positions)", self.positions, POSITION_RECIPES)
+        if str(self.compile).lower() not in ("auto", "true", "false"):
+            raise ValueError(f"train.compile must be auto, true or false, got {self.compile!r}")
+        self.compile = str(self.compile).lower()
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise unknown("dtype (train.dtype)", self.dtype, ("auto", "float32", "bfloat16"))
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    """Where tokens come from. Every field is a ``data.*`` setting."""
+
+    source: str = "stdlib"  # stdlib | FILE | DIR | GLOB | synthetic:TASK | hf:NAME[:CONFIG]
+    tokenizer: str = "byte"  # byte | char | bpe | bpe:PATH/tokenizer.json
+    vocab_size: int = 4096  # BPE only
+    val_fraction: float = 0.1
+    cache_dir: str = ""  # token cache; empty: $POSEMB_CACHE or ~/.cache/posemb
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model.to_dict(),
+            "train": dataclasses.asdict(self.train),
+            "data": dataclasses.asdict(self.data),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        data = dict(data)
+        version = data.pop("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"config schema_version {version} is not supported (this posemb reads {SCHEMA_VERSION})")
+        data.pop("tokenizer", None)  # informational copy written beside the run
+        flat: dict[str, Any] = {}
+        for group, values in data.items():
+            if group not in GROUPS:
+                raise unknown("settings group", group, GROUPS)
+            if not isinstance(values, dict):
+                raise ValueError(f"[{group}] must be a table of settings, got {values!r}")
+            for key, value in values.items():
+                flat[f"{group}.{key}"] = value
+        return build_config(None, flat)
+
+
+GROUPS = ("model", "train", "data")
+_CLASSES = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
+
+# Run presets: a model preset plus training settings.
+PRESETS: dict[str, dict[str, Any]] = {
+    # the CPU demo: a few minutes on 2 cores
+    "tiny": {
+        "model.vocab_size": 256, "model.max_positions": 256, "model.n_layer": 2, "model.n_head": 4,
+        "model.d_model": 128, "train.seq_len": 128, "train.batch_size": 16, "train.max_steps": 300,
+        "train.lr": 2e-3, "train.warmup_steps": 30, "train.eval_every": 100, "train.checkpoint_every": 100,
+        "train.eval_batches": 8,
+    },
+    # nanoGPT's baby GPT on shakespeare_char (config/train_shakespeare_char.py)
+    "shakespeare-char": {
+        "model.vocab_size": 65, "model.max_positions": 256, "model.n_layer": 6, "model.n_head": 6, "model.d_model": 384,
+        "model.dropout": 0.2, "model.bias": False, "train.seq_len": 256, "train.batch_size": 64,
+        "train.max_steps": 5000, "train.lr": 1e-3, "train.min_lr": 1e-4, "train.warmup_steps": 100,
+        "train.beta2": 0.99, "train.weight_decay": 0.1, "train.eval_every": 250, "train.eval_batches": 200,
+        "train.checkpoint_every": 1000, "data.tokenizer": "char",
+    },
+    # GPT-2 124M shape (nanoGPT's padded vocabulary)
+    "gpt2-124m": {
+        **{f"model.{k}": v for k, v in {"vocab_size": 50304, "max_positions": 1024, "n_layer": 12,
+                                          "n_head": 12, "d_model": 768}.items()},
+        "train.seq_len": 1024, "train.batch_size": 16, "train.lr": 6e-4, "train.min_lr": 6e-5,
+        "train.warmup_steps": 2000, "train.max_steps": 600000, "train.beta2": 0.95,
+        "data.tokenizer": "bpe",
+    },
+}
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a TOML literal (int, float, bool, string, array, inline table) or a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``["train.lr=3e-4", "model.position=rope"]`` -> ``{"train.lr": 0.0003, ...}``."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value (e.g. train.max_steps=200), got {pair!r}")
+        key, _, value = pair.partition("=")
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Flatten a TOML experiment file into ``group.key`` settings."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file {str(p)!r} not found; pass an existing .toml (see configs/)")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"config file {str(p)!r} is not valid TOML: {e}") from None
+    flat: dict[str, Any] = {}
+    for group, values in data.items():
+        if group == "preset":
+            flat["preset"] = values
+            continue
+        if group not in GROUPS:
+            raise unknown(f"settings group in {p.name}", group, (*GROUPS, "preset"))
+        if not isinstance(values, dict):
+            raise ValueError(f"[{group}] in {p.name} must be a table of settings")
+        for key, value in values.items():
+            flat[f"{group}.{key}"] = value
+    return flat
+
+
+def all_keys() -> list[str]:
+    return [f"{g}.{f.name}" for g, cls in _CLASSES.items() for f in dataclasses.fields(cls)]
+
+
+def build_config(preset: str | None, settings: dict[str, Any]) -> RunConfig:
+    """Preset, then settings (file, then --set) applied in order; validated once at the end."""
+    settings = dict(settings)
+    preset = settings.pop("preset", None) or preset
+    merged: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise unknown("preset", preset, PRESETS)
+        merged.update(PRESETS[preset])
+    merged.update(settings)
+    valid = all_keys()
+    groups: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
+    for key, value in merged.items():
+        if key not in valid:
+            # a model.* key may also be a positional option: model.position_options.NAME
+            if key.startswith("model.position_options."):
+                groups["model"].setdefault("position_options", {})[key.split(".", 2)[2]] = value
+                continue
+            raise unknown("setting", key, valid)
+        group, name = key.split(".", 1)
+        groups[group][name] = value
+    try:
+        model = ModelConfig(**groups["model"])
+        train = TrainConfig(**groups["train"])
+        data = DataConfig(**groups["data"])
+    except TypeError as e:  # a value of the wrong type reaching a dataclass
+        raise ValueError(f"bad setting: {e}") from None
+    return RunConfig(model=model, train=train, data=data)

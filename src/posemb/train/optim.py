@@ -1,0 +1,53 @@
+"""AdamW with a weight-decay policy, and the warmup + cosine learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+
+def is_position_param(name: str) -> bool:
+    """Parameters of the positional scheme (learned tables, T5/Shaw biases)."""
+    return name.startswith(("pos.", "layer_pos."))
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """Decay matrices (linear weights, token embeddings); never biases and norms (1-D).
+
+    Position tables are exempt unless ``train.decay_positions``: rows a sequence never
+    reaches get no gradient, so decay alone would drag them to zero.
+    """
+    decay, no_decay = [], []
+    seen: set[int] = set()
+    for name, p in model.named_parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        if p.dim() < 2 or (is_position_param(name) and not cfg.decay_positions):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(
+        param_groups(model, cfg), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=fused
+    )
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to ``lr`` over ``warmup_steps``, cosine decay to ``min_lr`` at ``max_steps``."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
+    span = max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)

@@ -1,0 +1,104 @@
+"""What the trainer feeds the model: token windows or synthetic problems, plus position ids.
+
+One numpy Generator drives the training stream (windows and position recipes), so its
+JSON state in ``trainer_state.json`` is the exact data position for ``--resume``.
+Validation batches come from a separate, fixed-seed generator: evaluating never moves the
+training stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import (
+    SyntheticTask,
+    Tokenizer,
+    build_tokenizer,
+    cached_tokens,
+    load_tokenizer,
+    open_source,
+    sample_batch,
+)
+from .config import RunConfig
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # [b, t]
+    labels: torch.Tensor  # [b, t]; -100 where no loss is taken
+    positions: torch.Tensor | None  # [b, t], or None for 0 .. t-1
+
+
+class TrainData:
+    """Training and validation batches for one run (one rank's share of them)."""
+
+    def __init__(self, cfg: RunConfig, tokenizer: Tokenizer, *, rank: int = 0, world_size: int = 1) -> None:
+        self.cfg, self.tokenizer = cfg, tokenizer
+        self.rank, self.world_size = rank, world_size
+        source = open_source(cfg.data.source, val_fraction=cfg.data.val_fraction)
+        self.task: SyntheticTask | None = source if isinstance(source, SyntheticTask) else None
+        if self.task is None:
+            cache_dir = cfg.data.cache_dir or None
+            self.train_tokens = cached_tokens(source, "train", tokenizer, cache_dir)
+            self.val_tokens = cached_tokens(source, "val", tokenizer, cache_dir)
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.task is not None
+
+    def batch(self, n: int, rng: np.random.Generator, split: str = "train", seq_len: int | None = None) -> Batch:
+        """``n`` sequences of ``seq_len`` (default train.seq_len) with the run's position recipe."""
+        t = seq_len or self.cfg.train.seq_len
+        if self.task is not None:
+            x, y = self.task.sample(n, t, rng)
+            x, y = torch.from_numpy(x), torch.from_numpy(y)
+        else:
+            tokens = self.train_tokens if split == "train" else self.val_tokens
+            world = self.world_size if split == "train" else 1
+            rank = self.rank if split == "train" else 0
+            x = sample_batch(tokens, n, t, rng, rank=rank, world_size=world)
+            y = x
+        positions = assign_positions(self.cfg.train.positions, n, t, self.cfg.model.max_positions, rng) if split == "train" else None
+        return Batch(x, y, positions)
+
+
+def assign_positions(recipe: str, b: int, t: int, max_positions: int, rng: np.random.Generator) -> torch.Tensor | None:
+    """Position ids for one training batch.
+
+    - ``start``: None (the model uses 0 .. t-1).
+    - ``random``: per sequence, t sorted distinct positions drawn from [0, max_positions)
+      (Ruoss et al. 2023, "Randomized Positional Encodings Boost Length Generalization of
+      Transformers"): rows past t are trained, so the model has seen every row it will
+      meet at evaluation lengths up to max_positions.
+    - ``offset``: k .. k+t-1 with k uniform in [0, max_positions - t] per sequence.
+    """
+    if recipe == "start":
+        return None
+    if t > max_positions:
+        raise ValueError(
+            f"train.positions={recipe!r} draws positions below model.max_positions={max_positions}, "
+            f"which cannot hold train.seq_len={t}; raise model.max_positions"
+        )
+    if recipe == "random":
+        pos = np.stack([np.sort(rng.choice(max_positions, size=t, replace=False)) for _ in range(b)])
+    else:
+        start = rng.integers(0, max_positions - t + 1, size=(b, 1))
+        pos = start + np.arange(t)[None, :]
+    return torch.from_numpy(pos.astype(np.int64))
+
+
+def make_tokenizer(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> Tokenizer:
+    """The run's tokenizer: loaded when resuming, else built (trained on the train split)."""
+    if resume and run_dir is not None:
+        return load_tokenizer(run_dir)
+    kind = cfg.data.tokenizer
+    if kind in ("byte",):
+        return build_tokenizer("byte")
+    source = open_source(cfg.data.source, val_fraction=cfg.data.val_fraction)
+    if isinstance(source, SyntheticTask):
+        raise ValueError(f"synthetic tasks are byte-level: set data.tokenizer=byte (got {kind!r})")
+    return build_tokenizer(kind, source.train_texts(), vocab_size=cfg.data.vocab_size)

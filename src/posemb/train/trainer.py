@@ -1,0 +1,334 @@
+"""The training loop: AdamW + warmup/cosine, accumulation, clipping, bf16 on CUDA, compile,
+evaluation, atomic checkpoints, exact resume, DDP, Ctrl-C and NaN handling.
+
+``train(cfg, run_dir)`` runs it; ``posemb train`` is a thin wrapper. Launch on several
+processes with ``torchrun --nproc_per_node N -m posemb train ...`` (gloo on CPU, NCCL on
+GPU): each rank reads its own shard, rank 0 alone logs and writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..data import atomic_write_text, rng_from_json, rng_state_to_json
+from ..model import Transformer
+from .checkpoint import (
+    METRICS_FILE,
+    OPTIMIZER_FILE,
+    complete_pending,
+    load_optimizer_state,
+    load_weights,
+    read_config,
+    read_tensors,
+    read_trainer_state,
+    save_checkpoint,
+    write_config,
+)
+from .config import RunConfig
+from .optim import build_optimizer, lr_at
+from .stream import TrainData, make_tokenizer
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Ctrl-C (SIGINT) or SIGTERM: a checkpoint was saved at the last finished step."""
+
+
+@dataclass
+class TrainResult:
+    step: int
+    train_loss: float
+    val_loss: float | None
+    val_accuracy: float | None
+    tokens_per_s: float
+    wall_s: float
+    run_dir: Path
+
+
+# -- environment ------------------------------------------------------------------------------
+def _dist_env() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r} but CUDA is not available; use train.device=cpu or auto")
+    return torch.device(name)
+
+
+def _b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.cpu().numpy().tobytes()).decode()
+
+
+def _unb64(s: str) -> torch.Tensor:
+    return torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy())
+
+
+# -- the loop --------------------------------------------------------------------------------------
+def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
+          overrides: dict[str, Any] | None = None) -> TrainResult:
+    """Train a model into ``run_dir`` (or continue the run there with ``resume=True``).
+
+    ``overrides`` (``{"train.max_steps": 2000}``) may change training settings on resume.
+    """
+    run_dir = Path(run_dir)
+    rank, world, local_rank = _dist_env()
+    if resume:
+        complete_pending(run_dir)
+        cfg = read_config(run_dir)
+        if overrides:
+            from .config import build_config
+
+            flat = {f"{g}.{k}": v for g, vals in cfg.to_dict().items() if isinstance(vals, dict) for k, v in vals.items()}
+            cfg = build_config(None, {**flat, **overrides})
+    elif cfg is None:
+        raise ValueError("train() needs a RunConfig unless resume=True")
+    elif (run_dir / "model.safetensors").exists() or (run_dir / "config.json").exists():
+        raise ValueError(
+            f"{str(run_dir)!r} already holds a run; continue it with --resume {run_dir} or choose another --out"
+        )
+    tc = cfg.train
+    device = pick_device(tc.device, local_rank)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if tc.batch_size % (world * tc.grad_accum):
+        raise ValueError(
+            f"train.batch_size={tc.batch_size} must divide by processes x grad_accum = {world} x {tc.grad_accum}"
+        )
+    micro = tc.batch_size // (world * tc.grad_accum)
+    main = rank == 0
+
+    tokenizer = make_tokenizer(cfg, run_dir, resume)
+    if tokenizer.vocab_size > cfg.model.vocab_size:  # grow to the tokenizer; a larger (padded) size stays
+        cfg = replace(cfg, model=cfg.model.replace(vocab_size=tokenizer.vocab_size))
+    data = TrainData(cfg, tokenizer, rank=rank, world_size=world)
+
+    torch.manual_seed(tc.seed)
+    model = Transformer(cfg.model)
+    limit = model.position_limit
+    if limit is not None and tc.seq_len > limit and tc.positions == "start":
+        raise ValueError(
+            f"train.seq_len={tc.seq_len} is past the learned table (model.max_positions={limit}); "
+            "raise model.max_positions or lower train.seq_len"
+        )
+    model.to(device)
+    optimizer = build_optimizer(model, tc, device)
+    rng = np.random.default_rng([tc.seed, rank])
+    step = 0
+    if resume:
+        state = read_trainer_state(run_dir)
+        load_weights(model, {k: v.to(device) for k, v in read_tensors(run_dir / "model.safetensors").items()},
+                     str(run_dir / "model.safetensors"))
+        load_optimizer_state(optimizer, read_tensors(run_dir / OPTIMIZER_FILE), state["optimizer"])
+        step = int(state["step"])
+        rng = rng_from_json(state["data_rng"][rank] if world > 1 else state["data_rng"][0])
+        torch.set_rng_state(_unb64(state["torch_rng"]))
+        if device.type == "cuda" and state.get("cuda_rng"):
+            torch.cuda.set_rng_state(_unb64(state["cuda_rng"]), device)
+        if main:
+            _truncate_metrics(run_dir, step)
+    elif main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size})
+        tokenizer.save(run_dir)
+
+    use_compile = tc.compile == "true" or (tc.compile == "auto" and device.type == "cuda")
+    autocast = (tc.dtype == "bfloat16") or (tc.dtype == "auto" and device.type == "cuda")
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+    if use_compile:
+        net = torch.compile(net)
+
+    def amp():
+        return torch.autocast(device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+
+    def save_all(at_step: int) -> None:
+        if world > 1:  # every rank contributes its data RNG state
+            gathered: list[Any] = [None] * world
+            dist.all_gather_object(gathered, rng_state_to_json(rng))
+            if main:
+                _save_with(gathered, at_step)
+        else:
+            _save_with([rng_state_to_json(rng)], at_step)
+
+    def _save_with(rngs, at_step):
+        save_checkpoint(run_dir, model, optimizer, {
+            "step": at_step,
+            "data_rng": rngs,
+            "torch_rng": _b64(torch.get_rng_state()),
+            "cuda_rng": _b64(torch.cuda.get_rng_state(device)) if device.type == "cuda" else None,
+            "world_size": world,
+        })
+
+    stop = {"signal": None}
+
+    def on_signal(signum, frame):  # finish the current step, then save and stop
+        stop["signal"] = signum
+
+    old_handlers = {}
+    if main:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not in the main thread
+                old_handlers[sig] = signal.signal(sig, on_signal)
+
+    bar = _progress(tc, step, main)
+    writer = _tensorboard(run_dir) if main else None
+    tokens_per_step = tc.batch_size * tc.seq_len
+    t0 = time.perf_counter()
+    t_last, steps_since = t0, 0
+    last_loss, val_loss, val_acc, tok_s = float("nan"), None, None, 0.0
+    model.train()
+    try:
+        while step < tc.max_steps:
+            lr = lr_at(step, tc)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = torch.zeros((), device=device)
+            for i in range(tc.grad_accum):
+                b = data.batch(micro, rng)
+                ids, labels = b.input_ids.to(device, non_blocking=True), b.labels.to(device, non_blocking=True)
+                pos = b.positions.to(device) if b.positions is not None else None
+                sync = contextlib.nullcontext()
+                if world > 1 and i < tc.grad_accum - 1:
+                    sync = net.no_sync() if hasattr(net, "no_sync") else contextlib.nullcontext()
+                with sync, amp():
+                    loss = net(ids, positions=pos, labels=labels).loss / tc.grad_accum
+                    loss.backward()
+                loss_sum += loss.detach()
+            if world > 1:
+                dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
+            last_loss = float(loss_sum)
+            if not math.isfinite(last_loss):
+                raise TrainingDiverged(
+                    f"loss became {last_loss} at step {step + 1}; stopped without saving: the last good "
+                    f"checkpoint in {run_dir} is kept (lower train.lr or raise train.warmup_steps)"
+                )
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            steps_since += 1
+
+            record: dict[str, Any] = {}
+            if step % tc.log_every == 0 or step == tc.max_steps:
+                now = time.perf_counter()
+                tok_s = steps_since * tokens_per_step / max(now - t_last, 1e-9)
+                t_last, steps_since = now, 0
+                record.update(train_loss=round(last_loss, 6), lr=lr, tokens_per_s=round(tok_s, 1))
+            if step % tc.eval_every == 0 or step == tc.max_steps:
+                val_loss, val_acc = evaluate(model, data, tc.eval_batches, micro, device, amp, seed=tc.seed)
+                model.train()
+                record.update(val_loss=round(val_loss, 6), train_loss=round(last_loss, 6))
+                if val_acc is not None:
+                    record["val_accuracy"] = round(val_acc, 6)
+            if record and main:
+                record = {"step": step, **record, "elapsed_s": round(time.perf_counter() - t0, 3)}
+                _append_metrics(run_dir, record, writer)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{last_loss:.3f}", tok_s=f"{tok_s:,.0f}",
+                                **({"val": f"{val_loss:.3f}"} if val_loss is not None else {}))
+            stop_now = stop["signal"] is not None
+            if world > 1:
+                flag = torch.tensor([1.0 if stop_now else 0.0], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                stop_now = bool(flag.item())
+            if step % tc.checkpoint_every == 0 or step == tc.max_steps or stop_now:
+                save_all(step)
+            if stop_now:
+                raise TrainingInterrupted(
+                    f"interrupted at step {step}; checkpoint saved in {run_dir}. Continue with: "
+                    f"posemb train --resume {run_dir}"
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+    wall = time.perf_counter() - t0
+    return TrainResult(step, last_loss, val_loss, val_acc, tok_s, wall, run_dir)
+
+
+@torch.no_grad()
+def evaluate(model: Transformer, data: TrainData, n_batches: int, batch_size: int, device: torch.device,
+             amp, seed: int = 0, seq_len: int | None = None) -> tuple[float, float | None]:
+    """Mean validation loss over fixed batches (same batches every time); accuracy for tasks."""
+    model.eval()
+    rng = np.random.default_rng([seed, 10_000])  # independent of the training stream
+    losses, accs = [], []
+    for _ in range(n_batches):
+        b = data.batch(batch_size, rng, split="val", seq_len=seq_len)
+        ids, labels = b.input_ids.to(device), b.labels.to(device)
+        with amp():
+            out = model(ids, labels=labels)
+        losses.append(float(out.loss))
+        if data.is_synthetic:
+            from ..data import exact_match_from_logits
+
+            accs.append(exact_match_from_logits(out.logits.float(), labels))
+    return float(np.mean(losses)), (float(np.mean(accs)) if accs else None)
+
+
+def _progress(tc, step: int, main: bool):
+    if not (main and tc.progress):
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    return tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, leave=True)
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard not installed: metrics.jsonl only
+        return None
+    return SummaryWriter(str(run_dir / "tb"))
+
+
+def _append_metrics(run_dir: Path, record: dict[str, Any], writer) -> None:
+    with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    if writer is not None:
+        for k, v in record.items():
+            if k != "step" and isinstance(v, (int, float)):
+                writer.add_scalar(k, v, record["step"])
+
+
+def _truncate_metrics(run_dir: Path, step: int) -> None:
+    """On resume, drop metric lines written after the checkpoint being resumed."""
+    path = run_dir / METRICS_FILE
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except ValueError:  # a line torn by a kill
+            continue
+    atomic_write_text(path, "".join(k + "\n" for k in kept))
