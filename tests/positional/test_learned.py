@@ -82,7 +82,9 @@ def test_left_padding_ids_match_roberta_convention():
     mask = (input_ids != pad).long()
     create = getattr(RobertaEmbeddings, "create_position_ids_from_input_ids", None)
     if create is None:  # older transformers: a module-level function
-        from transformers.models.roberta.modeling_roberta import create_position_ids_from_input_ids as create
+        from transformers.models.roberta.modeling_roberta import (
+            create_position_ids_from_input_ids as create,
+        )
     expected = create(input_ids, pad)
     pe = LearnedAbsolutePositionalEmbedding(16, 4, offset=2)
     rows = pe.table_index(pe.position_ids(attention_mask=mask), mask)
