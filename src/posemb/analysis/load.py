@@ -1,0 +1,285 @@
+"""Find a learned position table: in a posemb run, a safetensors file or a Hugging Face directory.
+
+Only safetensors are read, tensor by tensor (``safe_open``); nothing is ever unpickled, so
+a directory holding only ``pytorch_model.bin`` is refused with the way to convert it.
+
+- posemb run: ``pos.weight`` from ``model.safetensors``, the offset from
+  ``model.position_options``, and the exact initial table, recreated by seeding
+  ``train.seed`` and building the model as the trainer does.
+- safetensors file: the tensor named by ``--key``, else the unique 2-D tensor whose name
+  contains ``pos``.
+- Hugging Face directory: the position table of GPT-2, BERT, RoBERTa, OPT or DistilBERT,
+  with the reserved rows of RoBERTa (``padding_idx + 1``) and OPT (2).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import Tensor
+
+from ..positional.names import closest
+
+RUN_KEY = "pos.weight"
+# model_type -> (the table's name, reserved rows). Names match as a suffix after a '.', so
+# GPT2Model's "wpe.weight" and GPT2LMHeadModel's "transformer.wpe.weight" both match.
+HF_TABLES: dict[str, tuple[str, int]] = {
+    "gpt2": ("wpe.weight", 0),
+    "bert": ("embeddings.position_embeddings.weight", 0),
+    "roberta": ("embeddings.position_embeddings.weight", 2),  # padding_idx + 1 (see _hf_offset)
+    "xlm-roberta": ("embeddings.position_embeddings.weight", 2),
+    "camembert": ("embeddings.position_embeddings.weight", 2),
+    "opt": ("decoder.embed_positions.weight", 2),  # OPTLearnedPositionalEmbedding: offset 2
+    "distilbert": ("embeddings.position_embeddings.weight", 0),
+}
+_ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert")
+_PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+@dataclass
+class LoadedTable:
+    """A position table and what is known about it.
+
+    Attributes:
+        table: ``[offset + n, d]`` the whole table as stored (float32 or wider).
+        offset: reserved leading rows (not positions; excluded from the diagnostics).
+        key: the tensor's name.
+        source: the path given.
+        kind: ``"posemb run"``, ``"safetensors file"`` or ``"Hugging Face <model_type>"``.
+        initial: the exact initial table (same shape) when known (posemb runs), else None.
+        init_note: how ``initial`` was obtained, or why it is unknown.
+        context: facts of a posemb run (``seq_len``, ``positions``, ``causal``, ``seed``,
+            ``max_positions``, ``step``) used to explain the result.
+    """
+
+    table: Tensor
+    offset: int
+    key: str
+    source: Path
+    kind: str
+    initial: Tensor | None = None
+    init_note: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def load_table(source: str | Path, key: str | None = None, offset: int | None = None) -> LoadedTable:
+    """Load the position table at ``source`` (see the module doc for what is accepted).
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist.
+        ValueError: no table, an ambiguous one, a non-learned run, pickle-only weights, a
+            bad ``offset``; the message names what was found and how to choose.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{str(path)!r} does not exist; pass a posemb run directory, a .safetensors file or a "
+            "local Hugging Face model directory"
+        )
+    if path.is_file():
+        if path.suffix in _PICKLES:
+            raise ValueError(f"{path} is a pickle checkpoint; posemb reads safetensors only and never unpickles "
+                             "weights (convert it: save_pretrained(DIR) writes model.safetensors)")
+        loaded = _from_file(path, key)
+    else:
+        config = path / "config.json"
+        data = _read_json(config) if config.is_file() else None
+        if data is not None and "model_type" in data:
+            loaded = _from_hf(path, data, key)
+        elif data is not None and isinstance(data.get("model"), dict):
+            loaded = _from_run(path, key)
+        elif data is not None:
+            raise ValueError(f"{config} is neither a posemb run config (no [model] group) nor a Hugging Face "
+                             "config (no model_type); pass the .safetensors file itself with --key NAME")
+        elif (path / "model.safetensors").is_file():
+            loaded = _from_file(path / "model.safetensors", key)
+        else:
+            _refuse_pickles(path)
+            raise ValueError(f"{path} holds no config.json and no model.safetensors; pass a posemb run, a "
+                             "Hugging Face model directory or a .safetensors file")
+    if offset is not None:
+        loaded.offset = offset
+    rows = loaded.table.shape[0]
+    if not 0 <= loaded.offset <= rows - 2:
+        raise ValueError(f"--offset {loaded.offset} leaves fewer than 2 positions in {loaded.key} ({rows} rows); "
+                         f"choose an offset from 0 to {rows - 2}")
+    return loaded
+
+
+# -- safetensors ----------------------------------------------------------------------------------
+def list_tensors(path: Path) -> dict[str, tuple[int, ...]]:
+    """``{name: shape}`` of a safetensors file, read from its header only."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})") from None
+
+
+def read_tensor(path: Path, key: str) -> Tensor:
+    """One tensor of a safetensors file, as float32 (or wider, if stored wider)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            t = f.get_tensor(key)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ValueError(f"cannot read {key!r} from {path} ({str(e).splitlines()[0]})") from None
+    return t if t.dtype == torch.float64 else t.float()
+
+
+def guess_table_key(shapes: dict[str, tuple[int, ...]], where: str) -> str:
+    """The unique 2-D tensor whose name contains ``pos`` (case-insensitive), or a ValueError listing candidates."""
+    found = [k for k, s in shapes.items() if len(s) == 2 and "pos" in k.lower()]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ValueError(f"{where} has no 2-D tensor with 'pos' in its name; choose the table with --key NAME "
+                         f"(2-D tensors: {_names(k for k, s in shapes.items() if len(s) == 2)})")
+    raise ValueError(f"{where} has {len(found)} candidate position tables: {_names(found)}; "
+                     "choose one with --key NAME")
+
+
+def _check_key(shapes: dict[str, tuple[int, ...]], key: str, where: str) -> None:
+    if key not in shapes:
+        two_d = [k for k, s in shapes.items() if len(s) == 2]
+        near = closest(key, list(shapes))
+        hint = f" Did you mean {near!r}?" if near else ""
+        raise ValueError(f"{where} has no tensor {key!r}.{hint} 2-D tensors: {_names(two_d)}")
+    if len(shapes[key]) != 2:
+        raise ValueError(f"{key!r} in {where} has shape {shapes[key]}; a position table is 2-D [positions, width]")
+
+
+def _names(names, limit: int = 12) -> str:
+    names = list(names)
+    more = f", … ({len(names) - limit} more)" if len(names) > limit else ""
+    return (", ".join(names[:limit]) + more) if names else "none"
+
+
+def _from_file(path: Path, key: str | None) -> LoadedTable:
+    shapes = list_tensors(path)
+    key = key or guess_table_key(shapes, str(path))
+    _check_key(shapes, key, str(path))
+    return LoadedTable(read_tensor(path, key), 0, key, path, "safetensors file",
+                       init_note="initial values unknown: untrained rows found by a heuristic")
+
+
+# -- posemb runs --------------------------------------------------------------------------------------
+def _from_run(run_dir: Path, key: str | None) -> LoadedTable:
+    from ..train.checkpoint import MODEL_FILE, complete_pending, read_config
+
+    cfg = read_config(run_dir)
+    scheme = cfg.model.position
+    if key is None and scheme != "learned":
+        raise ValueError(f"analyze needs a learned table; {run_dir} uses {scheme} (no position table to "
+                         "analyze). Train with model.position=learned, or name a tensor with --key")
+    complete_pending(run_dir)  # as load_model does: finish a journalled checkpoint
+    weights = run_dir / MODEL_FILE
+    if not weights.is_file():
+        raise ValueError(f"{weights} is missing; the run has no checkpoint yet")
+    key = key or RUN_KEY
+    shapes = list_tensors(weights)
+    _check_key(shapes, key, str(weights))
+    table = read_tensor(weights, key)
+    tc = cfg.train
+    context = {"scheme": scheme, "seq_len": tc.seq_len, "positions": tc.positions, "causal": cfg.model.causal,
+               "seed": tc.seed, "max_positions": cfg.model.max_positions,
+               "init": cfg.model.position_options.get("init", "normal"), "step": _run_step(run_dir)}
+    initial, note = _initial_table(cfg, key, table.shape)
+    return LoadedTable(table, int(cfg.model.position_options.get("offset", 0)), key, run_dir, "posemb run",
+                       initial=initial, init_note=note, context=context)
+
+
+def _initial_table(cfg, key: str, shape: torch.Size) -> tuple[Tensor | None, str]:
+    """The run's exact initial table: the trainer seeds ``train.seed`` then builds the model."""
+    from ..model import Transformer
+
+    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG alone
+        torch.manual_seed(cfg.train.seed)
+        model = Transformer(cfg.model)
+    initial = model.state_dict().get(key)
+    if initial is None or initial.shape != shape:
+        return None, f"the initial {key!r} could not be recreated: untrained rows found by a heuristic"
+    return initial.detach().float(), f"exact: initial table recreated from train.seed={cfg.train.seed}"
+
+
+def _run_step(run_dir: Path) -> int | None:
+    state = run_dir / "trainer_state.json"
+    try:
+        return int(json.loads(state.read_text(encoding="utf-8"))["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# -- Hugging Face ---------------------------------------------------------------------------------------
+def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> LoadedTable:
+    model_type = str(config["model_type"])
+    files = _hf_weight_files(model_dir)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in sorted(set(files.values())):
+        shapes.update(list_tensors(f))
+    where = f"{model_dir} ({model_type})"
+    known = HF_TABLES.get(model_type)
+    if key is None and known is None:
+        key = guess_table_key(shapes, f"{where}, a model type analyze has no rule for,")
+    elif key is None:
+        suffix = known[0]
+        found = [k for k in shapes if k == suffix or k.endswith("." + suffix)]
+        if not found:
+            raise ValueError(f"{where} has no tensor named *{suffix}; choose the table with --key NAME "
+                             f"(2-D tensors: {_names(k for k, s in shapes.items() if len(s) == 2)})")
+        if len(found) > 1:
+            raise ValueError(f"{where} has {len(found)} candidate position tables: {_names(found)}; "
+                             "choose one with --key NAME")
+        key = found[0]
+    _check_key(shapes, key, where)
+    offset = 0
+    if known is not None and (key == known[0] or key.endswith("." + known[0])):
+        offset = _hf_offset(model_type, config, known[1])
+    return LoadedTable(read_tensor(files[key], key), offset, key, model_dir, f"Hugging Face {model_type}",
+                       init_note="initial values unknown: untrained rows found by a heuristic",
+                       context={"model_type": model_type})
+
+
+def _hf_offset(model_type: str, config: dict[str, Any], default: int) -> int:
+    if model_type in _ROBERTA_LIKE and isinstance(config.get("pad_token_id"), int):
+        return config["pad_token_id"] + 1  # RobertaEmbeddings: positions start at padding_idx + 1
+    return default
+
+
+def _hf_weight_files(model_dir: Path) -> dict[str, Path]:
+    """``{tensor name: safetensors file}`` for a single-file or sharded checkpoint."""
+    single = model_dir / "model.safetensors"
+    if single.is_file():
+        return dict.fromkeys(list_tensors(single), single)
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = _read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ValueError(f"{index} has no weight_map; the sharded checkpoint is damaged")
+        return {k: model_dir / v for k, v in weight_map.items()}
+    _refuse_pickles(model_dir)
+    raise ValueError(f"{model_dir} has no model.safetensors (or sharded model.safetensors.index.json)")
+
+
+def _refuse_pickles(model_dir: Path) -> None:
+    pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in _PICKLES)
+    if pickles:
+        raise ValueError(
+            f"{model_dir} has only {pickles[0]} (a pickle) and no model.safetensors; posemb never unpickles "
+            "weights. Convert it once where you trust the file: "
+            "AutoModel.from_pretrained(DIR).save_pretrained(DIR) writes model.safetensors"
+        )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    return data

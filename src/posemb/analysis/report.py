@@ -1,0 +1,136 @@
+"""``posemb analyze`` outputs: analysis.json, the PNGs, report.md and a self-contained report.html.
+
+``analyze(source, out_dir)`` is the whole job (the CLI is a thin wrapper): load the table,
+run the diagnostics, draw, and write. The HTML page embeds every PNG as a
+``data:image/png;base64`` URI, so the one file opens anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data import atomic_write_text
+from .load import LoadedTable, load_table
+from .plots import plot_analysis
+from .summary import TableAnalysis, analyze_table, plain_reading
+from .table import format_ranges
+
+CAPTIONS = {
+    "cosine": "Cosine similarity between positions",
+    "pca_2d": "PCA trajectory (2-D), coloured by position",
+    "pca_3d": "PCA trajectory (3-D)",
+    "spectrum": "Per-dimension spectrum over positions (dims × frequency)",
+    "norms": "Row norms (untrained rows shaded)",
+    "nn_offsets": "Offset of each row's nearest neighbour",
+}
+
+
+@dataclass
+class AnalyzeResult:
+    """What ``analyze`` produced."""
+
+    loaded: LoadedTable
+    analysis: TableAnalysis
+    summary: dict[str, Any]  # the contents of analysis.json
+    reading: list[str]
+    files: dict[str, Path]  # "json", "report_md", "report_html" and each plot
+
+
+def analyze(source: str | Path, out_dir: str | Path, key: str | None = None,
+            offset: int | None = None) -> AnalyzeResult:
+    """Analyse the position table at ``source`` and write every output into ``out_dir``."""
+    loaded = load_table(source, key=key, offset=offset)
+    a = analyze_table(loaded.table, loaded.offset, loaded.initial)
+    reading = plain_reading(a, loaded.context)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {str(out)!r} is a file; choose a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "source": str(loaded.source),
+        "kind": loaded.kind,
+        "key": loaded.key,
+        "init": loaded.init_note,
+        "context": loaded.context,
+        **a.to_json(),
+        "reading": reading,
+    }
+    plots = plot_analysis(a, out)
+    files: dict[str, Path] = {"json": out / "analysis.json", **plots}
+    atomic_write_text(files["json"], json.dumps(summary, indent=2) + "\n")
+    files["report_md"] = out / "report.md"
+    files["report_html"] = out / "report.html"
+    atomic_write_text(files["report_md"], report_markdown(summary, plots, out))
+    atomic_write_text(files["report_html"], report_html(summary, plots))
+    return AnalyzeResult(loaded, a, summary, reading, files)
+
+
+def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The key numbers as (label, value) rows, for the reports and the terminal."""
+    u = s["untrained"]
+    nn = s["nearest_neighbor_offsets"]
+    dom = ", ".join(f"{d['offset']:+d} ({d['fraction']:.0%})" for d in nn["dominant"][:3])
+    if "trained_rows_only" in nn:
+        dom += "; among trained rows: " + ", ".join(
+            f"{d['offset']:+d} ({d['fraction']:.0%})" for d in nn["trained_rows_only"]["dominant"][:3])
+    spec = s["spectrum"]
+    adj_t = s["cosine"]["mean_adjacent_trained"]
+    reserved = s["reserved"]["rows"]
+    rows = [
+        ("table", f"{s['key']} [{s['table_rows']} × {s['dim']}] from {s['kind']}"),
+        ("positions analysed", f"{s['n_rows']} (offset {s['offset']}: " +
+         (f"reserved rows {format_ranges(reserved)} excluded)" if reserved else "no reserved rows)")),
+        (f"untrained rows ({u['method']})",
+         f"{u['count']}" + (f": positions {format_ranges(u['rows'])}" if u["rows"] else "")),
+        ("mean cosine of adjacent rows", f"{s['cosine']['mean_adjacent']:.3f}" +
+         (f" (trained rows: {adj_t:.3f})" if adj_t is not None and u["rows"] else "")),
+        ("explained variance, 2-D / 3-D", f"{s['explained_variance_2d']:.1%} / {s['explained_variance_3d']:.1%}"),
+        ("nearest-neighbour offsets", dom),
+        ("sinusoid-like dimensions", f"{spec['sinusoid_like_dims']} of {s['dim']} "
+         f"(≥{spec['threshold']:.0%} of energy in one peak; median period {spec['median_dominant_period']:.1f})"),
+        ("row norms", f"mean {s['norms']['mean']:.4f}, min {s['norms']['min']:.4f}, max {s['norms']['max']:.4f}"),
+        ("initial values", s["init"]),
+    ]
+    return rows
+
+
+def report_markdown(s: dict[str, Any], plots: dict[str, Path], out_dir: Path) -> str:
+    lines = [f"# Position table analysis: {s['source']}", "", "## Reading", "", " ".join(s["reading"]), "",
+             "## Summary", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in summary_rows(s)]
+    lines += [""]
+    for name, path in plots.items():
+        rel = path.relative_to(out_dir) if path.is_relative_to(out_dir) else path
+        lines += [f"## {CAPTIONS.get(name, name)}", "", f"![{CAPTIONS.get(name, name)}]({rel})", ""]
+    lines += ["All numbers: `analysis.json`. Rows are positions (table row = offset + position).", ""]
+    return "\n".join(lines)
+
+
+def report_html(s: dict[str, Any], plots: dict[str, Path]) -> str:
+    esc = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>Position table analysis: {esc(s['source'])}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+        "img{max-width:100%}.reading{background:#f6f8fa;padding:.8em 1em;border-left:4px solid #4a7}</style>",
+        "</head><body>",
+        f"<h1>Position table analysis: {esc(s['source'])}</h1>",
+        f"<p class='reading'>{esc(' '.join(s['reading']))}</p>",
+        "<h2>Summary</h2><table>",
+    ]
+    parts += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in summary_rows(s)]
+    parts.append("</table>")
+    for name, path in plots.items():
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        caption = esc(CAPTIONS.get(name, name))
+        parts.append(f"<h2>{caption}</h2><figure><img alt='{caption}' src='data:image/png;base64,{data}'>"
+                     "</figure>")
+    parts.append("<p>All numbers are in analysis.json beside this page. Rows are positions "
+                 "(table row = offset + position).</p></body></html>")
+    return "\n".join(parts)

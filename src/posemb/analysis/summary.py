@@ -1,0 +1,242 @@
+"""All diagnostics of one table, their JSON summary and a plain reading of them.
+
+``analyze_table`` runs every function of :mod:`posemb.analysis.table` on the position rows
+(reserved offset rows split off and reported on their own); ``plain_reading`` turns the
+numbers into two sentences a person can act on.
+
+Notation: ``n`` positions, ``d`` width, ``k`` principal components.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .table import (
+    HeuristicUntrained,
+    PCAResult,
+    SpectrumResult,
+    adjacent_cosine,
+    as_float64,
+    cosine_by_distance,
+    dominant_offsets,
+    format_ranges,
+    nearest_neighbor_offsets,
+    offset_histogram,
+    pca,
+    row_norms,
+    spectrum,
+    summarize_spectrum,
+    to_ranges,
+    untrained_rows,
+    untrained_rows_heuristic,
+)
+
+
+@dataclass
+class TableAnalysis:
+    """Every diagnostic of a table's position rows (positions, not table rows: row = offset + position).
+
+    Attributes:
+        weight: ``[n, d]`` float64 position rows.
+        offset: reserved rows before them (not analysed, see ``reserved``).
+        pca: principal components (``k = 3``).
+        spectrum: per-dimension FFT over positions.
+        norms: ``[n]`` row norms.
+        adjacent: ``[n - 1]`` cosine of each row with the next.
+        by_distance: ``[m + 1]`` mean cosine at distance ``0 .. m``.
+        nn_offsets: ``[n]`` offset ``j - i`` of each row's most similar other row.
+        trained_nn_offsets: the same among trained rows only (when some rows are untrained).
+        untrained: positions whose rows never moved (exact) or look so (heuristic).
+        untrained_method: ``"exact"`` or ``"heuristic"``.
+        heuristic: the heuristic's details when it was used.
+        reserved: facts about the reserved rows (norms, whether they moved).
+    """
+
+    weight: Tensor
+    offset: int
+    pca: PCAResult
+    spectrum: SpectrumResult
+    norms: Tensor
+    adjacent: Tensor
+    by_distance: Tensor
+    nn_offsets: Tensor
+    untrained: list[int]
+    untrained_method: str
+    heuristic: HeuristicUntrained | None = None
+    trained_nn_offsets: Tensor | None = None
+    reserved: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def trained_adjacent(self) -> Tensor:
+        """Adjacent cosines of pairs where neither row is untrained."""
+        keep = torch.ones(self.n_rows, dtype=torch.bool)
+        keep[self.untrained] = False
+        return self.adjacent[keep[:-1] & keep[1:]]
+
+    def to_json(self) -> dict[str, Any]:
+        """Every number, JSON-able (what ``analysis.json`` holds)."""
+        ratio = self.pca.explained_variance_ratio
+        trained_adj = self.trained_adjacent
+        out: dict[str, Any] = {
+            "n_rows": self.n_rows,
+            "offset": self.offset,
+            "table_rows": self.offset + self.n_rows,
+            "dim": self.dim,
+            "rows_are": "positions (table row = offset + position)",
+            "explained_variance_ratio": [round(float(v), 6) for v in ratio[:16]],
+            "explained_variance_2d": float(ratio[:2].sum()),
+            "explained_variance_3d": float(ratio[:3].sum()),
+            "untrained": {
+                "method": self.untrained_method,
+                "count": len(self.untrained),
+                "rows": self.untrained,
+                "ranges": [list(r) for r in to_ranges(self.untrained)],
+            },
+            "cosine": {
+                "mean_adjacent": float(self.adjacent.mean()),
+                "mean_adjacent_trained": float(trained_adj.mean()) if trained_adj.numel() else None,
+                "by_distance": [round(float(v), 6) for v in self.by_distance],
+            },
+            "nearest_neighbor_offsets": {
+                "histogram": {str(k): v for k, v in offset_histogram(self.nn_offsets).items()},
+                "dominant": dominant_offsets(self.nn_offsets),
+                "fraction_adjacent": float((self.nn_offsets.abs() == 1).double().mean()),
+            },
+            "norms": _describe(self.norms),
+            "spectrum": summarize_spectrum(self.spectrum),
+            "reserved": self.reserved,
+        }
+        if self.heuristic is not None:
+            out["untrained"]["heuristic"] = {
+                "rule": "runs (>= 2 rows) of rows whose largest |cosine| with a neighbour is below "
+                        "weak_threshold, holding one below threshold, while the other rows are smooth "
+                        "(median adjacent cosine >= 0.5)",
+                "threshold": self.heuristic.threshold,
+                "weak_threshold": self.heuristic.weak_threshold,
+                "table_smooth": self.heuristic.smooth,
+                "median_adjacent_cosine_of_other_rows": self.heuristic.median_adjacent_cosine,
+            }
+        if self.trained_nn_offsets is not None:
+            out["nearest_neighbor_offsets"]["trained_rows_only"] = {
+                "dominant": dominant_offsets(self.trained_nn_offsets),
+                "fraction_adjacent": float((self.trained_nn_offsets.abs() == 1).double().mean()),
+            }
+        if self.untrained:
+            keep = torch.ones(self.n_rows, dtype=torch.bool)
+            keep[self.untrained] = False
+            out["norms"]["trained"] = _describe(self.norms[keep]) if keep.any() else None
+            out["norms"]["untrained"] = _describe(self.norms[~keep])
+        return out
+
+
+def analyze_table(table: Tensor, offset: int = 0, initial: Tensor | None = None,
+                  max_distance: int = 64) -> TableAnalysis:
+    """Run every diagnostic on ``table[offset:]``.
+
+    Args:
+        table: ``[offset + n, d]`` the stored table, reserved rows included.
+        offset: reserved leading rows, excluded from the diagnostics and reported apart.
+        initial: ``[offset + n, d]`` its exact initial values when known: untrained rows are
+            then the rows equal to them (exact); otherwise a heuristic is used and said so.
+        max_distance: longest distance for the mean cosine by distance.
+    """
+    if table.dim() != 2:
+        raise ValueError(f"a position table must be 2-D [positions, width], got shape {tuple(table.shape)}")
+    if not 0 <= offset <= table.shape[0] - 2:
+        raise ValueError(f"offset {offset} leaves fewer than 2 positions in a table of {table.shape[0]} rows")
+    w = as_float64(table[offset:])  # [n, d]
+    heuristic = None
+    if initial is not None:
+        untrained = untrained_rows(table[offset:], initial[offset:])
+        method = "exact"
+    else:
+        heuristic = untrained_rows_heuristic(w)
+        untrained, method = heuristic.rows, "heuristic"
+    trained = torch.ones(w.shape[0], dtype=torch.bool)
+    trained[untrained] = False
+    trained_nn = nearest_neighbor_offsets(w, among=trained) if untrained and int(trained.sum()) >= 2 else None
+    reserved: dict[str, Any] = {"rows": list(range(offset))}
+    if offset:
+        reserved["norms"] = [float(v) for v in table[:offset].detach().cpu().double().norm(dim=1)]
+        if initial is not None:
+            reserved["untrained"] = untrained_rows(table[:offset], initial[:offset])
+    return TableAnalysis(
+        weight=w, offset=offset, pca=pca(w, 3), spectrum=spectrum(w), norms=row_norms(w),
+        adjacent=adjacent_cosine(w), by_distance=cosine_by_distance(w, max_distance),
+        nn_offsets=nearest_neighbor_offsets(w), untrained=untrained, untrained_method=method,
+        heuristic=heuristic, trained_nn_offsets=trained_nn, reserved=reserved,
+    )
+
+
+def plain_reading(a: TableAnalysis, context: dict[str, Any] | None = None) -> list[str]:
+    """Two sentences: which rows never trained (and why), then how the trained rows are organised."""
+    return [_untrained_sentence(a, context or {}), _structure_sentence(a)]
+
+
+def _untrained_sentence(a: TableAnalysis, ctx: dict[str, Any]) -> str:
+    n, rows = a.n_rows, a.untrained
+    where = format_ranges(rows)
+    if a.untrained_method == "heuristic":
+        h = a.heuristic
+        assert h is not None
+        if not h.smooth:
+            return (f"Untrained rows cannot be told apart here (heuristic, initial values unknown): the table is "
+                    f"not smooth enough (median adjacent cosine {h.median_adjacent_cosine:.2f}) for rows left at "
+                    "a random init to stand out.")
+        if not rows:
+            return ("No rows look untrained (heuristic, initial values unknown: every row is similar to a "
+                    "neighbour, as trained rows are).")
+        return (f"Positions {where} look untrained ({len(rows)} of {n}; heuristic, initial values unknown: "
+                f"their cosine to each neighbour is below {h.threshold:.2f} while the rest of the table is smooth).")
+    if not rows:
+        extra = ""
+        if ctx.get("positions") in ("random", "offset"):
+            extra = f" (train.positions={ctx['positions']} spreads training over rows past train.seq_len)"
+        return f"Every one of the {n} rows moved from its initial value: the whole table was trained{extra}."
+    seq_len, tail = ctx.get("seq_len"), to_ranges(rows)[-1]
+    sentence = f"Positions {where} ({len(rows)} of {n}) never moved from initialisation"
+    if seq_len is not None and ctx.get("positions") == "start" and len(to_ranges(rows)) == 1 and tail[1] == n - 1:
+        first = tail[0]
+        if first == seq_len:
+            return sentence + f": training never saw sequences longer than {seq_len} (train.seq_len={seq_len})."
+        if first == seq_len - 1 and ctx.get("causal"):
+            return (sentence + f": training never saw sequences longer than {seq_len} (train.seq_len={seq_len}), "
+                    f"and position {seq_len - 1}, the last of every training sequence, predicts no next token in a "
+                    "causal LM, so its row got no gradient either.")
+    return sentence + " (exact: compared with the initial table)."
+
+
+def _structure_sentence(a: TableAnalysis) -> str:
+    adj = a.trained_adjacent if a.untrained and a.trained_adjacent.numel() else a.adjacent
+    which = "adjacent trained rows" if adj is not a.adjacent else "adjacent rows"
+    mean = float(adj.mean())
+    pca2 = float(a.pca.explained_variance_ratio[:2].sum())
+    nn = a.trained_nn_offsets if a.trained_nn_offsets is not None else a.nn_offsets
+    top = dominant_offsets(nn, 1)[0]
+    among = " of trained rows" if a.trained_nn_offsets is not None else " of rows"
+    if mean >= 0.5:
+        head = f"Neighbouring positions are similar (mean cosine of {which} {mean:.2f})"
+    elif mean >= 0.2:
+        head = f"Neighbouring positions are somewhat similar (mean cosine of {which} {mean:.2f})"
+    else:
+        head = (f"Neighbouring positions are nearly unrelated (mean cosine of {which} {mean:.2f}), "
+                "as in a table still close to a random init")
+    return (f"{head}; the first two principal components hold {pca2:.0%} of the variance, and the most common "
+            f"nearest-neighbour offset is {top['offset']:+d} ({top['fraction']:.0%}{among}).")
+
+
+def _describe(x: Tensor) -> dict[str, float]:
+    return {"mean": float(x.mean()), "std": float(x.std()) if x.numel() > 1 else 0.0,
+            "min": float(x.min()), "max": float(x.max()), "argmax": int(x.argmax())}

@@ -1,0 +1,122 @@
+"""``posemb analyze`` end to end: untrained rows of real runs, outputs, and errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from posemb.analysis.plots import plot_cosine_heatmap
+from posemb.cli.main import main
+
+PNGS = ("cosine.png", "pca_2d.png", "pca_3d.png", "spectrum.png", "norms.png", "nn_offsets.png")
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_causal_run_untrained_rows_are_exact(causal_run, tmp_path, capsys):
+    """Trained at T = 24 on 64 rows: rows 24–63 never get a gradient, and neither does row 23.
+
+    In a causal LM the output at the last position (23) of every training sequence has no
+    next token to predict, and no earlier position attends to it, so row 23's gradient is
+    exactly 0 and Adam (no weight decay on the table) leaves it bit-identical. Rows 0–22 moved.
+    """
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["analyze", str(causal_run), "--out", str(out)], capsys)
+    assert code == 0, err
+    s = json.loads((out / "analysis.json").read_text())
+    assert s["untrained"]["method"] == "exact"
+    assert s["untrained"]["rows"] == list(range(23, 64))
+    assert s["untrained"]["ranges"] == [[23, 63]]
+    assert (s["n_rows"], s["offset"], s["dim"]) == (64, 0, 32)
+    assert "23–63" in stdout and str(out / "report.html") in stdout
+    assert "training never saw sequences longer than 24" in s["reading"][0]
+    for name in PNGS:
+        assert (out / name).read_bytes().startswith(b"\x89PNG"), name
+
+
+def test_encoder_run_untrained_rows_are_exactly_past_T(encoder_run, tmp_path, capsys):
+    """A bidirectional encoder trains every row it sees: exactly rows 24–63 stay at init; reports embed their plots."""
+    out = tmp_path / "out"
+    code, _, err = run_cli(["analyze", str(encoder_run), "--out", str(out)], capsys)
+    assert code == 0, err
+    s = json.loads((out / "analysis.json").read_text())
+    assert s["untrained"]["rows"] == list(range(24, 64))
+    assert s["reading"][0].startswith("Positions 24–63 (40 of 64) never moved from initialisation")
+    # report.html is self-contained: every image is a data URI, no file references
+    page = (out / "report.html").read_text()
+    srcs = re.findall(r"""src\s*=\s*['"]([^'"]*)""", page)
+    assert len(srcs) == len(PNGS) and all(v.startswith("data:image/png;base64,") for v in srcs)
+    assert "never moved from initialisation" in page
+    md = (out / "report.md").read_text()
+    assert all(f"]({name})" in md for name in PNGS)
+
+
+def test_key_on_a_bare_safetensors_file(tmp_path, capsys):
+    path = tmp_path / "weights.safetensors"
+    save_file({"a.weight": torch.randn(40, 8), "b.weight": torch.randn(8, 8)}, str(path))
+    code, stdout, err = run_cli(["analyze", str(path), "--key", "a.weight", "--offset", "2",
+                                 "--out", str(tmp_path / "o")], capsys)
+    assert code == 0, err
+    s = json.loads((tmp_path / "o" / "analysis.json").read_text())
+    assert (s["key"], s["n_rows"], s["offset"], s["untrained"]["method"]) == ("a.weight", 38, 2, "heuristic")
+    assert "heuristic" in stdout
+
+
+def _one_line_error(code: int, err: str) -> str:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("posemb: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+def test_error_no_table(tmp_path, capsys):
+    path = tmp_path / "w.safetensors"
+    save_file({"wte.weight": torch.randn(10, 4), "ln.bias": torch.zeros(4)}, str(path))
+    line = _one_line_error(*run_cli(["analyze", str(path), "--out", str(tmp_path / "o")], capsys)[::2])
+    assert "no 2-D tensor with 'pos'" in line and "--key" in line and "wte.weight" in line
+
+
+def test_error_ambiguous_key_lists_candidates(tmp_path, capsys):
+    path = tmp_path / "w.safetensors"
+    save_file({"enc.pos_emb": torch.randn(10, 4), "dec.pos_emb": torch.randn(10, 4)}, str(path))
+    line = _one_line_error(*run_cli(["analyze", str(path), "--out", str(tmp_path / "o")], capsys)[::2])
+    assert "enc.pos_emb" in line and "dec.pos_emb" in line and "--key" in line
+
+
+def test_error_rope_run(rope_run, tmp_path, capsys):
+    line = _one_line_error(*run_cli(["analyze", str(rope_run), "--out", str(tmp_path / "o")], capsys)[::2])
+    assert f"analyze needs a learned table; {rope_run} uses rope" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_error_bin_only_hf_dir(tmp_path, capsys):
+    d = tmp_path / "hf"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    (d / "pytorch_model.bin").write_bytes(b"not read: posemb never unpickles")
+    line = _one_line_error(*run_cli(["analyze", str(d), "--out", str(tmp_path / "o")], capsys)[::2])
+    assert "pytorch_model.bin" in line and "never unpickles" in line and "model.safetensors" in line
+
+
+def test_error_missing_source(tmp_path, capsys):
+    line = _one_line_error(*run_cli(["analyze", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], capsys)[::2])
+    assert "does not exist" in line
+
+
+def test_cosine_heatmap_of_a_long_table(tmp_path):
+    path = plot_cosine_heatmap(torch.randn(3000, 16), tmp_path / "c.png", title="long")
+    assert isinstance(path, Path) and path.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("offset", ["-1", "x"])
+def test_bad_offset_is_a_usage_error(tmp_path, capsys, offset):
+    _one_line_error(*run_cli(["analyze", str(tmp_path), "--offset", offset, "--out", str(tmp_path / "o")], capsys)[::2])
