@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--debug", action="store_true", help="show tracebacks")
         mod.add_arguments(p)
-        p.set_defaults(run=mod.run)
+        p.set_defaults(_run=mod.run)
     return parser
 
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return int(args.run(args) or 0)
+        return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("posemb: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,63 @@
+"""Evaluate a run at several lengths (past the training length too).
+
+Without --extend/--overflow a length past a learned table exits 2 with the library's
+message. --mode sliding scores every token once with up to the table's size of context
+(--stride S tokens between windows). Writes results.json, results.csv, per_position.csv,
+loss_vs_length.png, per_position.png, report.md and report.html in --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import existing_run, int_list, positive_int
+
+HELP = "loss per evaluation length, with extension methods, overflow policies or a sliding window"
+EXAMPLE = "posemb eval runs/a --lengths 128,256,512,1024 --extend interpolate --out runs/a/eval"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..positional.extend import EXTEND_METHODS
+
+    p.add_argument("run_dir", type=existing_run, metavar="RUN")
+    p.add_argument("--lengths", type=int_list, required=True, help="comma-separated, e.g. 128,256,512")
+    p.add_argument("--extend", choices=EXTEND_METHODS, metavar="METHOD", help=f"one of: {', '.join(EXTEND_METHODS)}")
+    p.add_argument("--overflow", choices=("clamp", "wrap"))
+    p.add_argument("--mode", choices=("nonoverlap", "sliding"), default="nonoverlap")
+    p.add_argument("--stride", type=positive_int, help="sliding mode: tokens between window starts")
+    p.add_argument("--data", metavar="SRC", help="evaluation text (default: the run's validation split)")
+    p.add_argument("--max-windows", type=positive_int, default=32, help="sequences per length")
+    p.add_argument("--out", required=True, metavar="DIR")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..eval.runner import check_lengths, describe, eval_tokens, evaluate_run, write_eval_report, write_results
+    from ..train.checkpoint import load_run, read_config
+    from .common import device
+    from .main import UsageError
+
+    if args.extend and args.overflow:
+        raise UsageError("choose --extend or --overflow, not both")
+    model, tokenizer = load_run(args.run_dir, device())
+    cfg = read_config(args.run_dir)
+    check_lengths(model, args.lengths, args.extend, args.overflow, args.mode)
+    data = eval_tokens(cfg, tokenizer, args.data)
+    records = evaluate_run(model, cfg, data, args.lengths, method=args.extend, overflow=args.overflow,
+                           mode=args.mode, stride=args.stride, max_windows=args.max_windows,
+                           byte_level=tokenizer.kind == "byte")
+    out = Path(args.out)
+    write_results(out, records)
+    reading = describe(records)
+    md, page = write_eval_report(out, records, f"posemb eval: {args.run_dir}",
+                                 f"Scheme {cfg.model.position}, trained at {cfg.train.seq_len} tokens "
+                                 f"(positions: {cfg.train.positions}); table size {cfg.model.max_positions}.", reading)
+    metric = "accuracy" if any("accuracy" in r for r in records) else "loss"
+    for r in records:
+        value = r.get(metric)
+        shown = f"{value:.4f}" if value is not None else f"n/a ({r.get('error', '')[:80]})"
+        print(f"L={r['eval_len']:>6}  {metric}={shown}  tokens={r['tokens']}")
+    print(" ".join(reading))
+    print(f"wrote {out / 'results.json'}, {page}")
+    return 0

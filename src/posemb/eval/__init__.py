@@ -1,0 +1,1 @@
+"""Evaluation: length generalisation, the order probe, sweeps and reports."""
