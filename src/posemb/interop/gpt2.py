@@ -1,0 +1,225 @@
+"""posemb <-> Hugging Face GPT-2: one explicit key map, config translation, shape checks.
+
+The two models compute the same function (pre-norm blocks, learned absolute table,
+tanh-GELU, LayerNorm, fused q/k/v in the order q, k, v, tied embeddings). They differ in
+names and in one layout: GPT-2's ``Conv1D`` stores its weight as ``[in, out]`` where
+``nn.Linear`` stores ``[out, in]``, so the four projection matrices are transposed::
+
+    posemb                        Hugging Face (GPT2LMHeadModel)        transpose
+    wte.weight                    transformer.wte.weight
+    pos.weight                    transformer.wpe.weight
+    blocks.{i}.ln_1.{w,b}         transformer.h.{i}.ln_1.{w,b}
+    blocks.{i}.attn.qkv.weight    transformer.h.{i}.attn.c_attn.weight    yes  [3d, d] <-> [d, 3d]
+    blocks.{i}.attn.proj.weight   transformer.h.{i}.attn.c_proj.weight    yes  [d, d]
+    blocks.{i}.ln_2.{w,b}         transformer.h.{i}.ln_2.{w,b}
+    blocks.{i}.mlp.fc.weight      transformer.h.{i}.mlp.c_fc.weight       yes  [f, d] <-> [d, f]
+    blocks.{i}.mlp.proj.weight    transformer.h.{i}.mlp.c_proj.weight     yes  [d, f] <-> [f, d]
+    ln_f.{w,b}                    transformer.ln_f.{w,b}
+    lm_head.weight                lm_head.weight  (only when untied)
+
+Notation: ``d`` width, ``f`` MLP width, ``V`` vocabulary, ``N`` positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..model import ModelConfig
+
+HF_PREFIX = "transformer."
+# GPT-2 checkpoints of older transformers also hold the causal mask as buffers; we never need them.
+IGNORED_HF_SUFFIXES = (".attn.bias", ".attn.masked_bias")
+# posemb activation <-> transformers ACT2FN name (GPT-2's own is "gelu_new", tanh-approximated)
+ACTIVATION_TO_HF = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu"}
+ACTIVATION_FROM_HF = {
+    "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh",
+    "gelu": "gelu", "relu": "relu", "silu": "silu", "swish": "silu",
+}
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """One tensor under its two names; ``transpose``: Conv1D ``[in, out]`` vs Linear ``[out, in]``."""
+
+    posemb: str
+    hf: str
+    transpose: bool
+    shape: tuple[int, ...]  # the posemb shape; the HF shape is reversed when transpose
+
+
+def key_map(cfg: ModelConfig) -> list[KeyPair]:
+    """Every weight of a GPT-2-shaped posemb model, with its HF name and expected shape."""
+    d, f, V, N = cfg.d_model, cfg.ff_dim, cfg.vocab_size, cfg.max_positions
+    pairs = [KeyPair("wte.weight", "transformer.wte.weight", False, (V, d)),
+             KeyPair("pos.weight", "transformer.wpe.weight", False, (N, d))]
+    for i in range(cfg.n_layer):
+        p, h = f"blocks.{i}.", f"transformer.h.{i}."
+        pairs += [
+            KeyPair(p + "ln_1.weight", h + "ln_1.weight", False, (d,)),
+            KeyPair(p + "ln_1.bias", h + "ln_1.bias", False, (d,)),
+            KeyPair(p + "attn.qkv.weight", h + "attn.c_attn.weight", True, (3 * d, d)),
+            KeyPair(p + "attn.qkv.bias", h + "attn.c_attn.bias", False, (3 * d,)),
+            KeyPair(p + "attn.proj.weight", h + "attn.c_proj.weight", True, (d, d)),
+            KeyPair(p + "attn.proj.bias", h + "attn.c_proj.bias", False, (d,)),
+            KeyPair(p + "ln_2.weight", h + "ln_2.weight", False, (d,)),
+            KeyPair(p + "ln_2.bias", h + "ln_2.bias", False, (d,)),
+            KeyPair(p + "mlp.fc.weight", h + "mlp.c_fc.weight", True, (f, d)),
+            KeyPair(p + "mlp.fc.bias", h + "mlp.c_fc.bias", False, (f,)),
+            KeyPair(p + "mlp.proj.weight", h + "mlp.c_proj.weight", True, (d, f)),
+            KeyPair(p + "mlp.proj.bias", h + "mlp.c_proj.bias", False, (d,)),
+        ]
+    pairs += [KeyPair("ln_f.weight", "transformer.ln_f.weight", False, (d,)),
+              KeyPair("ln_f.bias", "transformer.ln_f.bias", False, (d,))]
+    if not cfg.tie_embeddings:
+        pairs.append(KeyPair("lm_head.weight", "lm_head.weight", False, (V, d)))
+    return pairs
+
+
+def _check_keys(given: set[str], expected: set[str], where: str) -> None:
+    missing, unexpected = sorted(expected - given), sorted(given - expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"{where} does not match a GPT-2 of this config: missing {missing[:4]}"
+            f"{' ...' if len(missing) > 4 else ''}, unexpected {unexpected[:4]}{' ...' if len(unexpected) > 4 else ''}"
+        )
+
+
+def _check_shape(name: str, tensor: Tensor, shape: tuple[int, ...], where: str) -> None:
+    if tuple(tensor.shape) != shape:
+        raise ValueError(f"{where}: {name} has shape {tuple(tensor.shape)}, the config expects {shape}")
+
+
+def to_hf(tensors: dict[str, Tensor], cfg: ModelConfig) -> dict[str, Tensor]:
+    """posemb state dict (tied ``lm_head.weight`` optional) -> GPT2LMHeadModel tensors."""
+    pairs = key_map(cfg)
+    given = {k: v for k, v in tensors.items() if not (cfg.tie_embeddings and k == "lm_head.weight")}
+    _check_keys(set(given), {p.posemb for p in pairs}, "the posemb weights")
+    out = {}
+    for p in pairs:
+        t = given[p.posemb]
+        _check_shape(p.posemb, t, p.shape, "the posemb weights")
+        out[p.hf] = (t.T if p.transpose else t).contiguous()
+    return out
+
+
+def normalise_hf_keys(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """GPT2Model (``wte.weight``) or GPT2LMHeadModel (``transformer.wte.weight``) names ->
+    the latter; stale causal-mask buffers dropped."""
+    prefixed = any(k.startswith(HF_PREFIX) for k in tensors)
+    out = {}
+    for k, v in tensors.items():
+        if k.endswith(IGNORED_HF_SUFFIXES):
+            continue
+        out[k if prefixed or k == "lm_head.weight" else HF_PREFIX + k] = v
+    return out
+
+
+def from_hf(tensors: dict[str, Tensor], cfg: ModelConfig) -> dict[str, Tensor]:
+    """GPT-2 tensors (either naming) -> posemb state dict (without ``lm_head`` when tied)."""
+    pairs = key_map(cfg)
+    given = normalise_hf_keys(tensors)
+    if cfg.tie_embeddings:
+        given.pop("lm_head.weight", None)  # some checkpoints store the tied copy too
+    _check_keys(set(given), {p.hf for p in pairs}, "the Hugging Face weights")
+    out = {}
+    for p in pairs:
+        t = given[p.hf]
+        _check_shape(p.hf, t, tuple(reversed(p.shape)) if p.transpose else p.shape, "the Hugging Face weights")
+        out[p.posemb] = (t.T if p.transpose else t).to(torch.float32).contiguous()
+    return out
+
+
+# -- configs ---------------------------------------------------------------------------------------
+def incompatibilities(cfg: ModelConfig) -> list[str]:
+    """Each field of ``cfg`` that GPT-2 cannot express, with its value and what GPT-2 needs."""
+    problems = []
+    if cfg.position != "learned":
+        problems.append(f"model.position={cfg.position!r} (GPT-2 has a learned table: 'learned')")
+    else:
+        opts = cfg.position_options
+        if opts.get("offset", 0) != 0:
+            problems.append(f"model.position_options.offset={opts['offset']} (GPT-2 has no reserved rows: 0)")
+        if opts.get("overflow", "error") != "error":
+            problems.append(
+                f"model.position_options.overflow={opts['overflow']!r} (GPT-2 has no overflow policy: 'error')"
+            )
+    if not cfg.causal:
+        problems.append("model.causal=false (GPT-2 is a causal LM: true)")
+    if cfg.norm != "layernorm":
+        problems.append(f"model.norm={cfg.norm!r} (GPT-2 uses 'layernorm')")
+    if not cfg.bias:
+        problems.append("model.bias=false (GPT-2 has biases: true)")
+    if cfg.activation not in ACTIVATION_TO_HF:
+        problems.append(f"model.activation={cfg.activation!r} (one of {', '.join(ACTIVATION_TO_HF)})")
+    return problems
+
+
+def hf_config(cfg: ModelConfig) -> dict[str, Any]:
+    """``config.json`` of a GPT2LMHeadModel equivalent to ``cfg`` (check compatibility first)."""
+    return {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": cfg.vocab_size,
+        "n_positions": cfg.max_positions,
+        "n_embd": cfg.d_model,
+        "n_layer": cfg.n_layer,
+        "n_head": cfg.n_head,
+        "n_inner": cfg.d_ff,  # None: 4 * n_embd, as posemb
+        "activation_function": ACTIVATION_TO_HF[cfg.activation],
+        "resid_pdrop": cfg.dropout,
+        "embd_pdrop": cfg.dropout,
+        "attn_pdrop": cfg.dropout,
+        "layer_norm_epsilon": cfg.norm_eps,
+        "initializer_range": cfg.init_std,
+        "scale_attn_weights": True,
+        "scale_attn_by_inverse_layer_idx": False,
+        "reorder_and_upcast_attn": False,
+        "add_cross_attention": False,
+        "tie_word_embeddings": cfg.tie_embeddings,
+        "use_cache": True,
+        # posemb tokenizers have no special tokens; GPT-2's 50256 would lie outside a small vocab
+        "bos_token_id": None,
+        "eos_token_id": None,
+        "torch_dtype": "float32",
+    }
+
+
+def model_config_from_hf(config: dict[str, Any], where: str) -> ModelConfig:
+    """A posemb ``gpt2``-preset ModelConfig from a GPT-2 ``config.json``; refuses what posemb
+    cannot compute identically, naming each field."""
+    model_type = config.get("model_type")
+    if model_type != "gpt2":
+        raise ValueError(f"{where} is a {model_type!r} model; import-hf reads GPT-2 (model_type 'gpt2') only")
+    act = config.get("activation_function", "gelu_new")
+    problems = []
+    if act not in ACTIVATION_FROM_HF:
+        problems.append(f"activation_function={act!r} (posemb has {', '.join(ACTIVATION_FROM_HF)})")
+    if not config.get("scale_attn_weights", True):
+        problems.append("scale_attn_weights=false (posemb scales by 1/sqrt(head width))")
+    if config.get("scale_attn_by_inverse_layer_idx", False):
+        problems.append("scale_attn_by_inverse_layer_idx=true (posemb does not scale by layer)")
+    if config.get("add_cross_attention", False):
+        problems.append("add_cross_attention=true (posemb has no cross-attention)")
+    if problems:
+        raise ValueError(f"{where} cannot be imported: {'; '.join(problems)}")
+    try:
+        return ModelConfig.preset(
+            "gpt2",
+            vocab_size=int(config["vocab_size"]),
+            max_positions=int(config.get("n_positions", config.get("n_ctx", 1024))),
+            n_layer=int(config["n_layer"]),
+            n_head=int(config["n_head"]),
+            d_model=int(config["n_embd"]),
+            d_ff=None if config.get("n_inner") is None else int(config["n_inner"]),
+            dropout=float(config.get("resid_pdrop", 0.0)),
+            norm_eps=float(config.get("layer_norm_epsilon", 1e-5)),
+            activation=ACTIVATION_FROM_HF[act],
+            tie_embeddings=bool(config.get("tie_word_embeddings", True)),
+            init_std=float(config.get("initializer_range", 0.02)),
+        )
+    except KeyError as e:
+        raise ValueError(f"{where} lacks the GPT-2 field {e.args[0]!r}") from None

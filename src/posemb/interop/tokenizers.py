@@ -1,0 +1,105 @@
+"""Tokenizers across the posemb / Hugging Face boundary.
+
+Export (posemb run -> HF directory):
+
+- ``bpe``: the run's ``tokenizer.json`` *is* a Hugging Face ``tokenizers`` file; it is
+  copied with a minimal ``tokenizer_config.json`` (``PreTrainedTokenizerFast``), so
+  ``AutoTokenizer.from_pretrained(DST)`` encodes exactly as posemb does.
+- ``byte``: expressed exactly as a byte-level BPE with the 256 byte symbols and no merges
+  (id = byte value, GPT-2's printable stand-in for each byte), same two files.
+- ``char``: not expressible (a ``transformers`` tokenizer maps unknown characters to an
+  unknown token or drops them; posemb's raises). No HF tokenizer is written.
+
+For ``byte`` and ``char`` the posemb file is also kept as ``posemb_tokenizer.json``, which
+``import-hf`` prefers, so a round trip restores the run's own tokenizer.
+
+Import (HF directory -> posemb run), first found wins: ``posemb_tokenizer.json``,
+``tokenizer.json``, ``vocab.json`` + ``merges.txt`` (byte-level BPE, GPT-2's layout), else
+the byte tokenizer with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..data import BPETokenizer, Tokenizer, build_tokenizer, load_tokenizer
+from ..data.atomic import atomic_write_text
+from .files import read_json, write_json
+
+POSEMB_TOKENIZER = "posemb_tokenizer.json"
+HF_TOKENIZER = "tokenizer.json"
+HF_TOKENIZER_CONFIG = "tokenizer_config.json"
+
+
+def byte_symbols() -> list[str]:
+    """The printable character standing for each byte 0..255 in byte-level BPE files.
+
+    Printable Latin-1 bytes (``!``..``~``, ``¡``..``¬``, ``®``..``ÿ``) stand for themselves;
+    the other 68 bytes get U+0100, U+0101, ... in byte order. E.g. byte 32 (space) -> ``Ġ``.
+    """
+    printable = {*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)}
+    symbols, extra = [], 0
+    for b in range(256):
+        if b in printable:
+            symbols.append(chr(b))
+        else:
+            symbols.append(chr(0x100 + extra))
+            extra += 1
+    return symbols
+
+
+def byte_level_tokenizer() -> Any:
+    """A ``tokenizers.Tokenizer`` that encodes as posemb's byte tokenizer: id = UTF-8 byte."""
+    import tokenizers as tk
+
+    vocab = {c: i for i, c in enumerate(byte_symbols())}
+    hf = tk.Tokenizer(tk.models.BPE(vocab=vocab, merges=[]))
+    hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    hf.decoder = tk.decoders.ByteLevel()
+    return hf
+
+
+def export_tokenizer(tokenizer: Tokenizer | None, dst: Path, model_max_length: int) -> list[str]:
+    """Write the HF tokenizer files that express ``tokenizer``; return notes for the user."""
+    if tokenizer is None:
+        return ["the run has no tokenizer.json: no tokenizer files were written"]
+    if tokenizer.kind != "bpe":  # posemb's own file, under a name transformers ignores
+        atomic_write_text(dst / POSEMB_TOKENIZER, json.dumps(tokenizer.to_dict(), ensure_ascii=False, sort_keys=True))
+    if tokenizer.kind == "char":
+        return [
+            "the run's 'char' tokenizer has no transformers equivalent (posemb raises on an unknown "
+            f"character); no tokenizer.json was written (posemb's file is kept as {POSEMB_TOKENIZER})"
+        ]
+    hf = tokenizer.hf if tokenizer.kind == "bpe" else byte_level_tokenizer()
+    atomic_write_text(dst / HF_TOKENIZER, hf.to_str())
+    write_json(dst / HF_TOKENIZER_CONFIG, {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": model_max_length,
+        "clean_up_tokenization_spaces": False,
+    })
+    return []
+
+
+def import_tokenizer(src: Path) -> tuple[Tokenizer, list[str]]:
+    """The tokenizer of a Hugging Face directory, and notes (warnings) for the user."""
+    src = Path(src)
+    if (src / POSEMB_TOKENIZER).is_file():
+        return load_tokenizer(src / POSEMB_TOKENIZER), []
+    if (src / HF_TOKENIZER).is_file():
+        return load_tokenizer(src / HF_TOKENIZER), []
+    if (src / "vocab.json").is_file() and (src / "merges.txt").is_file():
+        import tokenizers as tk
+
+        options = read_json(src / HF_TOKENIZER_CONFIG) if (src / HF_TOKENIZER_CONFIG).is_file() else {}
+        hf = tk.Tokenizer(tk.models.BPE.from_file(str(src / "vocab.json"), str(src / "merges.txt")))
+        hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=bool(options.get("add_prefix_space", False)))
+        hf.decoder = tk.decoders.ByteLevel()
+        return BPETokenizer(hf), ["built tokenizer.json from vocab.json + merges.txt (byte-level BPE)"]
+    return build_tokenizer("byte"), [
+        f"warning: {str(src)!r} has no tokenizer ({HF_TOKENIZER} or vocab.json + merges.txt); the run "
+        "gets posemb's byte tokenizer, which is NOT the model's own: its text will be garbage until "
+        "you fine-tune or replace tokenizer.json"
+    ]
+
