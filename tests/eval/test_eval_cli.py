@@ -1,0 +1,89 @@
+"""posemb eval and sweep end to end on tiny runs (reports, exit codes, resumption)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from posemb.cli.main import main
+from posemb.eval import sweep
+from posemb.train import build_config, train
+
+TINY = {
+    "model.n_layer": 1, "model.d_model": 32, "model.n_head": 2, "model.max_positions": 32,
+    "train.seq_len": 32, "train.batch_size": 4, "train.max_steps": 4, "train.eval_every": 4,
+    "train.checkpoint_every": 4, "train.eval_batches": 1, "train.progress": False,
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "text.txt"
+    path.write_text("the cat chased the dog. the dog chased the cat.\n" * 400)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, corpus) -> Path:
+    d = tmp_path_factory.mktemp("runs") / "a"
+    cache = tmp_path_factory.mktemp("cache")
+    train(build_config("tiny", {**TINY, "data.source": str(corpus), "data.cache_dir": str(cache)}), d)
+    return d
+
+
+def test_eval_past_the_table_without_a_method_exits_2(run_dir, tmp_path, capsys):
+    code = main(["eval", str(run_dir), "--lengths", "32,64", "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "position 63 is past the end of the learned table (32 positions: 0–31)" in err
+    assert "--mode sliding" in err and not (tmp_path / "e" / "results.json").exists()
+
+
+@pytest.mark.parametrize("extra", [["--extend", "interpolate"], ["--overflow", "clamp"], ["--mode", "sliding"]])
+def test_eval_writes_records_and_a_self_contained_report(run_dir, tmp_path, extra):
+    out = tmp_path / "e"
+    assert main(["eval", str(run_dir), "--lengths", "16,32,64", "--max-windows", "2", "--out", str(out), *extra]) == 0
+    records = json.loads((out / "results.json").read_text())
+    assert [r["eval_len"] for r in records] == [16, 32, 64]
+    for r in records:
+        for key in ("scheme", "recipe", "method", "train_len", "eval_len", "mode", "loss", "tokens"):
+            assert key in r
+        assert r["loss"] is not None and r["loss"] > 0 and r["tokens"] > 0
+        assert len(r["per_position"]) == r["eval_len"] - 1
+        assert r["bits_per_byte"] == pytest.approx(r["loss"] / 0.6931471805599453)
+    assert (out / "results.csv").read_text().startswith("scheme,recipe,method")
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2
+    assert "src='" not in page.replace("src='data:", "")
+    assert "## Reading" in (out / "report.md").read_text()
+
+
+def test_sweep_resumes_and_skips_finished_models(tmp_path, corpus, monkeypatch, capsys):
+    monkeypatch.setitem(sweep.BUDGETS, "quick", {
+        "preset": "tiny", "train_len": 16, "windows": 2,
+        "settings": {**{k: v for k, v in TINY.items() if k not in ("train.seq_len", "model.max_positions")},
+                     "data.cache_dir": str(tmp_path / "cache")},
+    })
+    out = tmp_path / "sweep"
+    args = ["sweep", "--schemes", "learned,alibi", "--eval-lens", "16,32", "--data", str(corpus), "--out", str(out)]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    records = json.loads((out / "results.json").read_text())
+    learned = [r for r in records if r["scheme"] == "learned"]
+    assert {r["method"] for r in learned} >= {"interpolate", "tile", "none"}
+    assert {r["mode"] for r in learned} == {"nonoverlap", "sliding"}
+    assert "| scheme |" in (out / "results.md").read_text() and "learned" in first
+    weights = out / "runs" / "learned" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    (out / "runs" / "alibi" / "sweep_eval.json").unlink()  # as if interrupted after model 1
+    assert main(args) == 0
+    second = capsys.readouterr().out
+    assert "learned: finished earlier, skipped" in second
+    assert "alibi: trained earlier, evaluating" in second
+    assert weights.stat().st_mtime_ns == stamp
+    assert json.loads((out / "results.json").read_text()) == records
+    other = ["sweep", "--schemes", "learned", "--eval-lens", "16,64", "--data", str(corpus), "--out", str(out)]
+    assert main(other) == 2
