@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("nonoverlap", "sliding"), default="nonoverlap")
     p.add_argument("--stride", type=positive_int, help="sliding mode: tokens between window starts")
     p.add_argument("--data", metavar="SRC", help="evaluation text (default: the run's validation split)")
-    p.add_argument("--max-windows", type=positive_int, default=32, help="sequences per length")
+    p.add_argument("--max-windows", type=positive_int, default=32, help="sequences of the longest length (shorter lengths cover the same text)")
     p.add_argument("--out", required=True, metavar="DIR")
 
 

@@ -45,11 +45,20 @@ def eval_tokens(cfg, tokenizer, data: str | None, cache_dir: str | None = None):
 def evaluate_run(model: Transformer, cfg, tokens_or_task, lengths: list[int], *, method: str | None = None,
                  overflow: str | None = None, mode: str = "nonoverlap", stride: int | None = None,
                  max_windows: int = 32, byte_level: bool = False, recipe: str | None = None) -> list[dict]:
-    """One record per length. Errors for one length are recorded, not raised."""
+    """One record per length. Errors for one length are recorded, not raised.
+
+    ``max_windows`` counts sequences of the longest length; shorter lengths score the same
+    tokens in more, shorter windows.
+    """
     records = []
-    target = max(lengths)
-    m = adapt_model(model, new_max=target, method=method, overflow=overflow)
+    longest = max(lengths)
     for L in lengths:
+        # every length scores the same stretch of text (max_windows sequences of the longest
+        # length): differences between lengths come from context, not from different text
+        windows = max(1, max_windows * longest // L)
+        # each length gets the table extended to exactly that length (a table that already
+        # covers L is used as it is): what a user evaluating at L would do
+        m = adapt_model(model, new_max=L, method=method, overflow=overflow)
         rec = {
             "scheme": cfg.model.position,
             "recipe": recipe or cfg.train.positions,
@@ -62,9 +71,9 @@ def evaluate_run(model: Transformer, cfg, tokens_or_task, lengths: list[int], *,
             if isinstance(tokens_or_task, SyntheticTask):
                 res = eval_task(m, tokens_or_task, L)
             elif mode == "sliding":
-                res = eval_sliding(m, tokens_or_task, L, stride=stride, max_windows=max_windows)
+                res = eval_sliding(m, tokens_or_task, L, stride=stride, max_windows=windows)
             else:
-                res = eval_nonoverlap(m, tokens_or_task, L, max_windows=max_windows)
+                res = eval_nonoverlap(m, tokens_or_task, L, max_windows=windows)
         except (PositionOutOfRangeError, ValueError) as e:
             res = LengthResult(L, mode, None, 0, error=" ".join(str(e).split()))
         rec.update(loss=res.loss, tokens=res.tokens, perplexity=res.perplexity)

@@ -56,6 +56,7 @@ class SweepPlan:
     budget: str
     data: str
     seed: int = 1337
+    progress: bool = False  # progress bars while training
 
 
 def parse_variants(names: list[str] | None) -> list[str]:
@@ -78,7 +79,7 @@ def variant_config(plan: SweepPlan, name: str):
     settings = dict(budget["settings"])
     settings.update({
         "model.position": scheme, "train.positions": recipe, "train.seq_len": L, "data.source": plan.data,
-        "train.seed": plan.seed, "train.progress": False,
+        "train.seed": plan.seed, "train.progress": plan.progress,
         # a learned table ends at the training length; randomised positions need rows up to 8L
         "model.max_positions": max(plan.eval_lens) if recipe == "random" else L,
     })
@@ -94,7 +95,7 @@ def _finished(run_dir: Path, max_steps: int) -> bool:
 
 def run_sweep(plan: SweepPlan, out: Path, log=print) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "plan.json", json.dumps(plan.__dict__, indent=1))
+    atomic_write_text(out / "plan.json", json.dumps({k: v for k, v in plan.__dict__.items() if k != "progress"}, indent=1))
     records: list[dict] = []
     for k, name in enumerate(plan.variants, 1):
         cfg = variant_config(plan, name)

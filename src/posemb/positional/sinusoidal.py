@@ -51,13 +51,18 @@ class SinusoidalPositionalEmbedding(PositionalScheme):
     Args:
         dim: model width ``d``.
         base: wavelength base.
-        scale: multiplier on the vectors (1.0: as in the paper).
+        scale: multiplier on the vectors. The paper adds the table (entries in [-1, 1]) to
+            token embeddings multiplied by sqrt(d), i.e. of unit scale. posemb's token
+            embeddings are initialised as GPT-2's (std 0.02) and not multiplied, so the
+            default 0.02 keeps the paper's balance between token and position; with
+            ``scale=1.0`` the positions swamp the tokens at initialisation (measured: a
+            quick-budget model reached 3.52 nats/token against 2.89 with 0.02).
     """
 
     name = "sinusoidal"
     adds_to_input = True
 
-    def __init__(self, dim: int, *, base: float = 10000.0, scale: float = 1.0) -> None:
+    def __init__(self, dim: int, *, base: float = 10000.0, scale: float = 0.02) -> None:
         super().__init__()
         if dim <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
