@@ -9,6 +9,7 @@ data.* (source, tokenizer). Several processes: torchrun --nproc_per_node N -m po
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 HELP = "train a model into a run directory"
@@ -26,7 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import TrainingDiverged, TrainingInterrupted, build_config, parse_sets, read_toml, train
+    from ..train import (
+        TrainingDiverged,
+        TrainingInterrupted,
+        build_config,
+        parse_sets,
+        read_toml,
+        train,
+    )
     from .main import UsageError
 
     overrides = parse_sets(args.sets)
@@ -42,14 +50,18 @@ def run(args: argparse.Namespace) -> int:
         settings = read_toml(args.config) if args.config else {}
         cfg = build_config(args.preset, {**settings, **overrides})
         target = args.out
+    rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone reports
     try:
         result = train(cfg, target, resume=bool(args.resume), overrides=overrides if args.resume else None)
     except TrainingInterrupted as e:
-        print(f"posemb: {e}", file=sys.stderr)
+        if rank0:
+            print(f"posemb: {e}", file=sys.stderr)
         return 130
     except TrainingDiverged as e:
         print(f"posemb: error: {e}", file=sys.stderr)
         return 1
+    if not rank0:
+        return 0
     val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
     acc = f", val exact match {result.val_accuracy:.3f}" if result.val_accuracy is not None else ""
     print(f"trained {result.step} steps in {result.wall_s:.1f}s: train loss {result.train_loss:.4f}{val}{acc} "

@@ -13,7 +13,9 @@ A checkpoint spans three files, so it is committed with a tiny journal: each fil
 written completely to ``NAME.next`` (fsynced), then ``checkpoint.commit`` is written
 atomically, listing the renames; the renames follow and the journal is removed. A kill at
 any moment leaves either the previous checkpoint (journal not yet written: the ``.next``
-files are ignored) or a journal that the next load completes. Nothing is ever unpickled.
+files are ignored) or a journal that the next resume completes. Readers (``posemb.load``)
+never modify the run directory: they read ``model.safetensors``, which is replaced only by
+rename, so a run can be sampled or evaluated while it trains. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from ..data.atomic import atomic_write_text
 from ..data.tokenizers import load_tokenizer
-from ..model import ModelConfig, Transformer
+from ..model import Transformer
 from .config import RunConfig
 
 MODEL_FILE = "model.safetensors"
@@ -175,7 +177,9 @@ def load_weights(model: Transformer, tensors: dict[str, torch.Tensor], where: st
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Transformer, RunConfig]:
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
-    complete_pending(run_dir)
+    # Read-only: a reader (generate, eval) may run while the run trains, so it never finishes
+    # or drops a pending checkpoint (that would delete or move the trainer's files under it).
+    # model.safetensors is complete at every moment: it is only ever replaced by a rename.
     model = Transformer(cfg.model)
     load_weights(model, read_tensors(run_dir / MODEL_FILE), str(run_dir / MODEL_FILE))
     return model.to(device).eval(), cfg

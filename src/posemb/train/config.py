@@ -181,10 +181,15 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Flatten a TOML experiment file into ``group.key`` settings."""
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"config file {str(p)!r} is a directory; pass a .toml file (see configs/)")
     if not p.is_file():
         raise FileNotFoundError(f"config file {str(p)!r} not found; pass an existing .toml (see configs/)")
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"config file {str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                         "save it as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"config file {str(p)!r} is not valid TOML: {e}") from None
     flat: dict[str, Any] = {}

@@ -108,7 +108,8 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
         )
     tc = cfg.train
     device = pick_device(tc.device, local_rank)
-    if world > 1 and not dist.is_initialized():
+    owns_group = world > 1 and not dist.is_initialized()
+    if owns_group:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if tc.batch_size % (world * tc.grad_accum):
         raise ValueError(
@@ -185,11 +186,12 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
     def on_signal(signum, frame):  # finish the current step, then save and stop
         stop["signal"] = signum
 
+    # every rank: Ctrl-C under torchrun reaches all of them (and torchrun forwards it); a rank
+    # left with the default handler would die and take the collective save down with it
     old_handlers = {}
-    if main:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not in the main thread
-                old_handlers[sig] = signal.signal(sig, on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not in the main thread
+            old_handlers[sig] = signal.signal(sig, on_signal)
 
     bar = _progress(tc, step, main)
     writer = _tensorboard(run_dir) if main else None
@@ -223,8 +225,16 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
                     f"loss became {last_loss} at step {step + 1}; stopped without saving: the last good "
                     f"checkpoint in {run_dir} is kept (lower train.lr or raise train.warmup_steps)"
                 )
-            if tc.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            # the norm is checked too: a backward pass can overflow under a finite loss, and the
+            # update would write NaN weights into the next checkpoint (inf max_norm: no clipping)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(
+                model.parameters(), tc.grad_clip if tc.grad_clip > 0 else float("inf")))
+            if not math.isfinite(grad_norm):
+                raise TrainingDiverged(
+                    f"gradient norm became {grad_norm} at step {step + 1} (loss {last_loss:.4f}); stopped "
+                    f"without saving: the last good checkpoint in {run_dir} is kept (lower train.lr or "
+                    "raise train.warmup_steps)"
+                )
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -268,6 +278,8 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
             writer.close()
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
+        if owns_group:  # else gloo's threads can outlive the interpreter: SIGABRT at exit
+            dist.destroy_process_group()
     wall = time.perf_counter() - t0
     return TrainResult(step, last_loss, val_loss, val_acc, tok_s, wall, run_dir)
 
@@ -299,7 +311,11 @@ def _progress(tc, step: int, main: bool):
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
         return None
-    return tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, leave=True)
+    import sys
+
+    interval = 0.1 if sys.stderr.isatty() else 15.0  # a log file gets a line every 15 s, not every step
+    return tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, leave=True,
+                mininterval=interval)
 
 
 def _tensorboard(run_dir: Path):

@@ -1,0 +1,197 @@
+"""Training recipes and the optimiser: position recipes (start | random | offset), loss goes
+down on every data source and tokenizer, the weight-decay policy, the lr schedule."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from trainkit import fast_config, read_metrics, run_tensors
+
+import posemb
+from posemb.train import TrainConfig, train
+from posemb.train.optim import lr_at, param_groups
+from posemb.train.stream import assign_positions
+
+L, MAX_POS = 16, 64  # training length and table size of the recipe runs
+
+
+def init_table(cfg) -> torch.Tensor:
+    """The position table a run starts from (the trainer seeds torch, then builds the model)."""
+    torch.manual_seed(cfg.train.seed)
+    return posemb.Transformer(cfg.model).pos.weight.detach().clone()
+
+
+def trained_table(recipe: str, tmp_path: Path, **overrides) -> tuple[torch.Tensor, torch.Tensor, object]:
+    cfg = fast_config(train__positions=recipe, train__seq_len=L, model__max_positions=MAX_POS,
+                      train__max_steps=20, train__checkpoint_every=20, data__source="synthetic:copy",
+                      train__weight_decay=0.5, **overrides)
+    train(cfg, tmp_path / recipe)
+    return init_table(cfg), run_tensors(tmp_path / recipe)["pos.weight"], cfg
+
+
+def moved(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """[rows] bool: which rows of the table changed."""
+    return (before != after).any(dim=1)
+
+
+def test_start_trains_rows_below_L_and_leaves_the_rest_exactly_at_init(tmp_path):
+    init, final, _ = trained_table("start", tmp_path)
+    assert moved(init, final)[: L - 1].all()
+    # rows >= L: no gradient and no decay, so bit-identical. Row L-1 too: in a causal LM the
+    # last position's output has no next token to predict, so its input gets no gradient.
+    assert torch.equal(final[L - 1 :], init[L - 1 :])
+
+
+def test_decay_positions_shrinks_untrained_rows_by_the_decay_factor(tmp_path):
+    init, final, cfg = trained_table("start", tmp_path, train__decay_positions=True)
+    tc = cfg.train
+    factor = math.prod(1 - lr_at(s, tc) * tc.weight_decay for s in range(tc.max_steps))
+    assert factor < 0.99
+    torch.testing.assert_close(final[L:], init[L:] * factor, rtol=1e-5, atol=1e-7)
+
+
+def test_random_positions_train_every_row_past_L(tmp_path):
+    init, final, _ = trained_table("random", tmp_path)
+    rows = moved(init, final)
+    assert rows[:-1].all(), f"untrained rows: {(~rows[:-1]).nonzero().flatten().tolist()}"
+    # the top row is the largest of any sorted draw, so always the last position: like row
+    # L-1 under `start` it never gets a gradient (a causal LM has no target after it)
+    assert not rows[-1]
+
+
+def test_offset_positions_train_rows_past_L(tmp_path):
+    init, final, _ = trained_table("offset", tmp_path)
+    rows = moved(init, final)
+    # every row in [L, MAX_POS - L] is inside most windows' reach; the last few are rarer
+    assert rows[L : MAX_POS - L + 1].all()
+    assert rows[L:].float().mean() > 0.9
+    assert not rows[-1]  # always the last position when reached (see the random recipe)
+
+
+@pytest.mark.parametrize("recipe", ["random", "offset"])
+def test_recipe_positions_are_valid(recipe):
+    rng = np.random.default_rng(0)
+    pos = assign_positions(recipe, 64, L, MAX_POS, rng)
+    assert pos.shape == (64, L) and pos.dtype == torch.int64
+    assert pos.min() >= 0 and pos.max() < MAX_POS
+    steps = pos.diff(dim=1)
+    if recipe == "random":  # sorted, distinct, and spread over the whole table
+        assert (steps > 0).all() and pos.max() >= MAX_POS - 4
+    else:  # consecutive from a random start
+        assert (steps == 1).all() and len(set(pos[:, 0].tolist())) > 10
+    assert assign_positions("start", 4, L, MAX_POS, rng) is None
+    with pytest.raises(ValueError, match="max_positions"):
+        assign_positions(recipe, 1, MAX_POS + 1, MAX_POS, rng)
+
+
+def test_seq_len_past_the_table_is_refused_for_start_but_not_for_bias_schemes(tmp_path):
+    with pytest.raises(ValueError, match="max_positions"):
+        train(fast_config(train__seq_len=80, train__max_steps=1, data__source="synthetic:copy"), tmp_path / "a")
+    # schemes without a table have no limit: ALiBi trains on 80 tokens with max_positions=64
+    result = train(fast_config(train__seq_len=80, train__max_steps=1, model__position="alibi",
+                               data__source="synthetic:copy"), tmp_path / "b")
+    assert result.step == 1 and math.isfinite(result.train_loss)
+
+
+# -- loss goes down ---------------------------------------------------------------------------
+def _write_dir(root: Path, corpus: Path) -> Path:
+    text = corpus.read_text(encoding="utf-8")
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text(text[: len(text) // 2], encoding="utf-8")
+    (root / "sub" / "b.md").write_text(text[len(text) // 2 :], encoding="utf-8")
+    return root
+
+
+SOURCES = [
+    pytest.param("stdlib", "byte", id="stdlib"),
+    pytest.param("{file}", "byte", id="file"),
+    pytest.param("{dir}", "byte", id="directory"),
+    pytest.param("{dir}/**/*.*", "byte", id="glob"),
+    pytest.param("synthetic:copy", "byte", id="synthetic-copy"),
+    pytest.param("synthetic:sort", "byte", id="synthetic-sort"),
+    pytest.param("hf:text:{file}", "byte", id="hf-text"),
+    pytest.param("{file}", "char", id="char-tokenizer"),
+    pytest.param("{file}", "bpe", id="bpe-tokenizer"),
+]
+
+
+@pytest.mark.parametrize("source, tokenizer", SOURCES)
+def test_loss_goes_down(source, tokenizer, corpus, tmp_path, monkeypatch):
+    if source.startswith("hf:"):
+        datasets = pytest.importorskip("datasets")
+        monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+        monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+        datasets.disable_progress_bars()
+    if tokenizer == "bpe":
+        pytest.importorskip("tokenizers")
+    if "{dir}" in source:
+        _write_dir(tmp_path / "texts", corpus)
+    spec = source.format(file=corpus, dir=tmp_path / "texts")
+    run = tmp_path / "run"
+    result = train(fast_config(data__source=spec, data__tokenizer=tokenizer, data__vocab_size=512,
+                               train__max_steps=40, train__lr=3e-3, train__checkpoint_every=40), run)
+    losses = [m["train_loss"] for m in read_metrics(run)]
+    vals = [m["val_loss"] for m in read_metrics(run) if "val_loss" in m]
+    assert len(losses) == 40 and all(math.isfinite(x) for x in losses)
+    first, last = np.mean(losses[:3]), np.mean(losses[-3:])
+    # from about ln(vocab) to clearly below it: byte/char runs drop ~2 nats in 40 steps, BPE ~0.8
+    assert last < first - 0.4, f"train loss {first:.3f} -> {last:.3f}"
+    assert vals[-1] < vals[0] - 0.3, f"val loss {vals}"
+    assert result.val_loss == pytest.approx(vals[-1], abs=1e-6)
+    model, tok = posemb.load(run)
+    assert tok.kind == tokenizer and model.config.vocab_size >= tok.vocab_size
+
+
+# -- weight decay policy ---------------------------------------------------------------------
+@pytest.mark.parametrize("scheme", posemb.SCHEMES)
+@pytest.mark.parametrize("decay_positions", [False, True])
+def test_weight_decay_policy(scheme, decay_positions):
+    cfg = posemb.ModelConfig(vocab_size=64, max_positions=32, n_layer=2, n_head=2, d_model=16, position=scheme)
+    model = posemb.Transformer(cfg)
+    tc = TrainConfig(weight_decay=0.1, decay_positions=decay_positions)
+    groups = param_groups(model, tc)
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_decay = {g["weight_decay"]: {names[id(p)] for p in g["params"]} for g in groups}
+    decayed, exempt = by_decay[0.1], by_decay[0.0]
+    assert decayed.isdisjoint(exempt)
+    assert decayed | exempt == set(names.values())  # every parameter exactly once (tied head too)
+
+    positional = {n for n in names.values() if n.startswith(("pos.", "layer_pos."))}
+    if scheme in ("learned", "t5", "shaw"):
+        assert positional, f"{scheme} should have trainable position parameters"
+    norms_and_biases = {n for n in names.values() if n.endswith(".bias") or ".ln_" in n or n.startswith("ln_f")}
+    assert norms_and_biases <= exempt
+    assert "wte.weight" in decayed
+    assert {n for n in names.values() if n.endswith(("qkv.weight", "fc.weight", "proj.weight"))} <= decayed
+    if decay_positions:
+        assert positional <= decayed
+    else:
+        assert positional <= exempt
+
+
+# -- learning-rate schedule ------------------------------------------------------------------
+def test_lr_schedule_warmup_then_cosine():
+    tc = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110)
+    lrs = [lr_at(s, tc) for s in range(tc.max_steps + 1)]
+    # linear warmup: lr * (s + 1) / (warmup + 1)
+    assert lrs[:10] == pytest.approx([1e-3 * (s + 1) / 11 for s in range(10)])
+    assert lrs[10] == pytest.approx(1e-3)  # the peak, at the end of warmup
+    assert lrs[60] == pytest.approx((1e-3 + 1e-4) / 2)  # half-way through the cosine
+    assert lrs[35] == pytest.approx(1e-4 + 0.5 * (1 + math.cos(math.pi / 4)) * 9e-4)
+    assert lrs[110] == pytest.approx(1e-4)  # ends at min_lr
+    assert all(a < b for a, b in zip(lrs[:10], lrs[1:11]))
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lr_at(500, tc) == pytest.approx(1e-4)  # past max_steps (a resume that raised it): stays
+    assert lr_at(0, TrainConfig(lr=1e-3, warmup_steps=0, max_steps=10)) == pytest.approx(1e-3)
+
+
+def test_trainer_uses_the_schedule(tmp_path):
+    cfg = fast_config(train__max_steps=12, train__warmup_steps=4, train__lr=2e-3, train__min_lr=2e-4,
+                      data__source="synthetic:copy")
+    train(cfg, tmp_path / "run")
+    logged = [m["lr"] for m in read_metrics(tmp_path / "run")]
+    assert logged == pytest.approx([lr_at(s, cfg.train) for s in range(12)])
