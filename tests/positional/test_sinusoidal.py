@@ -7,7 +7,11 @@ import math
 import pytest
 import torch
 
-from posemb.positional.sinusoidal import SinusoidalPositionalEmbedding, sinusoidal_encoding, sinusoidal_table
+from posemb.positional.sinusoidal import (
+    SinusoidalPositionalEmbedding,
+    sinusoidal_encoding,
+    sinusoidal_table,
+)
 
 
 def reference(n: int, d: int, base: float = 10000.0) -> torch.Tensor:

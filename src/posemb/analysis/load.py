@@ -169,14 +169,13 @@ def _from_file(path: Path, key: str | None) -> LoadedTable:
 
 # -- posemb runs --------------------------------------------------------------------------------------
 def _from_run(run_dir: Path, key: str | None) -> LoadedTable:
-    from ..train.checkpoint import MODEL_FILE, complete_pending, read_config
+    from ..train.checkpoint import MODEL_FILE, read_config
 
     cfg = read_config(run_dir)
     scheme = cfg.model.position
     if key is None and scheme != "learned":
         raise ValueError(f"analyze needs a learned table; {run_dir} uses {scheme} (no position table to "
                          "analyze). Train with model.position=learned, or name a tensor with --key")
-    complete_pending(run_dir)  # as load_model does: finish a journalled checkpoint
     weights = run_dir / MODEL_FILE
     if not weights.is_file():
         raise ValueError(f"{weights} is missing; the run has no checkpoint yet")

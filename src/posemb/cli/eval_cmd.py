@@ -33,7 +33,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..eval.runner import check_lengths, describe, eval_tokens, evaluate_run, write_eval_report, write_results
+    from ..eval.runner import (
+        check_lengths,
+        describe,
+        eval_tokens,
+        evaluate_run,
+        write_eval_report,
+        write_results,
+    )
     from ..train.checkpoint import load_run, read_config
     from .common import device
     from .main import UsageError

@@ -16,7 +16,14 @@ from ..positional.extend import EXTEND_METHODS
 from ..positional.names import unknown
 from ..train import build_config, load_run, train
 from ..train.checkpoint import read_trainer_state
-from .runner import describe, eval_tokens, evaluate_run, results_table, write_eval_report, write_results
+from .runner import (
+    describe,
+    eval_tokens,
+    evaluate_run,
+    results_table,
+    write_eval_report,
+    write_results,
+)
 
 # name -> (scheme, training position recipe)
 VARIANTS: dict[str, tuple[str, str]] = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-
 # Other names people use for the schemes (suggested, never silently accepted).
 ALIASES = {
     "rotary": "rope",

@@ -102,9 +102,14 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
             cfg = build_config(None, {**flat, **overrides})
     elif cfg is None:
         raise ValueError("train() needs a RunConfig unless resume=True")
-    elif (run_dir / "model.safetensors").exists() or (run_dir / "config.json").exists():
+    elif (run_dir / "trainer_state.json").exists():
         raise ValueError(
             f"{str(run_dir)!r} already holds a run; continue it with --resume {run_dir} or choose another --out"
+        )
+    elif (run_dir / "model.safetensors").exists() or (run_dir / "config.json").exists():
+        raise ValueError(
+            f"{str(run_dir)!r} holds a run that has no checkpoint to resume from (it stopped before its "
+            "first one, or holds weights only); delete it or choose another --out"
         )
     tc = cfg.train
     device = pick_device(tc.device, local_rank)
@@ -141,7 +146,9 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
                      str(run_dir / "model.safetensors"))
         load_optimizer_state(optimizer, read_tensors(run_dir / OPTIMIZER_FILE), state["optimizer"])
         step = int(state["step"])
-        rng = rng_from_json(state["data_rng"][rank] if world > 1 else state["data_rng"][0])
+        saved = state["data_rng"]
+        # a run saved by fewer processes (or imported at step 0) gives extra ranks a fresh stream
+        rng = rng_from_json(saved[rank]) if rank < len(saved) else np.random.default_rng([tc.seed, rank])
         torch.set_rng_state(_unb64(state["torch_rng"]))
         if device.type == "cuda" and state.get("cuda_rng"):
             torch.cuda.set_rng_state(_unb64(state["cuda_rng"]), device)
@@ -222,8 +229,8 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
             last_loss = float(loss_sum)
             if not math.isfinite(last_loss):
                 raise TrainingDiverged(
-                    f"loss became {last_loss} at step {step + 1}; stopped without saving: the last good "
-                    f"checkpoint in {run_dir} is kept (lower train.lr or raise train.warmup_steps)"
+                    f"loss became {last_loss} at step {step + 1}; stopped without saving: "
+                    f"{_kept(run_dir)} (lower train.lr or raise train.warmup_steps)"
                 )
             # the norm is checked too: a backward pass can overflow under a finite loss, and the
             # update would write NaN weights into the next checkpoint (inf max_norm: no clipping)
@@ -232,7 +239,7 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
             if not math.isfinite(grad_norm):
                 raise TrainingDiverged(
                     f"gradient norm became {grad_norm} at step {step + 1} (loss {last_loss:.4f}); stopped "
-                    f"without saving: the last good checkpoint in {run_dir} is kept (lower train.lr or "
+                    f"without saving: {_kept(run_dir)} (lower train.lr or "
                     "raise train.warmup_steps)"
                 )
             optimizer.step()
@@ -279,9 +286,40 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
         if owns_group:  # else gloo's threads can outlive the interpreter: SIGABRT at exit
+            del net  # the DDP reducer holds the group: release it first
+            with contextlib.suppress(Exception):  # a rank that failed must not hang the others here
+                dist.barrier()
             dist.destroy_process_group()
     wall = time.perf_counter() - t0
     return TrainResult(step, last_loss, val_loss, val_acc, tok_s, wall, run_dir)
+
+
+def write_initial_checkpoint(run_dir: str | Path, model: Transformer, cfg: RunConfig, tokenizer) -> None:
+    """Make weights that did not come from ``train`` (imported, extended) a run at step 0.
+
+    Writes config.json, tokenizer.json and a checkpoint with a fresh AdamW state and the
+    data stream at its start, so every command reads it and ``posemb train --resume``
+    fine-tunes it (for ``train.max_steps`` steps, which ``--set`` may change).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size})
+    tokenizer.save(run_dir)
+    optimizer = build_optimizer(model, cfg.train, torch.device("cpu"))  # no moments yet
+    torch_rng = torch.Generator().manual_seed(cfg.train.seed).get_state()
+    save_checkpoint(run_dir, model, optimizer, {
+        "step": 0,
+        "data_rng": [rng_state_to_json(np.random.default_rng([cfg.train.seed, 0]))],
+        "torch_rng": _b64(torch_rng),
+        "cuda_rng": None,
+        "world_size": 1,
+    })
+
+
+def _kept(run_dir: Path) -> str:
+    if (run_dir / "trainer_state.json").exists():
+        return f"the last good checkpoint in {run_dir} is kept"
+    return f"no checkpoint had been written yet in {run_dir}"
 
 
 @torch.no_grad()
