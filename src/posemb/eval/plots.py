@@ -33,18 +33,9 @@ def plot_loss_vs_length(records: list[dict], path: Path, title: str = "Loss agai
     for name, pts in sorted(series.items()):
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
-    for L in sorted(train_lens):
-        ax.axvline(L, color="grey", ls="--", lw=1)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("evaluation length (tokens); dashed: training length")
-    ax.set_ylabel("loss (nats / token)")
-    ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, train_lens, "evaluation length (tokens); dashed: training length",
+                   "loss (nats / token)", title)
 
 
 def plot_per_position(records: list[dict], path: Path, title: str = "Loss at each position") -> Path:
@@ -60,10 +51,15 @@ def plot_per_position(records: list[dict], path: Path, title: str = "Loss at eac
         ys = [sum(y[i : i + k]) / len(y[i : i + k]) for i in range(0, len(y), k)]
         xs = [i + 1 for i in range(0, len(y), k)]
         ax.plot(xs, ys, label=f"{name} (L={r['eval_len']})", lw=1)
-    for L in sorted({r["train_len"] for r in records}):
+    return _finish(fig, ax, path, {r["train_len"] for r in records},
+                   "position of the predicted token; dashed: training length", "mean loss (nats)", title)
+
+
+def _finish(fig, ax, path: Path, train_lens, xlabel: str, ylabel: str, title: str) -> Path:
+    for L in sorted(train_lens):
         ax.axvline(L, color="grey", ls="--", lw=1)
-    ax.set_xlabel("position of the predicted token; dashed: training length")
-    ax.set_ylabel("mean loss (nats)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)

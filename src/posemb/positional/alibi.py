@@ -26,7 +26,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import PositionalScheme, ScoreMod
+from .base import PositionalScheme, ScoreMod, batched
 
 
 def alibi_slopes(n_heads: int) -> Tensor:
@@ -97,11 +97,7 @@ class ALiBi(PositionalScheme):
     ) -> tuple[Tensor, Tensor]:
         if q.shape[1] != self.n_heads:
             raise ValueError(f"ALiBi was built for {self.n_heads} heads, got q {tuple(q.shape)}")
-        if q_positions.dim() == 1:
-            q_positions = q_positions.unsqueeze(0)  # [t] -> [1, t]
-        if k_positions.dim() == 1:
-            k_positions = k_positions.unsqueeze(0)  # [s] -> [1, s]
-        return q_positions, k_positions
+        return batched(q_positions), batched(k_positions)
 
     def attention_bias(self, q: Tensor, q_positions: Tensor, k_positions: Tensor) -> Tensor:
         """q ``[b, h, t, dh]``, positions ``[b, t]``/``[b, s]`` -> ``[b or 1, h, t, s]`` in q's dtype."""

@@ -28,6 +28,11 @@ from torch import Tensor, nn
 ScoreMod = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
+def batched(positions: Tensor) -> Tensor:
+    """Positions ``[t]`` -> ``[1, t]``; ``[b, t]`` is returned as it is."""
+    return positions.unsqueeze(0) if positions.dim() == 1 else positions
+
+
 class PositionalScheme(nn.Module):
     """Base class of every positional scheme.
 

@@ -32,7 +32,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .base import PositionalScheme, ScoreMod
+from .base import PositionalScheme, ScoreMod, batched
 
 
 def relative_index(q_positions: Tensor, k_positions: Tensor, max_distance: int) -> Tensor:
@@ -119,11 +119,7 @@ class ShawRelativePosition(PositionalScheme):
             raise ValueError(
                 f"Shaw bias was built for head_dim={self.head_dim}, got q {tuple(q.shape)}"
             )
-        if q_positions.dim() == 1:
-            q_positions = q_positions.unsqueeze(0)  # [t] -> [1, t]
-        if k_positions.dim() == 1:
-            k_positions = k_positions.unsqueeze(0)  # [s] -> [1, s]
-        return q_positions, k_positions
+        return batched(q_positions), batched(k_positions)
 
     def attention_bias(self, q: Tensor, q_positions: Tensor, k_positions: Tensor) -> Tensor:
         """q ``[b, h, t, dh]``, positions ``[b, t]``/``[b, s]`` -> ``[b, h, t, s]`` in q's dtype."""
