@@ -12,14 +12,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def label(r: dict) -> str:
-    parts = [r["scheme"]]
+    """``learned / interpolate``, ``learned (random positions)``, ``learned / sliding``."""
+    name = r["scheme"]
     if r.get("recipe") not in (None, "start"):
-        parts.append(r["recipe"])
+        name += f" ({r['recipe']} positions)"
     if r.get("method") not in (None, "none"):
-        parts.append(r["method"])
+        name += f" / {r['method']}"
     if r.get("mode") == "sliding":
-        parts.append("sliding")
-    return " / ".join(parts)
+        name += " / sliding"
+    return name
+
+
+def _style(i: int) -> dict:
+    """Distinct colour and line style for up to 20 series."""
+    return {"color": plt.get_cmap("tab20")(i % 20), "ls": ("-", "--", ":")[(i // 10) % 3]}
 
 
 def plot_loss_vs_length(records: list[dict], path: Path, title: str = "Loss against evaluation length") -> Path:
@@ -30,9 +36,9 @@ def plot_loss_vs_length(records: list[dict], path: Path, title: str = "Loss agai
         if r.get("loss") is not None:
             series[label(r)].append((r["eval_len"], r["loss"]))
     fig, ax = plt.subplots(figsize=(8, 5))
-    for name, pts in sorted(series.items()):
+    for i, (name, pts) in enumerate(sorted(series.items())):
         pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name, **_style(i))
     ax.set_xscale("log", base=2)
     return _finish(fig, ax, path, train_lens, "evaluation length (tokens); dashed: training length",
                    "loss (nats / token)", title)
@@ -45,14 +51,14 @@ def plot_per_position(records: list[dict], path: Path, title: str = "Loss at eac
         if r.get("per_position") and (label(r) not in longest or r["eval_len"] > longest[label(r)]["eval_len"]):
             longest[label(r)] = r
     fig, ax = plt.subplots(figsize=(8, 5))
-    for name, r in sorted(longest.items()):
+    for i, (name, r) in enumerate(sorted(longest.items())):
         y = r["per_position"]
-        k = max(1, len(y) // 256)  # smooth long curves for display
+        k = max(1, len(y) // 32)  # mean over bins of k positions: few windows make raw curves noisy
         ys = [sum(y[i : i + k]) / len(y[i : i + k]) for i in range(0, len(y), k)]
-        xs = [i + 1 for i in range(0, len(y), k)]
-        ax.plot(xs, ys, label=f"{name} (L={r['eval_len']})", lw=1)
+        xs = [i + 1 + (min(k, len(y) - i) - 1) / 2 for i in range(0, len(y), k)]  # bin centres
+        ax.plot(xs, ys, label=f"{name} (L={r['eval_len']})", lw=1, **_style(i))
     return _finish(fig, ax, path, {r["train_len"] for r in records},
-                   "position of the predicted token; dashed: training length", "mean loss (nats)", title)
+                   "position of the predicted token (binned means); dashed: training length", "mean loss (nats)", title)
 
 
 def _finish(fig, ax, path: Path, train_lens, xlabel: str, ylabel: str, title: str) -> Path:
