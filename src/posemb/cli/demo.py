@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     _section("5. Files")
     heatmap = plot_cosine_heatmap(model.pos.weight.detach(), out / "position_cosine.png",
-                                  title=f"Learned table: cosine similarity of positions (trained at {L})")
+                                  title=f"Learned table, trained at L={L}: cosine similarity")
     print(f"learned-table run (checkpoint, metrics.jsonl): {run_dir}\nposition table plot: {heatmap}\n"
           f"results: {out / 'results.json'}\nreport: {page}\ntotal time {time.perf_counter() - t0:.0f}s")
     return 0
