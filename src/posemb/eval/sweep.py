@@ -38,12 +38,12 @@ VARIANTS: dict[str, tuple[str, str]] = {
 }
 
 BUDGETS: dict[str, dict[str, Any]] = {
-    # about a minute per model on a 2-core CPU
+    # well under a minute per model on a 2-core CPU
     "quick": {
         "preset": "tiny", "train_len": 64, "windows": 8,
-        "settings": {"model.n_layer": 2, "model.n_head": 4, "model.d_model": 64, "train.batch_size": 16,
-                     "train.max_steps": 250, "train.lr": 3e-3, "train.warmup_steps": 25,
-                     "train.eval_every": 250, "train.checkpoint_every": 125, "train.eval_batches": 4},
+        "settings": {"model.n_layer": 2, "model.n_head": 4, "model.d_model": 128, "train.batch_size": 16,
+                     "train.max_steps": 600, "train.lr": 3e-3, "train.warmup_steps": 50,
+                     "train.eval_every": 600, "train.checkpoint_every": 300, "train.eval_batches": 4},
     },
     # one GPU: ~6 layers x 384 wide (nanoGPT's baby GPT), minutes per model
     "full": {
