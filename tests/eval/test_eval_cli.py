@@ -87,3 +87,17 @@ def test_sweep_resumes_and_skips_finished_models(tmp_path, corpus, monkeypatch, 
     assert json.loads((out / "results.json").read_text()) == records
     other = ["sweep", "--schemes", "learned", "--eval-lens", "16,64", "--data", str(corpus), "--out", str(out)]
     assert main(other) == 2
+
+
+def test_synthetic_task_reports_exact_match_per_length(tmp_path):
+    run = tmp_path / "copy"
+    cfg = build_config("tiny", {**TINY, "model.position": "rope", "train.seq_len": 17, "data.source": "synthetic:copy",
+                                "data.cache_dir": str(tmp_path / "cache")})
+    train(cfg, run)
+    out = tmp_path / "e"
+    assert main(["eval", str(run), "--lengths", "17,33", "--out", str(out)]) == 0
+    records = json.loads((out / "results.json").read_text())
+    assert [r["eval_len"] for r in records] == [17, 33]
+    for r in records:
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["loss"] > 0 and r["tokens"] > 0
+    assert "accuracy @17" in (out / "report.md").read_text()
