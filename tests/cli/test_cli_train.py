@@ -198,3 +198,60 @@ def test_generate_greedy_ignores_seed(capsys, run):
     outs = {posemb_exit(capsys, "generate", run, "--prompt", "ab|", "--max-new-tokens", "8",
                         "--temperature", "0", "--seed", str(s))[1] for s in (1, 2)}
     assert len(outs) == 1
+
+
+# -- review: data and run-directory errors that used to be unclear or silent --------------------
+def _text_sets(**extra: str) -> list[str]:
+    sets = {"model.n_layer": "1", "model.d_model": "32", "model.n_head": "2", "model.max_positions": "64",
+            "train.seq_len": "32", "train.batch_size": "4", "train.progress": "false",
+            "train.eval_batches": "2", "train.max_steps": "2", **extra}
+    return ["--set", *(f"{k}={v}" for k, v in sets.items())]
+
+
+def test_out_that_is_a_file(capsys, tmp_path):
+    target = write(tmp_path / "notes.txt", b"keep me")
+    line = assert_usage_error(capsys, "train", "--preset", "tiny", *_text_sets(), "--out", target)
+    assert "is a file" in line and "Errno" not in line
+    assert target.read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("data, needle", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 40, "binary file"),
+    ("caf\u00e9 na\u00efve text\n".encode("latin-1") * 40, "not UTF-8"),
+])
+def test_binary_or_non_utf8_data_file(capsys, tmp_path, data, needle):
+    corpus = write(tmp_path / "corpus.txt", data)
+    line = assert_usage_error(capsys, "train", "--preset", "tiny", "--data", corpus, *_text_sets(),
+                              "--out", tmp_path / "run")
+    assert needle in line and "corpus.txt" in line
+
+
+@pytest.mark.parametrize("extra, needles", [
+    ({"data.val_fraction": "0"}, ["validation split", "data.val_fraction"]),
+    ({"train.seq_len": "60"}, ["validation split", "44 tokens", "train.seq_len"]),
+])
+def test_validation_split_too_short_names_the_split(capsys, tmp_path, extra, needles):
+    # the message read "the corpus has 0 tokens" for a corpus of hundreds of tokens
+    corpus = write(tmp_path / "corpus.txt", b"hello world, " * 33 + b"the end\n")  # 437 bytes
+    line = assert_usage_error(capsys, "train", "--preset", "tiny", "--data", corpus, *_text_sets(**extra),
+                              "--out", tmp_path / "run")
+    for needle in needles:
+        assert needle in line
+
+
+def test_char_vocabulary_covers_characters_only_in_validation_text(capsys, tmp_path):
+    # a character only in the last 10% of the file made the run fail at its first evaluation
+    corpus = write(tmp_path / "corpus.txt", b"ab " * 300 + b"XYZ!\n")
+    code, out, err = posemb_exit(capsys, "train", "--preset", "tiny", "--data", corpus,
+                                 *_text_sets(**{"data.tokenizer": "char"}), "--out", tmp_path / "run")
+    assert code == 0, err
+    import posemb
+
+    tok = posemb.load(tmp_path / "run")[1]
+    assert tok.decode(tok.encode("XYZ!")) == "XYZ!"
+
+
+def test_resume_of_a_finished_run_says_so(capsys, run):
+    code, out, err = posemb_exit(capsys, "train", "--resume", run)
+    assert code == 0, err
+    assert "nothing to train" in out and "train.max_steps=" in out and "nan" not in out

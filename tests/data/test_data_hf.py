@@ -58,3 +58,10 @@ def test_hf_without_datasets_says_how_to_install(monkeypatch: pytest.MonkeyPatch
         "hf:wikitext:wikitext-2-raw-v1 needs the optional 'datasets' package: "
         "pip install 'posemb[data]'"
     )
+
+
+@pytest.mark.parametrize("spec", ["hf:text", "hf:text:", "hf:json"])
+def test_file_builder_without_files_names_the_fix(datasets, spec):
+    # load_dataset("text") with no data_files failed deep inside datasets, with no hint
+    with pytest.raises(DataError, match=r"names no files: use hf:\w+:PATH_OR_GLOB"):
+        open_source(spec)

@@ -179,3 +179,27 @@ def test_home_relative_paths_expand(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "t.txt").write_text("hello", encoding="utf-8")
     assert open_source("~" + os.sep + "t.txt").name == "t.txt"
+
+
+def test_binary_and_non_utf8_files_are_refused_naming_the_file(tmp_path: Path):
+    # read with errors="replace", a binary or latin-1 file trained silently on U+FFFD garbage
+    binary = tmp_path / "weights.txt"
+    binary.write_bytes(b"text\x00\x01\x02" * 50)
+    with pytest.raises(DataError, match=r"weights\.txt.*binary file"):
+        list(open_source(str(binary)).train_texts())
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café naïve\n".encode("latin-1") * 50)
+    with pytest.raises(DataError, match=r"latin1\.txt.*not UTF-8 text.*iconv"):
+        list(open_source(str(latin1)).train_texts())
+    root = write_tree(tmp_path / "corpus", {f"doc{i:02d}.txt": f"document {i}\n" for i in range(30)})
+    (root / "doc07.txt").write_bytes(b"\xff\xfe broken")
+    with pytest.raises(DataError, match=r"doc07\.txt.*not UTF-8"):
+        src = open_source(str(root))
+        list(src.train_texts()) + list(src.val_texts())
+
+
+def test_file_text_keeps_universal_newlines(tmp_path: Path):
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b"one\r\ntwo\rthree\n" * 10)
+    src = open_source(str(path), val_fraction=0.0)
+    assert "".join(src.train_texts()) == "one\ntwo\nthree\n" * 10

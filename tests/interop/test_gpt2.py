@@ -221,3 +221,23 @@ def test_import_refuses_pickled_weights(tmp_path, capsys, hf_gpt2):
     (tmp_path / "hf" / "model.safetensors").rename(tmp_path / "hf" / "pytorch_model.bin")
     assert main(["import-hf", str(tmp_path / "hf"), str(tmp_path / "run")]) == 2
     assert "never unpickles" in capsys.readouterr().err
+
+
+def test_import_of_a_posemb_run_says_what_it_is(tmp_path, capsys, run_dir):
+    # a config.json without model_type read "is a None model"
+    assert main(["import-hf", str(run_dir), str(tmp_path / "imported")]) == 2
+    err = capsys.readouterr().err
+    assert "has no model_type" in err and "posemb run" in err and "None" not in err
+
+
+def test_written_directories_get_a_normal_folder_mode(tmp_path, run_dir):
+    # the output was built in a mkdtemp folder and kept its 0700 mode: unreadable to the group
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        assert main(["export-hf", str(run_dir), str(tmp_path / "hf")]) == 0
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "hf").stat().st_mode) == 0o755

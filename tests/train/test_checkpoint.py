@@ -164,3 +164,30 @@ def test_config_json_from_another_schema_or_with_unknown_keys_is_refused(run):
     (run / "config.json").write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ValueError, match="max_steps"):
         posemb.load(run)
+
+
+def test_resume_applies_changed_optimizer_settings(tmp_path):
+    # the saved param_groups used to win over the settings: `--resume --set train.weight_decay=0
+    # train.beta2=0.99` trained on with the old decay and betas, silently
+    from posemb.train.checkpoint import load_optimizer_state, optimizer_tensors
+    from posemb.train.optim import build_optimizer
+
+    cfg = fast_config()
+    model = posemb.Transformer(cfg.model)
+    opt = build_optimizer(model, cfg.train, torch.device("cpu"))
+    model(torch.randint(0, 256, (2, 8)), labels=torch.randint(0, 256, (2, 8))).loss.backward()
+    opt.step()
+    tensors, meta = optimizer_tensors(opt)
+    meta = json.loads(json.dumps(meta))  # as stored in trainer_state.json
+
+    changed = fast_config(train__weight_decay=0.0, train__beta2=0.99)
+    fresh = build_optimizer(model, changed.train, torch.device("cpu"))
+    load_optimizer_state(fresh, tensors, meta)
+    assert [g["weight_decay"] for g in fresh.param_groups] == [0.0, 0.0]
+    assert all(tuple(g["betas"]) == (0.9, 0.99) for g in fresh.param_groups)
+    p = next(model.parameters())
+    assert torch.equal(fresh.state[p]["exp_avg"], opt.state[p]["exp_avg"])  # the moments are restored
+
+    regrouped = build_optimizer(model, fast_config(train__decay_positions=True).train, torch.device("cpu"))
+    with pytest.raises(CheckpointError, match="decay_positions"):
+        load_optimizer_state(regrouped, tensors, meta)

@@ -9,6 +9,7 @@ data.* (source, tokenizer). Several processes: torchrun --nproc_per_node N -m po
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -61,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"posemb: error: {e}", file=sys.stderr)
         return 1
     if not rank0:
+        return 0
+    if args.resume and math.isnan(result.train_loss):  # the loop never ran: the run was complete
+        print(f"{result.run_dir} is already at step {result.step} (train.max_steps): nothing to train; "
+              f"continue it with: posemb train --resume {result.run_dir} --set train.max_steps={2 * result.step}")
         return 0
     val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
     acc = f", val exact match {result.val_accuracy:.3f}" if result.val_accuracy is not None else ""

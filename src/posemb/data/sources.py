@@ -20,8 +20,9 @@
 Several files (stdlib, directory, glob) are split by file: a file is validation when
 ``sha1(relative path) mod 1000 < val_fraction * 1000``, so the split is stable when files
 are added or removed. If that leaves one side empty (few files), the concatenated text is
-split 90/10 by characters instead. Files are read as UTF-8 with ``errors="replace"`` and
-listed in sorted order.
+split 90/10 by characters instead. Files are listed in sorted order and read as UTF-8: a
+binary file (a NUL byte) or one that is not valid UTF-8 is a :class:`DataError` naming the
+file and the fix (the built-in ``stdlib`` source alone reads with ``errors="replace"``).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class FileSource(TextSource):
 
     def texts(self, split: str) -> Iterator[str]:
         split = check_split(split)
-        text = _read(self.path)
+        text = _read(self.path, strict=True)
         return split_chars(lambda: iter([text]), split, self.val_fraction, total=len(text))
 
     def fingerprint(self) -> str:
@@ -114,9 +115,11 @@ class FilesSource(TextSource):
     """
 
     def __init__(
-        self, name: str, root: str | Path, files: Sequence[Path], *, val_fraction: float = 0.1
+        self, name: str, root: str | Path, files: Sequence[Path], *, val_fraction: float = 0.1,
+        strict: bool = True,
     ) -> None:
         self.name = name
+        self.strict = strict  # False: undecodable bytes become U+FFFD (the stdlib source)
         self.root = Path(root)
         self.val_fraction = val_fraction
         rel = sorted((_relpath(f, self.root), Path(f)) for f in files)
@@ -132,10 +135,10 @@ class FilesSource(TextSource):
         if self.by_chars:
             return split_chars(self._read_all, split, self.val_fraction)
         want_val = split == "val"
-        return (_read(f) for f, v in zip(self.files, self._is_val) if v == want_val)
+        return (_read(f, self.strict) for f, v in zip(self.files, self._is_val) if v == want_val)
 
     def _read_all(self) -> Iterator[str]:
-        return (_read(f) for f in self.files)
+        return (_read(f, self.strict) for f in self.files)
 
     def fingerprint(self) -> str:
         stats = [[r, *_stat(f)[1:]] for r, f in zip(self.relpaths, self.files)]
@@ -202,7 +205,7 @@ def stdlib_source(*, val_fraction: float = 0.1) -> FilesSource:
     ]
     if not files:
         raise DataError(f"found no .py files in the standard library folder {str(root)!r}")
-    return FilesSource("stdlib", root, files, val_fraction=val_fraction)
+    return FilesSource("stdlib", root, files, val_fraction=val_fraction, strict=False)
 
 
 def check_split(split: str) -> str:
@@ -283,8 +286,25 @@ def _hash_split(relpath: str, val_fraction: float) -> bool:
     return h % 1000 < round(val_fraction * 1000)
 
 
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")
+def _read(path: Path, strict: bool = True) -> str:
+    """The file's text. ``strict``: a binary or non-UTF-8 file is a ``DataError`` (training on
+    its bytes decoded as U+FFFD would silently learn garbage)."""
+    if not strict:
+        return path.read_text(encoding="utf-8", errors="replace")
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise DataError(
+            f"{str(path)!r} is a binary file (it holds NUL bytes), not text; pass text files only "
+            "(for a directory, move the file out or use a glob such as 'DIR/**/*.txt')"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{str(path)!r} is not UTF-8 text ({e.reason} at byte {e.start}); convert it, e.g. "
+            "iconv -f latin1 -t utf-8 FILE > FILE.utf8"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as read_text
 
 
 def _stat(path: Path) -> list:

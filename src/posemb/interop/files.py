@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..data.atomic import atomic_write_text
+from ..data.atomic import _umask, atomic_write_text
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -136,6 +136,7 @@ def output_dir(dst: str | Path, *, force: bool, src: str | Path | None = None) -
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; DST gets a normal folder's mode
         yield tmp
         old = None
         if dst.is_symlink() or dst.is_file():

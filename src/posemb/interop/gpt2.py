@@ -192,6 +192,10 @@ def model_config_from_hf(config: dict[str, Any], where: str) -> ModelConfig:
     """A posemb ``gpt2``-preset ModelConfig from a GPT-2 ``config.json``; refuses what posemb
     cannot compute identically, naming each field."""
     model_type = config.get("model_type")
+    if model_type is None:
+        hint = " (it is a posemb run: use it directly)" if isinstance(config.get("model"), dict) else ""
+        raise ValueError(f"{where} has no model_type: not a Hugging Face model config{hint}; import-hf reads a "
+                         "local GPT-2 directory (model_type 'gpt2')")
     if model_type != "gpt2":
         raise ValueError(f"{where} is a {model_type!r} model; import-hf reads GPT-2 (model_type 'gpt2') only")
     act = config.get("activation_function", "gelu_new")

@@ -80,13 +80,23 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Restore the moments; hyper-parameters (weight decay, betas, eps, fused) stay the optimizer's
+    own, built from the current settings, so ``--resume --set train.weight_decay=...`` applies
+    (the learning rate is set every step anyway)."""
+    saved, current = meta["param_groups"], optimizer.state_dict()["param_groups"]
+    if [len(g["params"]) for g in saved] != [len(g["params"]) for g in current]:
+        raise CheckpointError(
+            "the checkpoint's optimizer groups parameters differently from these settings (a changed "
+            "train.decay_positions or model); resume with the run's own settings"
+        )
+    groups = [{**cur, "params": old["params"]} for old, cur in zip(saved, current)]
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
         idx, key = name.split(".", 1)
         state.setdefault(int(idx), {})[key] = value
     for idx, values in meta.get("scalars", {}).items():
         state.setdefault(int(idx), {}).update(values)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,

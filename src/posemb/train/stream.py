@@ -8,6 +8,7 @@ training stream.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from ..data import (
+    DataError,
     SyntheticTask,
     Tokenizer,
     build_tokenizer,
@@ -45,6 +47,7 @@ class TrainData:
             cache_dir = cfg.data.cache_dir or None
             self.train_tokens = cached_tokens(source, "train", tokenizer, cache_dir)
             self.val_tokens = cached_tokens(source, "val", tokenizer, cache_dir)
+            _check_split_lengths(source.name, self.train_tokens, self.val_tokens, cfg)
 
     @property
     def is_synthetic(self) -> bool:
@@ -64,6 +67,23 @@ class TrainData:
             y = x
         positions = assign_positions(self.cfg.train.positions, n, t, self.cfg.model.max_positions, rng) if split == "train" else None
         return Batch(x, y, positions)
+
+
+def _check_split_lengths(name: str, train: np.ndarray, val: np.ndarray, cfg: RunConfig) -> None:
+    """Each split must hold one window; say which split is short (not "the corpus")."""
+    need, vf = cfg.train.seq_len + 1, cfg.data.val_fraction
+    if len(train) < need:
+        raise DataError(
+            f"the training split of --data {name!r} has {len(train)} tokens, fewer than "
+            f"train.seq_len + 1 = {need}: lower train.seq_len or use more text"
+        )
+    if len(val) < need:
+        fix = ("data.val_fraction=0 leaves no validation text: set it above 0 (e.g. 0.1)" if vf == 0 else
+               f"lower train.seq_len, raise data.val_fraction (now {vf}) or use more text")
+        raise DataError(
+            f"the validation split of --data {name!r} has {len(val)} tokens, fewer than "
+            f"train.seq_len + 1 = {need}: {fix}"
+        )
 
 
 def assign_positions(recipe: str, b: int, t: int, max_positions: int, rng: np.random.Generator) -> torch.Tensor | None:
@@ -92,7 +112,12 @@ def assign_positions(recipe: str, b: int, t: int, max_positions: int, rng: np.ra
 
 
 def make_tokenizer(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> Tokenizer:
-    """The run's tokenizer: loaded when resuming, else built (trained on the train split)."""
+    """The run's tokenizer: loaded when resuming, else built (BPE trained on the train split).
+
+    A ``char`` vocabulary is the character set of both splits (as nanoGPT's): a character
+    that only the validation text holds would otherwise make the run fail at its first
+    evaluation. Only the set of characters is taken, never counts or order.
+    """
     if resume and run_dir is not None:
         return load_tokenizer(run_dir)
     kind = cfg.data.tokenizer
@@ -101,4 +126,7 @@ def make_tokenizer(cfg: RunConfig, run_dir: Path | None = None, resume: bool = F
     source = open_source(cfg.data.source, val_fraction=cfg.data.val_fraction)
     if isinstance(source, SyntheticTask):
         raise ValueError(f"synthetic tasks are byte-level: set data.tokenizer=byte (got {kind!r})")
-    return build_tokenizer(kind, source.train_texts(), vocab_size=cfg.data.vocab_size)
+    texts = source.train_texts()
+    if kind == "char":
+        texts = itertools.chain(texts, source.val_texts())
+    return build_tokenizer(kind, texts, vocab_size=cfg.data.vocab_size)

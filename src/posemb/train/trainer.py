@@ -102,6 +102,8 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
             cfg = build_config(None, {**flat, **overrides})
     elif cfg is None:
         raise ValueError("train() needs a RunConfig unless resume=True")
+    elif run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {str(run_dir)!r} is a file, not a directory; choose a new directory for the run")
     elif (run_dir / "trainer_state.json").exists():
         raise ValueError(
             f"{str(run_dir)!r} already holds a run; continue it with --resume {run_dir} or choose another --out"
@@ -113,6 +115,10 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
         )
     tc = cfg.train
     device = pick_device(tc.device, local_rank)
+    if device.type == "cuda" and device.index is not None:
+        # NCCL collectives on Python objects (the checkpoint's all_gather_object) and barrier()
+        # run on the *current* device: without this every rank would use cuda:0
+        torch.cuda.set_device(device)
     owns_group = world > 1 and not dist.is_initialized()
     if owns_group:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
