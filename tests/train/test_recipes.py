@@ -195,3 +195,20 @@ def test_trainer_uses_the_schedule(tmp_path):
     train(cfg, tmp_path / "run")
     logged = [m["lr"] for m in read_metrics(tmp_path / "run")]
     assert logged == pytest.approx([lr_at(s, cfg.train) for s in range(12)])
+
+
+def test_encoder_trains_on_corrupted_tokens_not_on_copying():
+    """model.causal=false: inputs are corrupted at ~15% of positions, loss only there."""
+    import numpy as np
+    import torch
+
+    from posemb.train.stream import corrupt_tokens
+
+    x = torch.randint(0, 256, (8, 64))
+    inputs, labels = corrupt_tokens(x, 256, np.random.default_rng(0))
+    chosen = labels != -100
+    assert chosen.any(dim=1).all()
+    assert 0.08 < chosen.float().mean() < 0.25
+    assert torch.equal(labels[chosen], x[chosen])
+    assert torch.equal(inputs[~chosen], x[~chosen])
+    assert (inputs[chosen] != x[chosen]).float().mean() > 0.9  # replaced by other ids

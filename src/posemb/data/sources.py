@@ -27,6 +27,7 @@ file and the fix (the built-in ``stdlib`` source alone reads with ``errors="repl
 
 from __future__ import annotations
 
+import abc
 import glob
 import hashlib
 import json
@@ -56,7 +57,7 @@ _ACCEPTED = (
 )
 
 
-class TextSource:
+class TextSource(abc.ABC):
     """A corpus with a train and a validation split, iterated as documents (strings).
 
     Attributes:
@@ -75,13 +76,13 @@ class TextSource:
         """The validation documents, in a fixed order."""
         return self.texts("val")
 
+    @abc.abstractmethod
     def texts(self, split: str) -> Iterator[str]:
         """The documents of ``split`` (``train`` or ``val``)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def fingerprint(self) -> str:
         """A cheap hash that changes when the content or the split changes (a cache key)."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

@@ -65,8 +65,32 @@ class TrainData:
             rank = self.rank if split == "train" else 0
             x = sample_batch(tokens, n, t, rng, rank=rank, world_size=world)
             y = x
+            if not self.cfg.model.causal:  # an encoder copying its input learns nothing
+                x, y = corrupt_tokens(x, self.cfg.model.vocab_size, rng)
         positions = assign_positions(self.cfg.train.positions, n, t, self.cfg.model.max_positions, rng) if split == "train" else None
         return Batch(x, y, positions)
+
+
+MASK_RATE = 0.15
+
+
+def corrupt_tokens(x: torch.Tensor, vocab_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training objective of a bidirectional encoder (``model.causal=false``).
+
+    15% of the tokens of each sequence (at least one) are replaced by random ids, as in
+    BERT's masked-LM recipe without a dedicated mask token (byte and char vocabularies have
+    none); the loss is taken on those tokens only, predicting the original ids.
+
+    Returns:
+        ``(inputs [b, t], labels [b, t])``, labels ``-100`` where nothing was replaced.
+    """
+    b, t = x.shape
+    chosen = rng.random((b, t)) < MASK_RATE
+    chosen[np.arange(b), rng.integers(0, t, size=b)] = True  # every row has a target
+    chosen_t = torch.from_numpy(chosen)
+    noise = torch.from_numpy(rng.integers(0, vocab_size, size=(b, t)).astype(np.int64))
+    labels = torch.where(chosen_t, x, torch.full_like(x, -100))
+    return torch.where(chosen_t, noise, x), labels
 
 
 def _check_split_lengths(name: str, train: np.ndarray, val: np.ndarray, cfg: RunConfig) -> None:
