@@ -101,3 +101,50 @@ def test_synthetic_task_reports_exact_match_per_length(tmp_path):
     for r in records:
         assert 0.0 <= r["accuracy"] <= 1.0 and r["loss"] > 0 and r["tokens"] > 0
     assert "accuracy @17" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--lengths", "1"], "evaluation lengths need at least 2 tokens"),
+        (["--lengths", "16", "--stride", "4"], "--stride applies to --mode sliding only"),
+        (["--lengths", "16,64", "--mode", "sliding", "--stride", "32"], "choose --stride between 1 and 31"),
+    ],
+)
+def test_eval_bad_lengths_and_strides_exit_2(run_dir, tmp_path, capsys, extra, message):
+    assert main(["eval", str(run_dir), *extra, "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_eval_on_text_shorter_than_one_window_exits_2(run_dir, tmp_path, capsys):
+    short = tmp_path / "short.txt"
+    short.write_text("hello\n")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty plot must not warn (no legend without lines)
+        code = main(["eval", str(run_dir), "--lengths", "16", "--data", str(short), "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "no length could be evaluated" in err and "fewer than one window" in err
+    assert json.loads((tmp_path / "e" / "results.json").read_text())[0]["loss"] is None
+
+
+def test_eval_out_that_is_a_file_exits_2(run_dir, tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    assert main(["eval", str(run_dir), "--lengths", "16", "--out", str(tmp_path / "f")]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_sweep_whose_eval_lengths_skip_the_training_length(tmp_path, corpus, monkeypatch, capsys):
+    monkeypatch.setitem(sweep.BUDGETS, "quick", {
+        "preset": "tiny", "train_len": 16, "windows": 2,
+        "settings": {**{k: v for k, v in TINY.items() if k not in ("train.seq_len", "model.max_positions")},
+                     "data.cache_dir": str(tmp_path / "cache")},
+    })
+    out = tmp_path / "sweep"
+    args = ["sweep", "--schemes", "learned", "--eval-lens", "32,64", "--data", str(corpus), "--out", str(out)]
+    assert main(args) == 0
+    assert "loss @32:" in capsys.readouterr().out
+    assert main(["sweep", "--eval-lens", "1,2", "--out", str(tmp_path / "s2")]) == 2

@@ -99,3 +99,9 @@ def test_past_the_table_without_a_method_raises_and_extension_fixes_it():
     clamped = adapt_model(model, overflow="clamp")
     assert model.pos.overflow == "error", "adapt_model must not change the original"
     assert eval_nonoverlap(clamped, TOKENS, 32, max_windows=1).tokens == 31
+
+
+@pytest.mark.parametrize("fn", [eval_nonoverlap, eval_sliding])
+def test_a_length_below_two_scores_nothing_and_is_an_error(fn):
+    with pytest.raises(ValueError, match="needs at least 2 tokens"):
+        fn(uniform_model(), np.arange(100) % 256, 1)

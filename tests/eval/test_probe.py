@@ -39,3 +39,12 @@ def test_cli_probe_on_an_untrained_preset(capsys):
     assert "without positions" in out and "final" in out
     final = [line for line in out.splitlines() if line.strip().startswith("final")][0].split()
     assert float(final[2]) == 1.0
+
+
+def test_texts_that_are_not_reorderings_are_not_called_causal_order():
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.preset("tiny", causal=False))
+    r = probe_order(model, build_tokenizer("byte"), "a", "b")
+    assert not r.same_tokens
+    assert "causal mask" not in r.reading() and "not the same tokens in another order" in r.reading()
+    assert probe(causal=False, position="nope").same_tokens

@@ -119,3 +119,59 @@ def test_rmsnorm_no_bias_swish_variant_runs():
     model = Transformer(ModelConfig.preset("tiny", norm="rmsnorm", bias=False, activation="silu", position="rope"))
     assert not any("bias" in n for n, _ in model.named_parameters())
     assert torch.isfinite(model(torch.zeros(1, 5, dtype=torch.long)).logits).all()
+
+
+def test_labels_are_checked_at_the_boundary():
+    model = Transformer(ModelConfig.preset("tiny"))
+    ids = torch.randint(0, 256, (2, 8))
+    with pytest.raises(ValueError, match=r"labels must have input_ids' shape \(2, 8\), got \(2, 4\)"):
+        model(ids, labels=ids[:, :4])
+    with pytest.raises(TypeError, match="labels must be an integer tensor"):
+        model(ids, labels=ids.float())
+    with pytest.raises(ValueError, match="label 300 is outside the vocabulary of 256 ids"):
+        model(ids, labels=torch.full_like(ids, 300))
+    labels = ids.clone()
+    labels[:, :3] = -100  # ignored slots are fine
+    assert torch.isfinite(model(ids, labels=labels).loss)
+
+
+def test_non_tensor_inputs_and_a_cache_of_another_batch_are_clear_errors():
+    model = Transformer(ModelConfig.preset("tiny")).eval()
+    with pytest.raises(TypeError, match="input_ids must be a LongTensor"):
+        model([[1, 2, 3]])
+    with pytest.raises(TypeError, match="positions must be an integer tensor"):
+        model(torch.zeros(1, 3, dtype=torch.long), positions=[0, 1, 2])
+    cache = model(torch.zeros(1, 4, dtype=torch.long), use_cache=True).cache
+    with pytest.raises(ValueError, match="the cache holds a batch of 1 rows but input_ids has 2"):
+        model(torch.zeros(2, 1, dtype=torch.long), cache=cache)
+
+
+def test_empty_step_after_a_padded_prefill_with_offset_rows():
+    model = Transformer(ModelConfig.preset("tiny", position_options={"offset": 2})).eval()
+    mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    cache = model(torch.randint(0, 256, (2, 4)), attention_mask=mask, use_cache=True).cache
+    assert model(torch.zeros(2, 0, dtype=torch.long), cache=cache).logits.shape == (2, 0, 256)
+
+
+@pytest.mark.parametrize(
+    "options, fix",
+    [({"dim": 8}, "model.d_model"), ({"max_positions": 8}, "model.max_positions"), ({"causal": False}, "model.causal")],
+)
+def test_position_options_cannot_override_the_models_own_context(options, fix):
+    position = "alibi" if "causal" in options else "learned"
+    with pytest.raises(ValueError, match=f"is set by the model itself; set {fix} instead"):
+        ModelConfig(position=position, position_options=options)
+
+
+@pytest.mark.parametrize("field", ["norm_eps", "init_std"])
+def test_norm_eps_and_init_std_are_validated(field):
+    with pytest.raises(ValueError, match=f"{field} must be a finite number >= 0"):
+        ModelConfig(**{field: -1.0})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cpu_mask_and_positions_follow_cuda_tokens():
+    model = Transformer(ModelConfig.preset("tiny")).cuda().eval()
+    ids = torch.randint(0, 256, (2, 6), device="cuda")
+    out = model(ids, positions=torch.arange(6), attention_mask=torch.ones(2, 6))
+    assert out.logits.device.type == "cuda"

@@ -133,3 +133,32 @@ def test_error_survives_pickling():
 
     err = pickle.loads(pickle.dumps(PositionOutOfRangeError(600, 512)))
     assert (err.position, err.max_positions) == (600, 512)
+
+
+def test_position_ids_from_a_mask_check_past_length_and_seq_len():
+    pe = LearnedAbsolutePositionalEmbedding(8, 4)
+    mask = torch.tensor([[0, 1, 1, 1]])
+    assert pe.position_ids(attention_mask=mask, past_length=2).tolist() == [[1, 2]]
+    for past in (5, -1):
+        with pytest.raises(ValueError, match=r"past_length must be an integer in \[0, 4\]"):
+            pe.position_ids(attention_mask=mask, past_length=past)
+    with pytest.raises(ValueError, match="seq_len=7 disagrees with the mask"):
+        pe.position_ids(attention_mask=mask, seq_len=7)
+    assert pe.position_ids(attention_mask=mask, seq_len=4).tolist() == [[0, 0, 1, 2]]
+
+
+def test_any_nonzero_mask_value_is_one_real_token():
+    mask = torch.tensor([[0, 2, 2, 1], [0.0, 0.5, 1.0, 1.0]])
+    assert position_ids_from_mask(mask).tolist() == [[0, 0, 1, 2], [0, 0, 1, 2]]
+
+
+@pytest.mark.parametrize("method", ["tile", "interpolate", "extrapolate"])
+def test_extend_keeps_the_tables_dtype(method):
+    pe = LearnedAbsolutePositionalEmbedding(8, 4).to(torch.bfloat16)
+    new = pe.extend(16, method)
+    assert new.weight.dtype == torch.bfloat16 and new.weight.shape == (16, 4)
+
+
+def test_offset_lookup_of_no_positions_with_a_mask():
+    pe = LearnedAbsolutePositionalEmbedding(8, 4, offset=2)
+    assert pe(torch.zeros(1, 0, dtype=torch.long), torch.ones(1, 3)).shape == (1, 0, 4)

@@ -35,3 +35,21 @@ def test_unknown_option_names_the_closest():
 def test_missing_context_is_clear():
     with pytest.raises(ValueError, match="needs max_positions"):
         build_scheme("learned", dim=4)
+
+
+@pytest.mark.parametrize(
+    "name, options, match",
+    [
+        ("alibi", {"n_heads": 4, "causal": "no"}, "causal must be True or False"),
+        ("t5", {"n_heads": 4, "causal": "no"}, "causal must be True or False"),
+        ("rope", {"head_dim": 8, "interleaved": "yes"}, "interleaved must be True or False"),
+        ("rope", {"head_dim": 8, "base": "x"}, "base must be a finite number > 1"),
+        ("rope", {"head_dim": 8, "scale": float("inf")}, "scale must be a finite number > 0"),
+        ("sinusoidal", {"dim": 4.5}, r"dim must be positive \(an integer\)"),
+        ("sinusoidal", {"dim": 8, "scale": float("nan")}, "scale must be a finite number"),
+        ("sinusoidal", {"dim": 8, "base": 1}, "base must be a finite number > 1"),
+    ],
+)
+def test_bad_option_values_are_value_errors_naming_the_option(name, options, match):
+    with pytest.raises(ValueError, match=match):
+        build_scheme(name, **options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import torch
@@ -23,8 +24,8 @@ def non_negative_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     return value
 
 
@@ -36,6 +37,16 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 128,256, got {text!r}") from None
     if not values or any(v <= 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected positive integers like 128,256, got {text!r}")
+    return values
+
+
+def length_list(text: str) -> list[int]:
+    """Evaluation lengths: ``int_list`` with every length >= 2 (one context token, one target)."""
+    values = int_list(text)
+    if any(v < 2 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"evaluation lengths need at least 2 tokens (one of context, one predicted), got {text!r}"
+        )
     return values
 
 

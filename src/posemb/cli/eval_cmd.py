@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import existing_run, int_list, positive_int
+from .common import existing_run, length_list, positive_int
 
 HELP = "loss per evaluation length, with extension methods, overflow policies or a sliding window"
 EXAMPLE = "posemb eval runs/a --lengths 128,256,512,1024 --extend interpolate --out runs/a/eval"
@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..positional.extend import EXTEND_METHODS
 
     p.add_argument("run_dir", type=existing_run, metavar="RUN")
-    p.add_argument("--lengths", type=int_list, required=True, help="comma-separated, e.g. 128,256,512")
+    p.add_argument("--lengths", type=length_list, required=True, help="comma-separated, e.g. 128,256,512")
     p.add_argument("--extend", choices=EXTEND_METHODS, metavar="METHOD", help=f"one of: {', '.join(EXTEND_METHODS)}")
     p.add_argument("--overflow", choices=("clamp", "wrap"))
     p.add_argument("--mode", choices=("nonoverlap", "sliding"), default="nonoverlap")
@@ -47,14 +47,24 @@ def run(args: argparse.Namespace) -> int:
 
     if args.extend and args.overflow:
         raise UsageError("choose --extend or --overflow, not both")
+    if args.stride is not None and args.mode != "sliding":
+        raise UsageError("--stride applies to --mode sliding only; add --mode sliding or drop --stride")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file, not a directory; choose a directory for the results")
     model, tokenizer = load_run(args.run_dir, device())
     cfg = read_config(args.run_dir)
+    window = model.position_limit
+    if args.stride is not None and window is not None and args.stride >= window:
+        raise UsageError(
+            f"--stride {args.stride} must be smaller than the sliding window ({window} tokens, the table's "
+            f"positions): choose --stride between 1 and {window - 1}"
+        )
     check_lengths(model, args.lengths, args.extend, args.overflow, args.mode)
     data = eval_tokens(cfg, tokenizer, args.data)
     records = evaluate_run(model, cfg, data, args.lengths, method=args.extend, overflow=args.overflow,
                            mode=args.mode, stride=args.stride, max_windows=args.max_windows,
                            byte_level=tokenizer.kind == "byte")
-    out = Path(args.out)
     write_results(out, records)
     reading = describe(records)
     md, page = write_eval_report(out, records, f"posemb eval: {args.run_dir}",
@@ -67,4 +77,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"L={r['eval_len']:>6}  {metric}={shown}  tokens={r['tokens']}")
     print(" ".join(reading))
     print(f"wrote {out / 'results.json'}, {page}")
+    failed = [r for r in records if r.get("loss") is None]
+    if len(failed) == len(records):  # nothing measured: bad input (text too short, ...), not success
+        raise UsageError(f"no length could be evaluated: {failed[0].get('error', 'unknown error')}")
     return 0

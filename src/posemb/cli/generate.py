@@ -29,7 +29,9 @@ def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, temperatur
     device = next(model.parameters()).device
     x = torch.tensor([ids], device=device)
     g = torch.Generator(device=device).manual_seed(seed)
-    out = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k, generator=g)
+    # a model's vocabulary may be padded past the tokenizer's (nanoGPT-style): never sample padding
+    vocab = min(tokenizer.vocab_size, model.config.vocab_size)
+    out = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k, generator=g, vocab_size=vocab)
     return tokenizer.decode(out[0].tolist())
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import int_list, positive_int
+from .common import length_list, positive_int
 
 HELP = "train every scheme with one budget and compare losses at 1x/2x/4x/8x the training length"
 EXAMPLE = "posemb sweep --schemes learned,learned+random,rope,alibi --train-len 64 --budget quick --out runs/sweep"
@@ -20,7 +20,7 @@ EXAMPLE = "posemb sweep --schemes learned,learned+random,rope,alibi --train-len 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schemes", nargs="+", metavar="NAME", help="default: all (comma or space separated)")
     p.add_argument("--train-len", type=positive_int, default=None, help="L (default: the budget's)")
-    p.add_argument("--eval-lens", type=int_list, default=None, help="default: L,2L,4L,8L")
+    p.add_argument("--eval-lens", type=length_list, default=None, help="default: L,2L,4L,8L")
     p.add_argument("--budget", choices=("quick", "full"), default="quick")
     p.add_argument("--data", default="stdlib", metavar="SRC")
     p.add_argument("--seed", type=int, default=1337)
@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from .main import UsageError
 
     L = args.train_len or BUDGETS[args.budget]["train_len"]
+    if L < 2:
+        raise UsageError(f"--train-len must be at least 2 tokens, got {L}")
     plan = SweepPlan(parse_variants(args.schemes), L, args.eval_lens or [L, 2 * L, 4 * L, 8 * L], args.budget,
                      args.data, args.seed)
     out = Path(args.out)

@@ -28,6 +28,15 @@ from ..data import iter_windows
 from ..model import Transformer
 
 
+def check_eval_len(eval_len: int) -> None:
+    """An evaluation length scores tokens 1 .. L-1 from their prefix: it needs L >= 2."""
+    if isinstance(eval_len, bool) or not isinstance(eval_len, int) or eval_len < 2:
+        raise ValueError(
+            f"evaluation length {eval_len!r} scores no token: a length needs at least 2 tokens "
+            "(one of context, one predicted); use lengths >= 2"
+        )
+
+
 @dataclass
 class LengthResult:
     eval_len: int
@@ -76,6 +85,7 @@ def token_losses(model: Transformer, ids: torch.Tensor) -> torch.Tensor:
 def eval_nonoverlap(model: Transformer, tokens: np.ndarray, eval_len: int, *, max_windows: int = 64,
                     batch_size: int = 8) -> LengthResult:
     """Score up to ``max_windows`` disjoint windows of ``eval_len`` tokens."""
+    check_eval_len(eval_len)
     device = next(model.parameters()).device
     windows = list(_take(iter_windows(tokens, eval_len), max_windows))
     if not windows:
@@ -118,6 +128,7 @@ def sliding_targets(seq_len: int, window: int, stride: int) -> list[tuple[int, i
 def eval_sliding(model: Transformer, tokens: np.ndarray, eval_len: int, *, window: int | None = None,
                  stride: int | None = None, max_windows: int = 16) -> LengthResult:
     """Score sequences of ``eval_len`` tokens with a sliding window of ``window`` tokens."""
+    check_eval_len(eval_len)
     device = next(model.parameters()).device
     window = window or model.position_limit or eval_len
     window = min(window, eval_len)
@@ -141,6 +152,7 @@ def eval_task(model: Transformer, task, eval_len: int, *, n: int = 128, seed: in
     """Loss on answer tokens and exact-match accuracy of a synthetic task at ``eval_len``."""
     from ..data import exact_match
 
+    check_eval_len(eval_len)
     device = next(model.parameters()).device
     rng = np.random.default_rng([seed, eval_len])
     losses, right, total, scored = [], 0.0, 0, 0

@@ -28,6 +28,7 @@ class ProbeResult:
     scheme: str
     with_positions: list[float]  # cosine similarity per layer (0 = embeddings, last = final norm)
     without_positions: list[float]
+    same_tokens: bool = True  # B is a reordering of A's tokens (what the probe is about)
 
     @property
     def final_with(self) -> float:
@@ -40,10 +41,16 @@ class ProbeResult:
     def reading(self) -> str:
         kind = "causal" if self.causal else "bidirectional"
         same = self.final_without > 1 - 1e-5
-        without = (
-            "identical without positions (a bag of tokens)" if same
-            else "different even without positions (the causal mask implies order)"
-        )
+        if not self.same_tokens:
+            without = (
+                "not comparable as orderings (the texts are not the same tokens in another order, "
+                "so they differ with or without positions)"
+            )
+        else:
+            without = (
+                "identical without positions (a bag of tokens)" if same
+                else "different even without positions (the causal mask implies order)"
+            )
         return (
             f"{kind} {self.scheme} model: the two texts' pooled representations are {without}; "
             f"with the model's positions their cosine similarity is {self.final_with:.4f}."
@@ -81,4 +88,4 @@ def probe_order(model: Transformer, tokenizer, text_a: str, text_b: str) -> Prob
         return [float(F.cosine_similarity(x, y, dim=0)) for x, y in zip(pooled_layers(m, a), pooled_layers(m, b))]
 
     return ProbeResult(text_a, text_b, model.config.causal, model.config.position,
-                       sims(model), sims(without_positions(model)))
+                       sims(model), sims(without_positions(model)), same_tokens=sorted(a) == sorted(b))

@@ -140,7 +140,10 @@ def run_sweep(plan: SweepPlan, out: Path, log=print) -> list[dict]:
         atomic_write_text(done_file, json.dumps(recs))
         best = min((r for r in recs if r["loss"] is not None and r["eval_len"] == max(plan.eval_lens)),
                    key=lambda r: r["loss"], default=None)
-        log(f"    loss @{plan.train_len}: {next(r['loss'] for r in recs if r['eval_len'] == plan.train_len):.3f}"
+        # the shortest length evaluated (the training length when the plan includes it)
+        first = min(plan.eval_lens, key=lambda n: (n != plan.train_len, n))
+        loss = next((r["loss"] for r in recs if r["eval_len"] == first and r["loss"] is not None), None)
+        log(f"    loss @{first}: " + (f"{loss:.3f}" if loss is not None else "n/a")
             + (f"   best @{max(plan.eval_lens)}: {best['loss']:.3f} ({best['method']}, {best['mode']})" if best else ""))
         records += recs
     return records

@@ -5,6 +5,8 @@ Notation: ``b`` batch, ``t`` tokens so far, ``V`` vocabulary.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -22,34 +24,53 @@ def sample_next(logits: Tensor, temperature: float, top_k: int | None, generator
     return torch.multinomial(probs, 1, generator=generator)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def generate(model, input_ids: Tensor, max_new_tokens: int, temperature: float = 1.0,
-             top_k: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+             top_k: int | None = None, generator: torch.Generator | None = None,
+             vocab_size: int | None = None) -> Tensor:
     """See :meth:`posemb.Transformer.generate`."""
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.shape[1] == 0:
+        shape = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        raise ValueError(
+            f"generate needs a prompt of at least one token, input_ids [batch, length >= 1]; got {shape}"
+        )
+    if not _is_int(max_new_tokens) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if top_k is not None and (not _is_int(top_k) or top_k < 1):
+        raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+    if vocab_size is not None and (not _is_int(vocab_size) or not 1 <= vocab_size <= model.config.vocab_size):
+        raise ValueError(
+            f"vocab_size must be an integer in [1, {model.config.vocab_size}] (the model's vocabulary), "
+            f"got {vocab_size!r}"
+        )
     was_training = model.training
     model.eval()
     limit = model.position_limit  # None: the scheme serves any position
+    keep = max(limit - 1, 1) if limit is not None else None  # tokens re-encoded when the table ends
     ids = input_ids
     if limit is not None and ids.shape[1] > limit:
-        ids_ctx = ids[:, -(limit - 1):]
+        ids_ctx = ids[:, -keep:]
     else:
         ids_ctx = ids
     try:
         out = model(ids_ctx, use_cache=True)
         cache = out.cache
         for step in range(max_new_tokens):
-            nxt = sample_next(out.logits[:, -1], temperature, top_k, generator)  # [b, 1]
+            logits = out.logits[:, -1]  # [b, V]
+            if vocab_size is not None:
+                logits = logits[:, :vocab_size]  # padded ids are never sampled
+            nxt = sample_next(logits, temperature, top_k, generator)  # [b, 1]
             ids = torch.cat((ids, nxt), dim=1)
             if step == max_new_tokens - 1:
                 break
             if limit is not None and cache.length >= limit:
                 # the table ends here: slide the window (re-encode the last limit-1 tokens)
-                out = model(ids[:, -(limit - 1):], use_cache=True)
+                out = model(ids[:, -keep:], use_cache=True)
                 cache = out.cache
             else:
                 out = model(nxt, cache=cache, use_cache=True)

@@ -182,6 +182,16 @@ class Transformer(nn.Module):
         cfg = self.config
         b, t = self._check_inputs(input_ids)
         past = cache.length if cache is not None else 0
+        # masks and positions built on the CPU for a model on an accelerator: follow the tokens
+        if isinstance(attention_mask, Tensor):
+            attention_mask = attention_mask.to(input_ids.device)
+        if isinstance(positions, Tensor):
+            positions = positions.to(input_ids.device)
+        if cache is not None and cache.layers and cache.layers[0][0].shape[0] != b:
+            raise ValueError(
+                f"the cache holds a batch of {cache.layers[0][0].shape[0]} rows but input_ids has {b}; "
+                "continue a cache with the same batch it was built with"
+            )
         key_mask = self._key_mask(attention_mask, cache, b, t, past)
 
         host_known = positions is None and key_mask is None
@@ -195,7 +205,8 @@ class Transformer(nn.Module):
         x = self.wte(input_ids)  # [b, t, d]
         first = self.scheme(0)
         if first.adds_to_input:
-            x = x + first.embed_positions(positions, key_mask[:, -t:] if key_mask is not None else None).to(x.dtype)
+            new_mask = key_mask[:, key_mask.shape[1] - t :] if key_mask is not None else None  # [b, t]
+            x = x + first.embed_positions(positions, new_mask).to(x.dtype)
         x = self.drop(x)
 
         k_positions = positions.expand(b, t)
@@ -217,6 +228,9 @@ class Transformer(nn.Module):
             hidden.append(x)
         logits = self.lm_head(x)  # [b, t, V]
 
+        if labels is not None:
+            self._check_labels(labels, input_ids)
+            labels = labels.to(logits.device)
         loss = self.loss(logits, labels) if labels is not None else None
         new_cache = None
         if use_cache:
@@ -233,6 +247,11 @@ class Transformer(nn.Module):
 
     # -- boundary checks ------------------------------------------------------------------------------
     def _check_inputs(self, input_ids: Tensor) -> tuple[int, int]:
+        if not isinstance(input_ids, Tensor):
+            raise TypeError(
+                f"input_ids must be a LongTensor [batch, length], got {type(input_ids).__name__} "
+                "(wrap it: torch.tensor([ids]))"
+            )
         if input_ids.dim() != 2:
             raise ValueError(
                 f"input_ids must be [batch, length], got shape {tuple(input_ids.shape)} "
@@ -251,7 +270,27 @@ class Transformer(nn.Module):
                 )
         return input_ids.shape
 
+    def _check_labels(self, labels: Tensor, input_ids: Tensor) -> None:
+        if not isinstance(labels, Tensor) or labels.shape != input_ids.shape:
+            shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+            raise ValueError(
+                f"labels must have input_ids' shape {tuple(input_ids.shape)}, got {shape} "
+                "(causal LM: pass the input ids themselves; the model shifts them)"
+            )
+        if labels.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"labels must be an integer tensor (-100 = no loss), got {labels.dtype}")
+        if not torch.compiler.is_compiling() and labels.numel():
+            vocab = self.config.vocab_size
+            lo, hi = (int(v) for v in torch.aminmax(labels.detach().masked_fill(labels == -100, 0)))
+            if hi >= vocab or lo < 0:
+                raise ValueError(
+                    f"label {hi if hi >= vocab else lo} is outside the vocabulary of {vocab} ids (0–{vocab - 1}); "
+                    "use -100 for tokens without loss"
+                )
+
     def _check_positions(self, positions: Tensor, b: int, t: int, host_known: bool, past: int) -> Tensor:
+        if not isinstance(positions, Tensor):
+            raise TypeError(f"positions must be an integer tensor [batch, length] or [length], got {type(positions).__name__}")
         if positions.dim() == 1:
             positions = positions.unsqueeze(0)  # [1, t]
         if positions.dim() != 2 or positions.shape[-1] != t or positions.shape[0] not in (1, b):
@@ -294,13 +333,16 @@ class Transformer(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        vocab_size: int | None = None,
     ) -> Tensor:
         """Sample ``max_new_tokens`` tokens after ``input_ids`` ``[b, t]``; returns ``[b, t + n]``.
 
         ``temperature=0`` is greedy. Uses the KV cache. When a learned table's end is reached
         the context slides (the last ``max_positions - 1`` tokens are re-encoded), as nanoGPT
         crops to its block size, so generation never asks for a position the table lacks.
+        ``vocab_size`` samples only ids below it (a tokenizer smaller than the model's padded
+        vocabulary: the padding ids decode to nothing).
         """
         from .generation import generate
 
-        return generate(self, input_ids, max_new_tokens, temperature, top_k, generator)
+        return generate(self, input_ids, max_new_tokens, temperature, top_k, generator, vocab_size)

@@ -89,7 +89,9 @@ class ALiBi(PositionalScheme):
 
     def __init__(self, n_heads: int, *, causal: bool = True) -> None:
         super().__init__()
-        self.n_heads, self.causal = n_heads, bool(causal)
+        if not isinstance(causal, bool):
+            raise ValueError(f"causal must be True or False, got {causal!r}")
+        self.n_heads, self.causal = n_heads, causal
         self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)  # [h]
 
     def _positions(

@@ -76,7 +76,7 @@ def position_ids_from_mask(attention_mask: Tensor, past_length: int = 0) -> Tens
 
     Example: mask ``[0, 0, 1, 1, 1]`` -> positions ``[0, 0, 0, 1, 2]``.
     """
-    mask = attention_mask.to(torch.long)
+    mask = (attention_mask != 0).to(torch.long)  # any nonzero value is a real token
     pos = mask.cumsum(-1) - 1  # [b, s]: index among real tokens
     pos = pos.clamp_min(0) * mask  # padded slots -> 0
     return pos[:, past_length:]
@@ -165,6 +165,17 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         if attention_mask is not None:
             if attention_mask.dim() != 2:
                 raise ValueError(f"attention_mask must be [batch, length], got shape {tuple(attention_mask.shape)}")
+            s = attention_mask.shape[1]
+            if isinstance(past_length, bool) or not isinstance(past_length, int) or not 0 <= past_length <= s:
+                raise ValueError(
+                    f"past_length must be an integer in [0, {s}]: the mask covers the cached slots too "
+                    f"([batch, past_length + new]), got past_length={past_length!r} for a mask of length {s}"
+                )
+            if seq_len is not None and seq_len != s - past_length:
+                raise ValueError(
+                    f"seq_len={seq_len!r} disagrees with the mask: {s} slots - past_length {past_length} = "
+                    f"{s - past_length} new tokens; pass the mask alone"
+                )
             return position_ids_from_mask(attention_mask, past_length)
         if seq_len is None:
             raise ValueError("position_ids() needs attention_mask or seq_len")
@@ -181,7 +192,7 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         positions = self._apply_overflow(positions)
         rows = positions + self.offset
         if attention_mask is not None and self.offset > 0:
-            mask = attention_mask[..., -positions.shape[-1] :].to(torch.bool)
+            mask = attention_mask[..., attention_mask.shape[-1] - positions.shape[-1] :].to(torch.bool)
             rows = torch.where(mask, rows, torch.full_like(rows, self.offset - 1))
         return rows
 
@@ -235,7 +246,7 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         with torch.no_grad():
             table = extend_table(self.weight.detach(), self.offset + new_max, method, offset=self.offset, **options)
             new.weight.copy_(table)
-        return new.to(self.weight.device)
+        return new.to(device=self.weight.device, dtype=self.weight.dtype)
 
     def extra_repr(self) -> str:
         return (

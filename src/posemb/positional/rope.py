@@ -30,6 +30,8 @@ Notation: ``b`` batch, ``t`` query length, ``s`` key length, ``h`` heads, ``dh``
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -136,10 +138,12 @@ class RotaryPositionalEmbedding(PositionalScheme):
             or head_dim % 2
         ):
             raise ValueError(f"RoPE needs a positive even head_dim, got {head_dim!r}")
-        if not base > 1.0:
-            raise ValueError(f"base must be > 1, got {base!r}")
-        if not scale > 0.0:
-            raise ValueError(f"scale must be > 0, got {scale!r} (1.0: no interpolation)")
+        if not (_is_number(base) and 1.0 < base < math.inf):
+            raise ValueError(f"base must be a finite number > 1, got {base!r}")
+        if not (_is_number(scale) and 0.0 < scale < math.inf):
+            raise ValueError(f"scale must be a finite number > 0, got {scale!r} (1.0: no interpolation)")
+        if not isinstance(interleaved, bool):
+            raise ValueError(f"interleaved must be True or False, got {interleaved!r}")
         self.head_dim, self.base = head_dim, float(base)
         self.interleaved, self.scale = bool(interleaved), float(scale)
 
@@ -161,3 +165,7 @@ class RotaryPositionalEmbedding(PositionalScheme):
             f"head_dim={self.head_dim}, base={self.base}, interleaved={self.interleaved}, "
             f"scale={self.scale}, {super().extra_repr()}"
         )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

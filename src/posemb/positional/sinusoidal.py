@@ -64,8 +64,13 @@ class SinusoidalPositionalEmbedding(PositionalScheme):
 
     def __init__(self, dim: int, *, base: float = 10000.0, scale: float = 0.02) -> None:
         super().__init__()
-        if dim <= 0:
-            raise ValueError(f"dim must be positive, got {dim}")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+            raise ValueError(f"dim must be positive (an integer), got {dim!r}")
+        for key, value, low in (("base", base, 1.0), ("scale", scale, None)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
+                low is not None and value <= low
+            ):
+                raise ValueError(f"{key} must be a finite number{f' > {low:g}' if low is not None else ''}, got {value!r}")
         self.dim, self.base, self.scale = dim, float(base), float(scale)
 
     def embed_positions(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:

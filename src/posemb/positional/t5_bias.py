@@ -94,6 +94,8 @@ class T5RelativeBias(PositionalScheme):
         max_distance: int = 128,
     ) -> None:
         super().__init__()
+        if not isinstance(causal, bool):
+            raise ValueError(f"causal must be True or False, got {causal!r}")
         low_buckets = 2 if causal else 4  # at least one exact bucket per side
         checks = (
             ("n_heads", n_heads, 1),
