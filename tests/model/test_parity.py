@@ -113,7 +113,7 @@ def test_flex_attention_equals_sdpa_bias(scheme, causal, monkeypatch):
     torch.testing.assert_close(
         flex(ids, attention_mask=mask).logits[:, 2:], sdpa(ids, attention_mask=mask).logits[:, 2:], **TOL
     )
-    if causal:  # cached decoding through flex's block mask
+    if causal:  # prefill through flex, then decode steps through the SDPA bias path
         a = flex(ids[:, :5], use_cache=True)
         b = flex(ids[:, 5:], cache=a.cache)
         torch.testing.assert_close(torch.cat([a.logits, b.logits], 1), sdpa(ids).logits, **TOL)

@@ -92,7 +92,9 @@ class SelfAttention(nn.Module):
         s = k.shape[2]
         dropout = self.dropout if self.training else 0.0
 
-        if scheme.biases_logits and self._use_flex(x):
+        # decode steps (a cache in use) take the SDPA bias path: a compiled flex kernel per
+        # growing key length would recompile at every generated token
+        if scheme.biases_logits and ctx.past_length == 0 and self._use_flex(x):
             y = self._flex(q, k, v, scheme, ctx)
         elif scheme.biases_logits:
             bias = scheme.attention_bias(q, ctx.q_positions, ctx.k_positions)  # [b|1, h, t, s]
