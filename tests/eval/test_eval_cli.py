@@ -148,3 +148,14 @@ def test_sweep_whose_eval_lengths_skip_the_training_length(tmp_path, corpus, mon
     assert main(args) == 0
     assert "loss @32:" in capsys.readouterr().out
     assert main(["sweep", "--eval-lens", "1,2", "--out", str(tmp_path / "s2")]) == 2
+
+
+def test_eval_options_that_would_not_act_are_refused(run_dir, tmp_path, capsys, corpus):
+    out = str(tmp_path / "e")
+    assert main(["eval", str(run_dir), "--lengths", "64", "--mode", "sliding", "--extend", "tile", "--out", out]) == 2
+    assert "--mode sliding keeps the table" in capsys.readouterr().err
+    rope = tmp_path / "rope"
+    train(build_config("tiny", {**TINY, "model.position": "rope", "data.source": str(corpus),
+                                "data.cache_dir": str(tmp_path / "cache")}), rope)
+    assert main(["eval", str(rope), "--lengths", "64", "--extend", "tile", "--out", out]) == 2
+    assert "this run uses rope" in capsys.readouterr().err

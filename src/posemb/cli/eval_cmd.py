@@ -47,12 +47,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.extend and args.overflow:
         raise UsageError("choose --extend or --overflow, not both")
+    if args.mode == "sliding" and (args.extend or args.overflow):
+        raise UsageError("--mode sliding keeps the table as it is; drop --extend/--overflow or use --mode nonoverlap")
     if args.stride is not None and args.mode != "sliding":
         raise UsageError("--stride applies to --mode sliding only; add --mode sliding or drop --stride")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a file, not a directory; choose a directory for the results")
     model, tokenizer = load_run(args.run_dir, device())
+    if (args.extend or args.overflow) and not hasattr(model.scheme(0), "extend"):
+        raise UsageError(
+            f"--extend/--overflow act on a learned table; this run uses {model.config.position}, which has none "
+            "(drop the option: it evaluates at any length)")
     cfg = read_config(args.run_dir)
     window = model.position_limit
     if args.stride is not None and window is not None and args.stride >= window:
