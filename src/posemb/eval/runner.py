@@ -14,8 +14,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
-
 from ..data import SyntheticTask, atomic_write_text, cached_tokens, open_source
 from ..model import Transformer
 from ..positional.learned import PositionOutOfRangeError
@@ -145,20 +143,32 @@ def describe(records: list[dict]) -> list[str]:
     if not ok:
         return ["No length could be evaluated."]
     train_len = ok[0]["train_len"]
-    at_train = [r for r in ok if r["eval_len"] == train_len] or [min(ok, key=lambda r: r["eval_len"])]
+    at_train = [r for r in ok if r["eval_len"] == train_len]
+    where = f"At the training length ({train_len} tokens)"
+    if not at_train:
+        shortest = min(r["eval_len"] for r in ok)
+        at_train = [r for r in ok if r["eval_len"] == shortest]
+        where = f"At {shortest} tokens, the shortest length evaluated (trained at {train_len}),"
     longest = max(r["eval_len"] for r in ok)
-    at_long = [r for r in ok if r["eval_len"] == longest]
-    best_long = min(at_long, key=lambda r: r["loss"])
-    worst_long = max(at_long, key=lambda r: r["loss"])
-    base = float(np.mean([r["loss"] for r in at_train]))
-    s1 = (f"At the training length ({at_train[0]['eval_len']} tokens) the mean loss is {base:.3f} nats per token.")
-    s2 = (f"At {longest} tokens the best configuration is {_name(best_long)} ({best_long['loss']:.3f})"
-          + (f" and the worst {_name(worst_long)} ({worst_long['loss']:.3f})." if worst_long is not best_long else "."))
-    return [s1, s2]
+    return [f"{where} {_spread(at_train)}.", f"At {longest} tokens {_spread([r for r in ok if r['eval_len'] == longest])}."]
+
+
+def _spread(records: list[dict]) -> str:
+    """'the loss is 2.46' or 'the best configuration is X (2.39) and the worst Y (3.13)'."""
+    best = min(records, key=lambda r: r["loss"])
+    worst = max(records, key=lambda r: r["loss"])
+    if len({_name(r) for r in records}) == 1 or worst["loss"] == best["loss"]:
+        return f"the loss is {best['loss']:.3f} nats per token"
+    return (f"the best configuration is {_name(best)} ({best['loss']:.3f} nats per token) "
+            f"and the worst {_name(worst)} ({worst['loss']:.3f})")
 
 
 def _name(r: dict) -> str:
-    extra = [x for x in (r["recipe"] if r["recipe"] != "start" else None,
-                         r["method"] if r["method"] != "none" else None,
-                         "sliding window" if r["mode"] == "sliding" else None) if x]
+    method = r["method"]
+    extra = [
+        f"{r['recipe']} positions" if r["recipe"] != "start" else None,
+        None if method == "none" else (f"overflow={method}" if method in ("clamp", "wrap") else f"extended by {method}"),
+        "sliding window" if r["mode"] == "sliding" else None,
+    ]
+    extra = [x for x in extra if x]
     return r["scheme"] + (f" ({', '.join(extra)})" if extra else "")
