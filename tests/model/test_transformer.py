@@ -175,3 +175,16 @@ def test_cpu_mask_and_positions_follow_cuda_tokens():
     ids = torch.randint(0, 256, (2, 6), device="cuda")
     out = model(ids, positions=torch.arange(6), attention_mask=torch.ones(2, 6))
     assert out.logits.device.type == "cuda"
+
+
+def test_implicit_positions_are_not_read_back_from_the_device(monkeypatch):
+    """Positions the model builds itself are range-checked from ints: no tensor read per step."""
+    from posemb.positional.base import PositionalScheme
+
+    model = Transformer(ModelConfig.preset("tiny"))
+    reads = []
+    monkeypatch.setattr(PositionalScheme, "check_positions", lambda self, p: reads.append(p))
+    model(torch.zeros(2, 10, dtype=torch.long))
+    assert reads == []
+    model(torch.zeros(1, 3, dtype=torch.long), positions=torch.tensor([4, 5, 6]))
+    assert len(reads) == 1  # explicit positions: read once, by the model

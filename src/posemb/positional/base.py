@@ -68,7 +68,10 @@ class PositionalScheme(nn.Module):
 
     # -- hook 1: add to the input ---------------------------------------------------------
     def embed_positions(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """positions ``[b, t]`` (int64) -> ``[b, t, d]`` added to the token embeddings."""
+        """positions ``[b, t]`` (int64) -> ``[b, t, d]`` added to the token embeddings.
+
+        The caller has checked the range (``check_position_range``/``check_positions``).
+        """
         raise TypeError(f"scheme {self.name!r} does not add to the input")
 
     # -- hook 2: rotate q and k -------------------------------------------------------------

@@ -189,19 +189,22 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         With ``offset > 0`` and a mask, padded slots read row ``offset - 1`` (RoBERTa's
         ``padding_idx``) and real tokens start at row ``offset``.
         """
-        positions = self._apply_overflow(positions)
+        return self._rows(positions, attention_mask, checked=False)
+
+    def _rows(self, positions: Tensor, attention_mask: Tensor | None, checked: bool) -> Tensor:
+        positions = self._apply_overflow(positions, checked)
         rows = positions + self.offset
         if attention_mask is not None and self.offset > 0:
             mask = attention_mask[..., attention_mask.shape[-1] - positions.shape[-1] :].to(torch.bool)
             rows = torch.where(mask, rows, torch.full_like(rows, self.offset - 1))
         return rows
 
-    def _apply_overflow(self, positions: Tensor) -> Tensor:
+    def _apply_overflow(self, positions: Tensor, checked: bool = False) -> Tensor:
         if self.overflow == "clamp":
             return positions.clamp(0, self.max_positions - 1)
         if self.overflow == "wrap":
             return torch.remainder(positions, self.max_positions)
-        if not torch.compiler.is_compiling():
+        if not checked and not torch.compiler.is_compiling():
             # Eager: read the values and raise before the lookup (never an IndexError from
             # inside torch, never a device-side assert). Under torch.compile the model checks
             # host-side bounds (check_position_range) so the graph stays whole.
@@ -223,13 +226,15 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
 
     # -- hook 1 --------------------------------------------------------------------------------------
     def embed_positions(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        return nn.functional.embedding(self.table_index(positions, attention_mask), self.weight)
+        # the hook: the model has already checked the range (from ints when it built the
+        # positions itself), so the values are not read back a second time
+        return nn.functional.embedding(self._rows(positions, attention_mask, checked=True), self.weight)
 
     def forward(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """positions LongTensor ``[...]`` -> ``[..., dim]``."""
         if positions.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"positions must be an integer tensor, got {positions.dtype}")
-        return self.embed_positions(positions, attention_mask)
+        return nn.functional.embedding(self.table_index(positions, attention_mask), self.weight)
 
     # -- extension ----------------------------------------------------------------------------------
     def extend(self, new_max: int, method: str = "interpolate", **options) -> LearnedAbsolutePositionalEmbedding:
