@@ -125,7 +125,7 @@ class SelfAttention(nn.Module):
             raise RuntimeError("attention='flex' needs torch.nn.attention.flex_attention (torch >= 2.5)")
         score_mod = scheme.score_mod(q, ctx.q_positions, ctx.k_positions)
         t, s = q.shape[2], k.shape[2]
-        past, key_mask, causal = ctx.past_length, ctx.key_mask, ctx.causal
+        key_mask, causal = ctx.key_mask, ctx.causal  # no cache here: decode steps take the SDPA path
         flex = _flex_attention
         if q.device.type == "cuda" and not torch.compiler.is_compiling():
             flex = _compiled_flex()  # eager flex materialises scores; the compiled one is fused
@@ -133,9 +133,9 @@ class SelfAttention(nn.Module):
             return flex(q, k, v, score_mod=score_mod)
 
         def mask_mod(b, h, q_idx, kv_idx):
-            keep = (kv_idx <= q_idx + past) if causal else (kv_idx >= 0)
+            keep = (kv_idx <= q_idx) if causal else (kv_idx >= 0)
             if key_mask is not None:
-                keep = (keep & key_mask[b, kv_idx]) | (kv_idx == q_idx + past)
+                keep = (keep & key_mask[b, kv_idx]) | (kv_idx == q_idx)
             return keep
 
         block_mask = _create_block_mask(

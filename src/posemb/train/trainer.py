@@ -177,22 +177,14 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
         return torch.autocast(device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
 
     def save_all(at_step: int) -> None:
+        rngs = [rng_state_to_json(rng)]
         if world > 1:  # every rank contributes its data RNG state
-            gathered: list[Any] = [None] * world
-            dist.all_gather_object(gathered, rng_state_to_json(rng))
-            if main:
-                _save_with(gathered, at_step)
-        else:
-            _save_with([rng_state_to_json(rng)], at_step)
-
-    def _save_with(rngs, at_step):
-        save_checkpoint(run_dir, model, optimizer, {
-            "step": at_step,
-            "data_rng": rngs,
-            "torch_rng": _b64(torch.get_rng_state()),
-            "cuda_rng": _b64(torch.cuda.get_rng_state(device)) if device.type == "cuda" else None,
-            "world_size": world,
-        })
+            rngs = [None] * world
+            dist.all_gather_object(rngs, rng_state_to_json(rng))
+        if main:
+            cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+            save_checkpoint(run_dir, model, optimizer,
+                            _state_record(at_step, rngs, torch.get_rng_state(), cuda_rng, world))
 
     stop = {"signal": None}
 
@@ -313,13 +305,20 @@ def write_initial_checkpoint(run_dir: str | Path, model: Transformer, cfg: RunCo
     tokenizer.save(run_dir)
     optimizer = build_optimizer(model, cfg.train, torch.device("cpu"))  # no moments yet
     torch_rng = torch.Generator().manual_seed(cfg.train.seed).get_state()
-    save_checkpoint(run_dir, model, optimizer, {
-        "step": 0,
-        "data_rng": [rng_state_to_json(np.random.default_rng([cfg.train.seed, 0]))],
+    data_rng = rng_state_to_json(np.random.default_rng([cfg.train.seed, 0]))
+    save_checkpoint(run_dir, model, optimizer, _state_record(0, [data_rng], torch_rng, None, 1))
+
+
+def _state_record(step: int, data_rngs: list, torch_rng: torch.Tensor, cuda_rng: torch.Tensor | None,
+                  world: int) -> dict[str, Any]:
+    """trainer_state.json: the step and every RNG state that exact resumption needs."""
+    return {
+        "step": step,
+        "data_rng": data_rngs,
         "torch_rng": _b64(torch_rng),
-        "cuda_rng": None,
-        "world_size": 1,
-    })
+        "cuda_rng": _b64(cuda_rng) if cuda_rng is not None else None,
+        "world_size": world,
+    }
 
 
 def _kept(run_dir: Path) -> str:
