@@ -35,17 +35,32 @@ SHAPES = {
 
 
 def build_posemb(s):
-    cfg = ModelConfig.preset("gpt2", n_layer=s["n_layer"], n_head=s["n_head"], d_model=s["d_model"],
-                             vocab_size=s["vocab_size"], max_positions=s["seq_len"])
+    cfg = ModelConfig.preset(
+        "gpt2",
+        n_layer=s["n_layer"],
+        n_head=s["n_head"],
+        d_model=s["d_model"],
+        vocab_size=s["vocab_size"],
+        max_positions=s["seq_len"],
+    )
     return Transformer(cfg)
 
 
 def build_hf(s):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    cfg = GPT2Config(n_layer=s["n_layer"], n_head=s["n_head"], n_embd=s["d_model"], vocab_size=s["vocab_size"],
-                     n_positions=s["seq_len"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                     bos_token_id=0, eos_token_id=0)
+    cfg = GPT2Config(
+        n_layer=s["n_layer"],
+        n_head=s["n_head"],
+        n_embd=s["d_model"],
+        vocab_size=s["vocab_size"],
+        n_positions=s["seq_len"],
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
     cfg._attn_implementation = "sdpa"  # the default in recent transformers; explicit for older ones
     return GPT2LMHeadModel(cfg)
 
@@ -72,12 +87,20 @@ def time_steps(model, s, device, steps, warmup, compile_, bf16):
             times.append(time.perf_counter() - t)
     med = statistics.median(times)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return {"ms_per_step": med * 1e3, "tokens_per_s": s["batch"] * s["seq_len"] / med, "peak_gib": peak}
+    return {
+        "ms_per_step": med * 1e3,
+        "tokens_per_s": s["batch"] * s["seq_len"] / med,
+        "peak_gib": peak,
+    }
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shape", choices=SHAPES, default=None, help="default: tiny on CPU, gpt2-124m on CUDA")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--shape", choices=SHAPES, default=None, help="default: tiny on CPU, gpt2-124m on CUDA"
+    )
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--compile", action="store_true", help="also time torch.compile for both")
@@ -90,11 +113,22 @@ def main(argv=None) -> int:
     bf16 = device.type == "cuda"
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    machine = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
     import transformers
 
-    result = {"shape": shape, **s, "device": machine, "torch": torch.__version__,
-              "transformers": transformers.__version__, "bf16_autocast": bf16, "runs": {}}
+    result = {
+        "shape": shape,
+        **s,
+        "device": machine,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "bf16_autocast": bf16,
+        "runs": {},
+    }
     modes = [False, True] if args.compile else [False]
     for compile_ in modes:
         tag = "compiled" if compile_ else "eager"
@@ -104,9 +138,15 @@ def main(argv=None) -> int:
                 torch.cuda.reset_peak_memory_stats(device)
             r = time_steps(build(s), s, device, steps, args.warmup, compile_, bf16)
             result["runs"][f"{name}_{tag}"] = r
-            print(f"{name:>8} {tag:>8}: {r['tokens_per_s']:>12,.0f} tok/s  {r['ms_per_step']:8.2f} ms/step"
-                  + (f"  {r['peak_gib']:.2f} GiB" if r["peak_gib"] else ""), flush=True)
-        ratio = result["runs"][f"posemb_{tag}"]["tokens_per_s"] / result["runs"][f"hf_gpt2_{tag}"]["tokens_per_s"]
+            print(
+                f"{name:>8} {tag:>8}: {r['tokens_per_s']:>12,.0f} tok/s  {r['ms_per_step']:8.2f} ms/step"
+                + (f"  {r['peak_gib']:.2f} GiB" if r["peak_gib"] else ""),
+                flush=True,
+            )
+        ratio = (
+            result["runs"][f"posemb_{tag}"]["tokens_per_s"]
+            / result["runs"][f"hf_gpt2_{tag}"]["tokens_per_s"]
+        )
         result[f"ratio_{tag}"] = ratio
         print(f"posemb / HF GPT-2 ({tag}): {ratio:.3f}x  on {machine}, torch {torch.__version__}")
     if args.out:

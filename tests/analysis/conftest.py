@@ -8,9 +8,16 @@ import pytest
 
 # Train length T = 24 on a table of 64 rows: rows past T never get a gradient.
 TINY = {
-    "model.max_positions": 64, "model.n_layer": 1, "model.d_model": 32, "model.n_head": 2,
-    "train.seq_len": 24, "train.max_steps": 5, "train.batch_size": 4, "train.progress": False,
-    "train.eval_batches": 1, "data.source": "synthetic:copy",
+    "model.max_positions": 64,
+    "model.n_layer": 1,
+    "model.d_model": 32,
+    "model.n_head": 2,
+    "train.seq_len": 24,
+    "train.max_steps": 5,
+    "train.batch_size": 4,
+    "train.progress": False,
+    "train.eval_batches": 1,
+    "data.source": "synthetic:copy",
 }
 
 
@@ -45,4 +52,6 @@ def encoder_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def rope_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run without a position table (RoPE), trained one step."""
-    return train_tiny(tmp_path_factory.mktemp("runs"), "rope", **{"model.position": "rope", "train.max_steps": 1})
+    return train_tiny(
+        tmp_path_factory.mktemp("runs"), "rope", **{"model.position": "rope", "train.max_steps": 1}
+    )

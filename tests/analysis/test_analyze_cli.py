@@ -63,11 +63,18 @@ def test_encoder_run_untrained_rows_are_exactly_past_T(encoder_run, tmp_path, ca
 def test_key_on_a_bare_safetensors_file(tmp_path, capsys):
     path = tmp_path / "weights.safetensors"
     save_file({"a.weight": torch.randn(40, 8), "b.weight": torch.randn(8, 8)}, str(path))
-    code, stdout, err = run_cli(["analyze", str(path), "--key", "a.weight", "--offset", "2",
-                                 "--out", str(tmp_path / "o")], capsys)
+    code, stdout, err = run_cli(
+        ["analyze", str(path), "--key", "a.weight", "--offset", "2", "--out", str(tmp_path / "o")],
+        capsys,
+    )
     assert code == 0, err
     s = json.loads((tmp_path / "o" / "analysis.json").read_text())
-    assert (s["key"], s["n_rows"], s["offset"], s["untrained"]["method"]) == ("a.weight", 38, 2, "heuristic")
+    assert (s["key"], s["n_rows"], s["offset"], s["untrained"]["method"]) == (
+        "a.weight",
+        38,
+        2,
+        "heuristic",
+    )
     assert "heuristic" in stdout
 
 
@@ -81,19 +88,25 @@ def _one_line_error(code: int, err: str) -> str:
 def test_error_no_table(tmp_path, capsys):
     path = tmp_path / "w.safetensors"
     save_file({"wte.weight": torch.randn(10, 4), "ln.bias": torch.zeros(4)}, str(path))
-    line = _one_line_error(*run_cli(["analyze", str(path), "--out", str(tmp_path / "o")], capsys)[::2])
+    line = _one_line_error(
+        *run_cli(["analyze", str(path), "--out", str(tmp_path / "o")], capsys)[::2]
+    )
     assert "no 2-D tensor with 'pos'" in line and "--key" in line and "wte.weight" in line
 
 
 def test_error_ambiguous_key_lists_candidates(tmp_path, capsys):
     path = tmp_path / "w.safetensors"
     save_file({"enc.pos_emb": torch.randn(10, 4), "dec.pos_emb": torch.randn(10, 4)}, str(path))
-    line = _one_line_error(*run_cli(["analyze", str(path), "--out", str(tmp_path / "o")], capsys)[::2])
+    line = _one_line_error(
+        *run_cli(["analyze", str(path), "--out", str(tmp_path / "o")], capsys)[::2]
+    )
     assert "enc.pos_emb" in line and "dec.pos_emb" in line and "--key" in line
 
 
 def test_error_rope_run(rope_run, tmp_path, capsys):
-    line = _one_line_error(*run_cli(["analyze", str(rope_run), "--out", str(tmp_path / "o")], capsys)[::2])
+    line = _one_line_error(
+        *run_cli(["analyze", str(rope_run), "--out", str(tmp_path / "o")], capsys)[::2]
+    )
     assert f"analyze needs a learned table; {rope_run} uses rope" in line
     assert not (tmp_path / "o").exists()
 
@@ -108,7 +121,9 @@ def test_error_bin_only_hf_dir(tmp_path, capsys):
 
 
 def test_error_missing_source(tmp_path, capsys):
-    line = _one_line_error(*run_cli(["analyze", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], capsys)[::2])
+    line = _one_line_error(
+        *run_cli(["analyze", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], capsys)[::2]
+    )
     assert "does not exist" in line
 
 
@@ -119,4 +134,8 @@ def test_cosine_heatmap_of_a_long_table(tmp_path):
 
 @pytest.mark.parametrize("offset", ["-1", "x"])
 def test_bad_offset_is_a_usage_error(tmp_path, capsys, offset):
-    _one_line_error(*run_cli(["analyze", str(tmp_path), "--offset", offset, "--out", str(tmp_path / "o")], capsys)[::2])
+    _one_line_error(
+        *run_cli(
+            ["analyze", str(tmp_path), "--offset", offset, "--out", str(tmp_path / "o")], capsys
+        )[::2]
+    )

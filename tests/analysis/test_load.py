@@ -13,7 +13,12 @@ from posemb.analysis import analyze_table, load_table
 
 transformers = pytest.importorskip("transformers")
 
-SMALL = {"vocab_size": 50, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
+SMALL = {
+    "vocab_size": 50,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+}
 
 
 def save_hf(model, path: Path) -> Path:
@@ -28,28 +33,62 @@ def hf_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("hf")
     torch.manual_seed(0)
     return {
-        "gpt2": save_hf(t.GPT2LMHeadModel(t.GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=1,
-                                                       n_head=2)), root / "gpt2"),
-        "bert": save_hf(t.BertModel(t.BertConfig(max_position_embeddings=32, hidden_size=16, **SMALL)),
-                        root / "bert"),
-        "roberta": save_hf(t.RobertaForMaskedLM(t.RobertaConfig(max_position_embeddings=34, hidden_size=16,
-                                                                pad_token_id=1, **SMALL)), root / "roberta"),
-        "opt": save_hf(t.OPTForCausalLM(t.OPTConfig(vocab_size=50, max_position_embeddings=32, hidden_size=16,
-                                                    word_embed_proj_dim=16, ffn_dim=32, num_hidden_layers=1,
-                                                    num_attention_heads=2)), root / "opt"),
-        "distilbert": save_hf(t.DistilBertModel(t.DistilBertConfig(vocab_size=50, max_position_embeddings=32, dim=16,
-                                                                   n_layers=1, n_heads=2, hidden_dim=32)),
-                              root / "distilbert"),
+        "gpt2": save_hf(
+            t.GPT2LMHeadModel(
+                t.GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=1, n_head=2)
+            ),
+            root / "gpt2",
+        ),
+        "bert": save_hf(
+            t.BertModel(t.BertConfig(max_position_embeddings=32, hidden_size=16, **SMALL)),
+            root / "bert",
+        ),
+        "roberta": save_hf(
+            t.RobertaForMaskedLM(
+                t.RobertaConfig(max_position_embeddings=34, hidden_size=16, pad_token_id=1, **SMALL)
+            ),
+            root / "roberta",
+        ),
+        "opt": save_hf(
+            t.OPTForCausalLM(
+                t.OPTConfig(
+                    vocab_size=50,
+                    max_position_embeddings=32,
+                    hidden_size=16,
+                    word_embed_proj_dim=16,
+                    ffn_dim=32,
+                    num_hidden_layers=1,
+                    num_attention_heads=2,
+                )
+            ),
+            root / "opt",
+        ),
+        "distilbert": save_hf(
+            t.DistilBertModel(
+                t.DistilBertConfig(
+                    vocab_size=50,
+                    max_position_embeddings=32,
+                    dim=16,
+                    n_layers=1,
+                    n_heads=2,
+                    hidden_dim=32,
+                )
+            ),
+            root / "distilbert",
+        ),
     }
 
 
-@pytest.mark.parametrize("model_type,suffix,offset", [
-    ("gpt2", "wpe.weight", 0),
-    ("bert", "embeddings.position_embeddings.weight", 0),
-    ("roberta", "embeddings.position_embeddings.weight", 2),
-    ("opt", "decoder.embed_positions.weight", 2),
-    ("distilbert", "embeddings.position_embeddings.weight", 0),
-])
+@pytest.mark.parametrize(
+    "model_type,suffix,offset",
+    [
+        ("gpt2", "wpe.weight", 0),
+        ("bert", "embeddings.position_embeddings.weight", 0),
+        ("roberta", "embeddings.position_embeddings.weight", 2),
+        ("opt", "decoder.embed_positions.weight", 2),
+        ("distilbert", "embeddings.position_embeddings.weight", 0),
+    ],
+)
 def test_hf_directories(hf_dirs, model_type, suffix, offset):
     path = hf_dirs[model_type]
     loaded = load_table(path)
@@ -58,7 +97,9 @@ def test_hf_directories(hf_dirs, model_type, suffix, offset):
     assert torch.equal(loaded.table, stored.float())
     assert loaded.initial is None and loaded.kind == f"Hugging Face {model_type}"
     s = analyze_table(loaded.table, loaded.offset).to_json()
-    assert s["n_rows"] == stored.shape[0] - offset  # RoBERTa/OPT: the 2 reserved rows are not positions
+    assert (
+        s["n_rows"] == stored.shape[0] - offset
+    )  # RoBERTa/OPT: the 2 reserved rows are not positions
     assert s["reserved"]["rows"] == list(range(offset))
     assert s["untrained"]["method"] == "heuristic"
 
@@ -80,11 +121,15 @@ def test_sharded_hf_directory(tmp_path, hf_dirs):
     d.mkdir()
     names = sorted(src)
     half = len(names) // 2
-    shards = {"model-00001-of-00002.safetensors": names[:half], "model-00002-of-00002.safetensors": names[half:]}
+    shards = {
+        "model-00001-of-00002.safetensors": names[:half],
+        "model-00002-of-00002.safetensors": names[half:],
+    }
     for file, keys in shards.items():
         save_file({k: src[k].contiguous() for k in keys}, str(d / file))
-    (d / "model.safetensors.index.json").write_text(json.dumps(
-        {"weight_map": {k: f for f, keys in shards.items() for k in keys}}))
+    (d / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {k: f for f, keys in shards.items() for k in keys}})
+    )
     (d / "config.json").write_text((hf_dirs["gpt2"] / "config.json").read_text())
     loaded = load_table(d)
     assert loaded.key == "transformer.wpe.weight" and loaded.table.shape == (32, 16)
@@ -93,10 +138,17 @@ def test_sharded_hf_directory(tmp_path, hf_dirs):
 def test_bare_safetensors_file(tmp_path):
     table = torch.randn(20, 8)
     path = tmp_path / "w.safetensors"
-    save_file({"encoder.embed.weight": table, "position_table": table * 2, "bias": torch.zeros(8)}, str(path))
+    save_file(
+        {"encoder.embed.weight": table, "position_table": table * 2, "bias": torch.zeros(8)},
+        str(path),
+    )
     assert load_table(path).key == "position_table"  # the unique 2-D tensor named *pos*
     loaded = load_table(path, key="encoder.embed.weight", offset=3)
-    assert torch.equal(loaded.table, table) and loaded.offset == 3 and loaded.kind == "safetensors file"
+    assert (
+        torch.equal(loaded.table, table)
+        and loaded.offset == 3
+        and loaded.kind == "safetensors file"
+    )
     with pytest.raises(ValueError, match="no tensor 'position'.*Did you mean 'position_table'"):
         load_table(path, key="position")
     with pytest.raises(ValueError, match="shape \\(8,\\)"):
@@ -108,9 +160,17 @@ def test_bare_safetensors_file(tmp_path):
 def test_run_table_and_exact_initial_table(causal_run):
     rng_before = torch.get_rng_state()
     loaded = load_table(causal_run)
-    assert torch.equal(torch.get_rng_state(), rng_before)  # recreating the init leaves the caller's RNG alone
+    assert torch.equal(
+        torch.get_rng_state(), rng_before
+    )  # recreating the init leaves the caller's RNG alone
     stored = load_file(str(causal_run / "model.safetensors"))["pos.weight"]
     assert loaded.key == "pos.weight" and torch.equal(loaded.table, stored)
     assert loaded.initial is not None and loaded.initial.shape == stored.shape
-    assert "exact" in loaded.init_note and loaded.context["seq_len"] == 24 and loaded.context["step"] == 5
-    assert not torch.equal(loaded.initial[:23], stored[:23])  # sanity: training moved the early rows
+    assert (
+        "exact" in loaded.init_note
+        and loaded.context["seq_len"] == 24
+        and loaded.context["step"] == 5
+    )
+    assert not torch.equal(
+        loaded.initial[:23], stored[:23]
+    )  # sanity: training moved the early rows

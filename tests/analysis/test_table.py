@@ -41,27 +41,44 @@ def test_cosine_matrix_of_circle_depends_only_on_distance():
     expected = torch.cos(2 * math.pi * (j - i).double() / 16.0)
     torch.testing.assert_close(sims, expected, atol=1e-12, rtol=0)
     assert sims.dtype == torch.float64
-    torch.testing.assert_close(adjacent_cosine(w), torch.full((63,), math.cos(2 * math.pi / 16), dtype=torch.float64), atol=1e-12, rtol=0)
-    torch.testing.assert_close(cosine_by_distance(w, 4), torch.cos(2 * math.pi * torch.arange(5.0).double() / 16))
+    torch.testing.assert_close(
+        adjacent_cosine(w),
+        torch.full((63,), math.cos(2 * math.pi / 16), dtype=torch.float64),
+        atol=1e-12,
+        rtol=0,
+    )
+    torch.testing.assert_close(
+        cosine_by_distance(w, 4), torch.cos(2 * math.pi * torch.arange(5.0).double() / 16)
+    )
 
 
 def test_pca_of_circle_is_two_dimensional():
     res = pca(circle() * 3.0 + 1.0)  # scale and shift do not change the shares
     ratio = res.explained_variance_ratio
     assert float(ratio[:2].sum()) == pytest.approx(1.0, abs=1e-12)
-    assert float(ratio[0]) == pytest.approx(0.5, abs=1e-9)  # a full circle: equal variance both ways
+    assert float(ratio[0]) == pytest.approx(
+        0.5, abs=1e-9
+    )  # a full circle: equal variance both ways
     radius = res.projections[:, :2].norm(dim=1)
-    torch.testing.assert_close(radius, torch.full((64,), 3.0, dtype=torch.float64))  # the trajectory is the circle
+    torch.testing.assert_close(
+        radius, torch.full((64,), 3.0, dtype=torch.float64)
+    )  # the trajectory is the circle
 
 
 def test_orthogonal_rows():
     # n orthonormal rows: cosine = identity; centring leaves n - 1 equal components (1/(n-1) each)
     n, d = 8, 16
-    q, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    q, _ = torch.linalg.qr(
+        torch.randn(d, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    )
     w = q[:n]
-    torch.testing.assert_close(cosine_similarity_matrix(w), torch.eye(n, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        cosine_similarity_matrix(w), torch.eye(n, dtype=torch.float64), atol=1e-12, rtol=0
+    )
     ratio = pca(w, k=3).explained_variance_ratio
-    torch.testing.assert_close(ratio[: n - 1], torch.full((n - 1,), 1 / (n - 1), dtype=torch.float64))
+    torch.testing.assert_close(
+        ratio[: n - 1], torch.full((n - 1,), 1 / (n - 1), dtype=torch.float64)
+    )
     assert float(ratio[n - 1 :].sum()) == pytest.approx(0.0, abs=1e-12)
     torch.testing.assert_close(row_norms(w), torch.ones(n, dtype=torch.float64))
     h = untrained_rows_heuristic(w)  # nothing smooth to compare with: no verdict
@@ -116,7 +133,9 @@ def test_untrained_rows_exact_equality_has_no_tolerance():
 
 def test_heuristic_finds_random_tail_of_a_smooth_table():
     w = sinusoidal_table(256, 64)
-    w[200:] = torch.randn(56, 64, generator=torch.Generator().manual_seed(0)) * 0.5  # rows left at a random init
+    w[200:] = (
+        torch.randn(56, 64, generator=torch.Generator().manual_seed(0)) * 0.5
+    )  # rows left at a random init
     w[0] = -w[0]  # one odd row (like GPT-2's position 0) is not a region
     h = untrained_rows_heuristic(w)
     assert h.smooth and h.rows == list(range(200, 256))
@@ -125,7 +144,9 @@ def test_heuristic_finds_random_tail_of_a_smooth_table():
     assert "heuristic" in reading[0] and "200–255" in reading[0]
     s = a.to_json()
     assert s["untrained"]["method"] == "heuristic"
-    assert s["nearest_neighbor_offsets"]["trained_rows_only"]["fraction_adjacent"] > 0.95  # the smooth part
+    assert (
+        s["nearest_neighbor_offsets"]["trained_rows_only"]["fraction_adjacent"] > 0.95
+    )  # the smooth part
 
 
 def test_zero_rows_count_as_untrained_by_the_heuristic():

@@ -191,7 +191,9 @@ def test_binary_and_non_utf8_files_are_refused_naming_the_file(tmp_path: Path):
     latin1.write_bytes("café naïve\n".encode("latin-1") * 50)
     with pytest.raises(DataError, match=r"latin1\.txt.*not UTF-8 text.*iconv"):
         list(open_source(str(latin1)).train_texts())
-    root = write_tree(tmp_path / "corpus", {f"doc{i:02d}.txt": f"document {i}\n" for i in range(30)})
+    root = write_tree(
+        tmp_path / "corpus", {f"doc{i:02d}.txt": f"document {i}\n" for i in range(30)}
+    )
     (root / "doc07.txt").write_bytes(b"\xff\xfe broken")
     with pytest.raises(DataError, match=r"doc07\.txt.*not UTF-8"):
         src = open_source(str(root))

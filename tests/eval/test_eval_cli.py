@@ -12,9 +12,17 @@ from posemb.eval import sweep
 from posemb.train import build_config, train
 
 TINY = {
-    "model.n_layer": 1, "model.d_model": 32, "model.n_head": 2, "model.max_positions": 32,
-    "train.seq_len": 32, "train.batch_size": 4, "train.max_steps": 4, "train.eval_every": 4,
-    "train.checkpoint_every": 4, "train.eval_batches": 1, "train.progress": False,
+    "model.n_layer": 1,
+    "model.d_model": 32,
+    "model.n_head": 2,
+    "model.max_positions": 32,
+    "train.seq_len": 32,
+    "train.batch_size": 4,
+    "train.max_steps": 4,
+    "train.eval_every": 4,
+    "train.checkpoint_every": 4,
+    "train.eval_batches": 1,
+    "train.progress": False,
 }
 
 
@@ -29,7 +37,9 @@ def corpus(tmp_path_factory) -> Path:
 def run_dir(tmp_path_factory, corpus) -> Path:
     d = tmp_path_factory.mktemp("runs") / "a"
     cache = tmp_path_factory.mktemp("cache")
-    train(build_config("tiny", {**TINY, "data.source": str(corpus), "data.cache_dir": str(cache)}), d)
+    train(
+        build_config("tiny", {**TINY, "data.source": str(corpus), "data.cache_dir": str(cache)}), d
+    )
     return d
 
 
@@ -42,14 +52,40 @@ def test_eval_past_the_table_without_a_method_exits_2(run_dir, tmp_path, capsys)
     assert "--mode sliding" in err and not (tmp_path / "e" / "results.json").exists()
 
 
-@pytest.mark.parametrize("extra", [["--extend", "interpolate"], ["--overflow", "clamp"], ["--mode", "sliding"]])
+@pytest.mark.parametrize(
+    "extra", [["--extend", "interpolate"], ["--overflow", "clamp"], ["--mode", "sliding"]]
+)
 def test_eval_writes_records_and_a_self_contained_report(run_dir, tmp_path, extra):
     out = tmp_path / "e"
-    assert main(["eval", str(run_dir), "--lengths", "16,32,64", "--max-windows", "2", "--out", str(out), *extra]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run_dir),
+                "--lengths",
+                "16,32,64",
+                "--max-windows",
+                "2",
+                "--out",
+                str(out),
+                *extra,
+            ]
+        )
+        == 0
+    )
     records = json.loads((out / "results.json").read_text())
     assert [r["eval_len"] for r in records] == [16, 32, 64]
     for r in records:
-        for key in ("scheme", "recipe", "method", "train_len", "eval_len", "mode", "loss", "tokens"):
+        for key in (
+            "scheme",
+            "recipe",
+            "method",
+            "train_len",
+            "eval_len",
+            "mode",
+            "loss",
+            "tokens",
+        ):
             assert key in r
         assert r["loss"] is not None and r["loss"] > 0 and r["tokens"] > 0
         assert len(r["per_position"]) == r["eval_len"] - 1
@@ -62,13 +98,35 @@ def test_eval_writes_records_and_a_self_contained_report(run_dir, tmp_path, extr
 
 
 def test_sweep_resumes_and_skips_finished_models(tmp_path, corpus, monkeypatch, capsys):
-    monkeypatch.setitem(sweep.BUDGETS, "quick", {
-        "preset": "tiny", "train_len": 16, "windows": 2,
-        "settings": {**{k: v for k, v in TINY.items() if k not in ("train.seq_len", "model.max_positions")},
-                     "data.cache_dir": str(tmp_path / "cache")},
-    })
+    monkeypatch.setitem(
+        sweep.BUDGETS,
+        "quick",
+        {
+            "preset": "tiny",
+            "train_len": 16,
+            "windows": 2,
+            "settings": {
+                **{
+                    k: v
+                    for k, v in TINY.items()
+                    if k not in ("train.seq_len", "model.max_positions")
+                },
+                "data.cache_dir": str(tmp_path / "cache"),
+            },
+        },
+    )
     out = tmp_path / "sweep"
-    args = ["sweep", "--schemes", "learned,alibi", "--eval-lens", "16,32", "--data", str(corpus), "--out", str(out)]
+    args = [
+        "sweep",
+        "--schemes",
+        "learned,alibi",
+        "--eval-lens",
+        "16,32",
+        "--data",
+        str(corpus),
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     first = capsys.readouterr().out
     records = json.loads((out / "results.json").read_text())
@@ -85,14 +143,32 @@ def test_sweep_resumes_and_skips_finished_models(tmp_path, corpus, monkeypatch, 
     assert "alibi: trained earlier, evaluating" in second
     assert weights.stat().st_mtime_ns == stamp
     assert json.loads((out / "results.json").read_text()) == records
-    other = ["sweep", "--schemes", "learned", "--eval-lens", "16,64", "--data", str(corpus), "--out", str(out)]
+    other = [
+        "sweep",
+        "--schemes",
+        "learned",
+        "--eval-lens",
+        "16,64",
+        "--data",
+        str(corpus),
+        "--out",
+        str(out),
+    ]
     assert main(other) == 2
 
 
 def test_synthetic_task_reports_exact_match_per_length(tmp_path):
     run = tmp_path / "copy"
-    cfg = build_config("tiny", {**TINY, "model.position": "rope", "train.seq_len": 17, "data.source": "synthetic:copy",
-                                "data.cache_dir": str(tmp_path / "cache")})
+    cfg = build_config(
+        "tiny",
+        {
+            **TINY,
+            "model.position": "rope",
+            "train.seq_len": 17,
+            "data.source": "synthetic:copy",
+            "data.cache_dir": str(tmp_path / "cache"),
+        },
+    )
     train(cfg, run)
     out = tmp_path / "e"
     assert main(["eval", str(run), "--lengths", "17,33", "--out", str(out)]) == 0
@@ -108,7 +184,10 @@ def test_synthetic_task_reports_exact_match_per_length(tmp_path):
     [
         (["--lengths", "1"], "evaluation lengths need at least 2 tokens"),
         (["--lengths", "16", "--stride", "4"], "--stride applies to --mode sliding only"),
-        (["--lengths", "16,64", "--mode", "sliding", "--stride", "32"], "choose --stride between 1 and 31"),
+        (
+            ["--lengths", "16,64", "--mode", "sliding", "--stride", "32"],
+            "choose --stride between 1 and 31",
+        ),
     ],
 )
 def test_eval_bad_lengths_and_strides_exit_2(run_dir, tmp_path, capsys, extra, message):
@@ -124,7 +203,18 @@ def test_eval_on_text_shorter_than_one_window_exits_2(run_dir, tmp_path, capsys)
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an empty plot must not warn (no legend without lines)
-        code = main(["eval", str(run_dir), "--lengths", "16", "--data", str(short), "--out", str(tmp_path / "e")])
+        code = main(
+            [
+                "eval",
+                str(run_dir),
+                "--lengths",
+                "16",
+                "--data",
+                str(short),
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "no length could be evaluated" in err and "fewer than one window" in err
@@ -138,13 +228,35 @@ def test_eval_out_that_is_a_file_exits_2(run_dir, tmp_path, capsys):
 
 
 def test_sweep_whose_eval_lengths_skip_the_training_length(tmp_path, corpus, monkeypatch, capsys):
-    monkeypatch.setitem(sweep.BUDGETS, "quick", {
-        "preset": "tiny", "train_len": 16, "windows": 2,
-        "settings": {**{k: v for k, v in TINY.items() if k not in ("train.seq_len", "model.max_positions")},
-                     "data.cache_dir": str(tmp_path / "cache")},
-    })
+    monkeypatch.setitem(
+        sweep.BUDGETS,
+        "quick",
+        {
+            "preset": "tiny",
+            "train_len": 16,
+            "windows": 2,
+            "settings": {
+                **{
+                    k: v
+                    for k, v in TINY.items()
+                    if k not in ("train.seq_len", "model.max_positions")
+                },
+                "data.cache_dir": str(tmp_path / "cache"),
+            },
+        },
+    )
     out = tmp_path / "sweep"
-    args = ["sweep", "--schemes", "learned", "--eval-lens", "32,64", "--data", str(corpus), "--out", str(out)]
+    args = [
+        "sweep",
+        "--schemes",
+        "learned",
+        "--eval-lens",
+        "32,64",
+        "--data",
+        str(corpus),
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     assert "loss @32:" in capsys.readouterr().out
     assert main(["sweep", "--eval-lens", "1,2", "--out", str(tmp_path / "s2")]) == 2
@@ -152,10 +264,36 @@ def test_sweep_whose_eval_lengths_skip_the_training_length(tmp_path, corpus, mon
 
 def test_eval_options_that_would_not_act_are_refused(run_dir, tmp_path, capsys, corpus):
     out = str(tmp_path / "e")
-    assert main(["eval", str(run_dir), "--lengths", "64", "--mode", "sliding", "--extend", "tile", "--out", out]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                str(run_dir),
+                "--lengths",
+                "64",
+                "--mode",
+                "sliding",
+                "--extend",
+                "tile",
+                "--out",
+                out,
+            ]
+        )
+        == 2
+    )
     assert "--mode sliding keeps the table" in capsys.readouterr().err
     rope = tmp_path / "rope"
-    train(build_config("tiny", {**TINY, "model.position": "rope", "data.source": str(corpus),
-                                "data.cache_dir": str(tmp_path / "cache")}), rope)
+    train(
+        build_config(
+            "tiny",
+            {
+                **TINY,
+                "model.position": "rope",
+                "data.source": str(corpus),
+                "data.cache_dir": str(tmp_path / "cache"),
+            },
+        ),
+        rope,
+    )
     assert main(["eval", str(rope), "--lengths", "64", "--extend", "tile", "--out", out]) == 2
     assert "this run uses rope" in capsys.readouterr().err

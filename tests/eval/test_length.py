@@ -95,7 +95,9 @@ def test_past_the_table_without_a_method_raises_and_extension_fixes_it():
         eval_nonoverlap(model, TOKENS, 32, max_windows=1)
     extended = adapt_model(model, new_max=32, method="tile")
     assert extended.pos.max_positions == 32 and model.pos.max_positions == 16
-    assert eval_nonoverlap(extended, TOKENS, 32, max_windows=1).loss == pytest.approx(math.log(256), abs=1e-6)
+    assert eval_nonoverlap(extended, TOKENS, 32, max_windows=1).loss == pytest.approx(
+        math.log(256), abs=1e-6
+    )
     clamped = adapt_model(model, overflow="clamp")
     assert model.pos.overflow == "error", "adapt_model must not change the original"
     assert eval_nonoverlap(clamped, TOKENS, 32, max_windows=1).tokens == 31

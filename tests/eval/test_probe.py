@@ -46,5 +46,7 @@ def test_texts_that_are_not_reorderings_are_not_called_causal_order():
     model = Transformer(ModelConfig.preset("tiny", causal=False))
     r = probe_order(model, build_tokenizer("byte"), "a", "b")
     assert not r.same_tokens
-    assert "causal mask" not in r.reading() and "not the same tokens in another order" in r.reading()
+    assert (
+        "causal mask" not in r.reading() and "not the same tokens in another order" in r.reading()
+    )
     assert probe(causal=False, position="nope").same_tokens

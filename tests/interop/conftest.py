@@ -51,8 +51,11 @@ def _make_run(run_dir: Path, tokenizer: str = "byte", seed: int = 0, **overrides
 
 def _tree_hash(directory: Path) -> dict[str, str]:
     """sha256 of every file under ``directory`` (to prove a source was not modified)."""
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 # Helpers as fixtures (tests are imported with --import-mode=importlib, so no conftest imports).

@@ -26,7 +26,15 @@ def hf_gpt2(perturb):
     def build(directory: Path, seed: int = 0, **config) -> torch.nn.Module:
         """A random GPT2LMHeadModel saved to ``directory`` (perturbed so every tensor matters)."""
         torch.manual_seed(seed)
-        defaults = dict(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=256, bos_token_id=0, eos_token_id=0)
+        defaults = dict(
+            n_layer=2,
+            n_embd=32,
+            n_head=2,
+            n_positions=64,
+            vocab_size=256,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
         cfg = transformers.GPT2Config(**{**defaults, **config})
         model = transformers.GPT2LMHeadModel(cfg)
         perturb(model, seed)
@@ -55,8 +63,12 @@ def test_key_map_covers_every_weight_once(tied):
 def test_shape_mismatch_names_the_tensor():
     cfg = ModelConfig.preset("gpt2", **TINY_GPT2)
     hf = to_hf(state_dict_for_save(posemb.Transformer(cfg)), cfg)
-    hf["transformer.h.1.mlp.c_fc.weight"] = hf["transformer.h.1.mlp.c_fc.weight"].T.contiguous()  # Linear layout
-    with pytest.raises(ValueError, match=r"transformer\.h\.1\.mlp\.c_fc\.weight has shape \(128, 32\).*\(32, 128\)"):
+    hf["transformer.h.1.mlp.c_fc.weight"] = hf[
+        "transformer.h.1.mlp.c_fc.weight"
+    ].T.contiguous()  # Linear layout
+    with pytest.raises(
+        ValueError, match=r"transformer\.h\.1\.mlp\.c_fc\.weight has shape \(128, 32\).*\(32, 128\)"
+    ):
         from_hf(hf, cfg)
     del hf["transformer.ln_f.bias"]
     with pytest.raises(ValueError, match="missing.*ln_f.bias"):
@@ -78,8 +90,15 @@ def test_round_trip_weights_are_equal(tmp_path, make_run):
 
 
 # -- export ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("overrides", [{}, {"tie_embeddings": False}, {"activation": "gelu", "d_ff": 48},
-                                       {"activation": "relu", "norm_eps": 1e-6}])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"tie_embeddings": False},
+        {"activation": "gelu", "d_ff": 48},
+        {"activation": "relu", "norm_eps": 1e-6},
+    ],
+)
 def test_exported_logits_equal_posemb(tmp_path, overrides, make_run):
     model = make_run(tmp_path / "run", **overrides)
     assert main(["export-hf", str(tmp_path / "run"), str(tmp_path / "hf")]) == 0
@@ -88,7 +107,9 @@ def test_exported_logits_equal_posemb(tmp_path, overrides, make_run):
     with torch.no_grad():
         torch.testing.assert_close(hf(x).logits, model(x).logits, **TOL)
     config = json.loads((tmp_path / "hf" / "config.json").read_text())
-    assert config["n_positions"] == 64 and config["tie_word_embeddings"] == model.config.tie_embeddings
+    assert (
+        config["n_positions"] == 64 and config["tie_word_embeddings"] == model.config.tie_embeddings
+    )
     if not overrides:
         assert config["activation_function"] == "gelu_new" and config["layer_norm_epsilon"] == 1e-5
 
@@ -99,7 +120,9 @@ def test_greedy_generation_matches(tmp_path, make_run):
     hf = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "hf").eval()
     x = ids(n=8, batch=2)
     ours = model.generate(x, 20, temperature=0)
-    theirs = hf.generate(x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=20, pad_token_id=0)
+    theirs = hf.generate(
+        x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=20, pad_token_id=0
+    )
     assert torch.equal(ours, theirs)
 
 
@@ -124,12 +147,22 @@ def test_char_tokenizer_is_not_exported_and_says_so(tmp_path, capsys, make_run):
 
 
 def test_incompatible_config_exits_2_naming_each_field(tmp_path, capsys, make_run):
-    make_run(tmp_path / "run", norm="rmsnorm", bias=False, causal=False,
-             position_options={"overflow": "clamp"})
+    make_run(
+        tmp_path / "run",
+        norm="rmsnorm",
+        bias=False,
+        causal=False,
+        position_options={"overflow": "clamp"},
+    )
     assert main(["export-hf", str(tmp_path / "run"), str(tmp_path / "hf")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
-    for field in ("model.norm='rmsnorm'", "model.bias=false", "model.causal=false", "overflow='clamp'"):
+    for field in (
+        "model.norm='rmsnorm'",
+        "model.bias=false",
+        "model.causal=false",
+        "overflow='clamp'",
+    ):
         assert field in err
     assert not (tmp_path / "hf").exists()
 
@@ -175,14 +208,46 @@ def test_imported_run_generates_and_fine_tunes(tmp_path, capsys, hf_gpt2):
     assert main(["import-hf", str(tmp_path / "hf"), str(tmp_path / "run")]) == 0
     assert posemb.load(tmp_path / "run")[1].kind == "bpe"
     capsys.readouterr()
-    assert main(["generate", str(tmp_path / "run"), "--prompt", "the cat", "--max-new-tokens", "5",
-                 "--temperature", "0"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(tmp_path / "run"),
+                "--prompt",
+                "the cat",
+                "--max-new-tokens",
+                "5",
+                "--temperature",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith("the cat")
     data = tmp_path / "data.txt"
     data.write_text("the cat sat on the mat.\n" * 200)
-    assert main(["train", "--resume", str(tmp_path / "run"), "--data", str(data), "--set", "train.max_steps=2",
-                 "train.batch_size=2", "train.seq_len=16", "train.eval_every=2", "train.eval_batches=1",
-                 "train.warmup_steps=0", "train.progress=false", "train.device=cpu", "train.compile=false"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                str(tmp_path / "run"),
+                "--data",
+                str(data),
+                "--set",
+                "train.max_steps=2",
+                "train.batch_size=2",
+                "train.seq_len=16",
+                "train.eval_every=2",
+                "train.eval_batches=1",
+                "train.warmup_steps=0",
+                "train.progress=false",
+                "train.device=cpu",
+                "train.compile=false",
+            ]
+        )
+        == 0
+    )
     state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
     assert state["step"] == 2
 

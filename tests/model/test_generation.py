@@ -23,10 +23,22 @@ def tiny(**kw) -> Transformer:
     [
         (torch.zeros(1, 0, dtype=torch.long), {}, "a prompt of at least one token"),
         (torch.zeros(4, dtype=torch.long), {}, "a prompt of at least one token"),
-        (torch.zeros(1, 2, dtype=torch.long), {"temperature": float("nan")}, "temperature must be a finite number"),
-        (torch.zeros(1, 2, dtype=torch.long), {"max_new_tokens": 2.5}, "max_new_tokens must be an integer"),
+        (
+            torch.zeros(1, 2, dtype=torch.long),
+            {"temperature": float("nan")},
+            "temperature must be a finite number",
+        ),
+        (
+            torch.zeros(1, 2, dtype=torch.long),
+            {"max_new_tokens": 2.5},
+            "max_new_tokens must be an integer",
+        ),
         (torch.zeros(1, 2, dtype=torch.long), {"top_k": 0.5}, "top_k must be an integer >= 1"),
-        (torch.zeros(1, 2, dtype=torch.long), {"vocab_size": 0}, r"vocab_size must be an integer in \[1, 256\]"),
+        (
+            torch.zeros(1, 2, dtype=torch.long),
+            {"vocab_size": 0},
+            r"vocab_size must be an integer in \[1, 256\]",
+        ),
     ],
 )
 def test_bad_generate_arguments_are_value_errors(ids, kwargs, match):

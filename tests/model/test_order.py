@@ -46,7 +46,9 @@ def test_nope_encoder_is_permutation_equivariant(tokens, rnd):
 
 def test_cat_and_dog_are_indistinguishable_without_positions():
     assert sorted(CAT) == sorted(DOG)
-    torch.testing.assert_close(pooled(NOPE_ENCODER, CAT), pooled(NOPE_ENCODER, DOG), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        pooled(NOPE_ENCODER, CAT), pooled(NOPE_ENCODER, DOG), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_learned_table_tells_them_apart():

@@ -102,7 +102,9 @@ def test_flex_attention_equals_sdpa_bias(scheme, causal, monkeypatch):
 
     calls = []
     real_flex = attention._flex_attention
-    monkeypatch.setattr(attention, "_flex_attention", lambda *a, **k: calls.append(1) or real_flex(*a, **k))
+    monkeypatch.setattr(
+        attention, "_flex_attention", lambda *a, **k: calls.append(1) or real_flex(*a, **k)
+    )
     sdpa = tiny(scheme, causal=causal, attention="sdpa")
     randomise_position_params(sdpa)
     flex = Transformer(sdpa.config.replace(attention="flex")).eval()
@@ -111,7 +113,9 @@ def test_flex_attention_equals_sdpa_bias(scheme, causal, monkeypatch):
     mask = torch.tensor([[0, 0] + [1] * 7, [1] * 9])
     torch.testing.assert_close(flex(ids).logits, sdpa(ids).logits, **TOL)
     torch.testing.assert_close(
-        flex(ids, attention_mask=mask).logits[:, 2:], sdpa(ids, attention_mask=mask).logits[:, 2:], **TOL
+        flex(ids, attention_mask=mask).logits[:, 2:],
+        sdpa(ids, attention_mask=mask).logits[:, 2:],
+        **TOL,
     )
     if causal:  # prefill through flex, then decode steps through the SDPA bias path
         a = flex(ids[:, :5], use_cache=True)

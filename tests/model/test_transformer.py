@@ -14,7 +14,9 @@ def test_outputs_and_loss_shift():
     ids = torch.randint(0, 256, (2, 10))
     out = model(ids, labels=ids)
     assert out.logits.shape == (2, 10, 256) and out.hidden_states.shape == (2, 10, 32)
-    manual = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 256), ids[:, 1:].reshape(-1))
+    manual = torch.nn.functional.cross_entropy(
+        out.logits[:, :-1].reshape(-1, 256), ids[:, 1:].reshape(-1)
+    )
     torch.testing.assert_close(out.loss, manual)
     assert out.cache is None
     hs = model(ids, output_hidden_states=True).hidden_states
@@ -41,7 +43,9 @@ def test_tied_embeddings():
 
 def test_token_id_outside_vocabulary_is_a_value_error():
     model = Transformer(ModelConfig.preset("tiny", vocab_size=100))
-    with pytest.raises(ValueError, match=r"token id 100 is outside the vocabulary of 100 ids \(0–99\)"):
+    with pytest.raises(
+        ValueError, match=r"token id 100 is outside the vocabulary of 100 ids \(0–99\)"
+    ):
         model(torch.tensor([[1, 100]]))
     with pytest.raises(ValueError, match="token id -1"):
         model(torch.tensor([[-1, 3]]))
@@ -49,7 +53,9 @@ def test_token_id_outside_vocabulary_is_a_value_error():
 
 def test_sequence_past_the_table_raises_before_lookup():
     model = Transformer(ModelConfig.preset("tiny", max_positions=16))
-    with pytest.raises(PositionOutOfRangeError, match="position 19 is past the end of the learned table \\(16"):
+    with pytest.raises(
+        PositionOutOfRangeError, match="position 19 is past the end of the learned table \\(16"
+    ):
         model(torch.zeros(1, 20, dtype=torch.long))
     out = model(torch.zeros(1, 10, dtype=torch.long), use_cache=True)
     with pytest.raises(PositionOutOfRangeError, match="position 16"):
@@ -59,7 +65,9 @@ def test_sequence_past_the_table_raises_before_lookup():
 
 
 def test_overflow_policy_reaches_the_model():
-    model = Transformer(ModelConfig.preset("tiny", max_positions=8, position_options={"overflow": "clamp"}))
+    model = Transformer(
+        ModelConfig.preset("tiny", max_positions=8, position_options={"overflow": "clamp"})
+    )
     assert model(torch.zeros(1, 12, dtype=torch.long)).logits.shape == (1, 12, 256)
 
 
@@ -82,8 +90,12 @@ def test_generate_slides_past_the_table():
 def test_generate_sampling_is_reproducible_and_top_k_restricts():
     model = Transformer(ModelConfig.preset("tiny"))
     prompt = torch.zeros(1, 3, dtype=torch.long)
-    a = model.generate(prompt, 8, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(1))
-    b = model.generate(prompt, 8, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(1))
+    a = model.generate(
+        prompt, 8, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(1)
+    )
+    b = model.generate(
+        prompt, 8, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(1)
+    )
     assert torch.equal(a, b)
     one = model.generate(prompt, 4, temperature=1.0, top_k=1)
     assert torch.equal(one, model.generate(prompt, 4, temperature=0))
@@ -96,7 +108,10 @@ def test_generate_sampling_is_reproducible_and_top_k_restricts():
         (dict(position="rotary"), "Did you mean 'rope'"),
         (dict(norm="batchnorm"), "unknown norm"),
         (dict(dropout=1.5), "dropout must be in"),
-        (dict(position="learned", position_options={"overflo": "clamp"}), "Did you mean 'overflow'"),
+        (
+            dict(position="learned", position_options={"overflo": "clamp"}),
+            "Did you mean 'overflow'",
+        ),
         (dict(n_layer=0), "n_layer must be a positive integer"),
     ],
 )
@@ -110,13 +125,20 @@ def test_config_from_dict_rejects_unknown_keys_and_round_trips():
         ModelConfig.from_dict({"n_layers": 3})
     cfg = ModelConfig.preset("gpt2", n_layer=2)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-    assert (cfg.vocab_size, cfg.max_positions, cfg.d_model, cfg.norm_eps) == (50257, 1024, 768, 1e-5)
+    assert (cfg.vocab_size, cfg.max_positions, cfg.d_model, cfg.norm_eps) == (
+        50257,
+        1024,
+        768,
+        1e-5,
+    )
     with pytest.raises(ValueError, match="Did you mean 'gpt2'"):
         ModelConfig.preset("gtp2")
 
 
 def test_rmsnorm_no_bias_swish_variant_runs():
-    model = Transformer(ModelConfig.preset("tiny", norm="rmsnorm", bias=False, activation="silu", position="rope"))
+    model = Transformer(
+        ModelConfig.preset("tiny", norm="rmsnorm", bias=False, activation="silu", position="rope")
+    )
     assert not any("bias" in n for n, _ in model.named_parameters())
     assert torch.isfinite(model(torch.zeros(1, 5, dtype=torch.long)).logits).all()
 
@@ -124,7 +146,9 @@ def test_rmsnorm_no_bias_swish_variant_runs():
 def test_labels_are_checked_at_the_boundary():
     model = Transformer(ModelConfig.preset("tiny"))
     ids = torch.randint(0, 256, (2, 8))
-    with pytest.raises(ValueError, match=r"labels must have input_ids' shape \(2, 8\), got \(2, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"labels must have input_ids' shape \(2, 8\), got \(2, 4\)"
+    ):
         model(ids, labels=ids[:, :4])
     with pytest.raises(TypeError, match="labels must be an integer tensor"):
         model(ids, labels=ids.float())
@@ -155,7 +179,11 @@ def test_empty_step_after_a_padded_prefill_with_offset_rows():
 
 @pytest.mark.parametrize(
     "options, fix",
-    [({"dim": 8}, "model.d_model"), ({"max_positions": 8}, "model.max_positions"), ({"causal": False}, "model.causal")],
+    [
+        ({"dim": 8}, "model.d_model"),
+        ({"max_positions": 8}, "model.max_positions"),
+        ({"causal": False}, "model.causal"),
+    ],
 )
 def test_position_options_cannot_override_the_models_own_context(options, fix):
     position = "alibi" if "causal" in options else "learned"

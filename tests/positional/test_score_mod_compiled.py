@@ -15,8 +15,15 @@ flex_attention = pytest.importorskip("torch.nn.attention.flex_attention").flex_a
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make", [lambda: ALiBi(4), lambda: T5RelativeBias(4, num_buckets=8, max_distance=16),
-                                  lambda: ShawRelativePosition(8, max_distance=3)], ids=["alibi", "t5", "shaw"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ALiBi(4),
+        lambda: T5RelativeBias(4, num_buckets=8, max_distance=16),
+        lambda: ShawRelativePosition(8, max_distance=3),
+    ],
+    ids=["alibi", "t5", "shaw"],
+)
 def test_score_mod_compiles_with_flex_attention(make):
     torch.manual_seed(0)
     scheme = make()

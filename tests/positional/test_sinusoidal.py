@@ -28,7 +28,9 @@ def reference(n: int, d: int, base: float = 10000.0) -> torch.Tensor:
 
 @pytest.mark.parametrize("d", [8, 16, 7])
 def test_table_matches_the_formula(d):
-    torch.testing.assert_close(sinusoidal_table(50, d).double(), reference(50, d), atol=2e-5, rtol=0)
+    torch.testing.assert_close(
+        sinusoidal_table(50, d).double(), reference(50, d), atol=2e-5, rtol=0
+    )
 
 
 def test_position_zero_is_sin0_cos0():

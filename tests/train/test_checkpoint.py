@@ -72,7 +72,9 @@ def test_damaged_model_file_is_a_checkpoint_error(kind, run, capsys):
 def test_generate_on_a_truncated_checkpoint_exits_2_with_one_line(run):
     path = run / "model.safetensors"
     path.write_bytes(path.read_bytes()[:1000])
-    line = assert_clean_error(run_posemb("generate", run, "--prompt", "ab|", "--max-new-tokens", "4"))
+    line = assert_clean_error(
+        run_posemb("generate", run, "--prompt", "ab|", "--max-new-tokens", "4")
+    )
     assert "model.safetensors" in line and "corrupted" in line
 
 
@@ -99,10 +101,13 @@ def test_damaged_config_json_is_a_checkpoint_error(run):
         posemb.load(run)
 
 
-@pytest.mark.parametrize("name, damage", [
-    ("trainer_state.json", lambda b: b[: len(b) // 3]),
-    ("optimizer.safetensors", lambda b: b[: len(b) // 2]),
-])
+@pytest.mark.parametrize(
+    "name, damage",
+    [
+        ("trainer_state.json", lambda b: b[: len(b) // 3]),
+        ("optimizer.safetensors", lambda b: b[: len(b) // 2]),
+    ],
+)
 def test_resume_from_damaged_trainer_files_exits_2(name, damage, run, capsys):
     path = run / name
     path.write_bytes(damage(path.read_bytes()))
@@ -112,15 +117,19 @@ def test_resume_from_damaged_trainer_files_exits_2(name, damage, run, capsys):
 
 
 # -- nothing is unpickled -------------------------------------------------------------------------
-UNPICKLERS = re.compile(r"torch\.load\(|pickle\.loads?\(|allow_pickle\s*=\s*True|weights_only\s*=\s*False|"
-                        r"\bdill\b|\bjoblib\b|\bexec\(|(?<![.\w])eval\(")
+UNPICKLERS = re.compile(
+    r"torch\.load\(|pickle\.loads?\(|allow_pickle\s*=\s*True|weights_only\s*=\s*False|"
+    r"\bdill\b|\bjoblib\b|\bexec\(|(?<![.\w])eval\("
+)
 
 
 def test_no_unpickling_or_code_execution_in_the_source_tree():
-    hits = [f"{p.relative_to(SRC)}:{i}: {line.strip()}"
-            for p in sorted(SRC.rglob("*.py"))
-            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-            if UNPICKLERS.search(line)]
+    hits = [
+        f"{p.relative_to(SRC)}:{i}: {line.strip()}"
+        for p in sorted(SRC.rglob("*.py"))
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if UNPICKLERS.search(line)
+    ]
     assert not hits, "\n".join(hits)
 
 
@@ -136,12 +145,23 @@ def test_load_and_resume_never_unpickle(run, monkeypatch):
 
 # -- config.json -------------------------------------------------------------------------------
 def test_config_json_round_trip(tmp_path):
-    cfg = build_config("tiny", {
-        "model.position": "t5", "model.position_options": {"num_buckets": 16, "max_distance": 64},
-        "model.norm": "rmsnorm", "model.bias": False, "model.dropout": 0.1, "model.d_ff": 96,
-        "train.lr": 3e-4, "train.positions": "offset", "train.decay_positions": True,
-        "train.compile": "false", "data.tokenizer": "char", "data.val_fraction": 0.25,
-    })
+    cfg = build_config(
+        "tiny",
+        {
+            "model.position": "t5",
+            "model.position_options": {"num_buckets": 16, "max_distance": 64},
+            "model.norm": "rmsnorm",
+            "model.bias": False,
+            "model.dropout": 0.1,
+            "model.d_ff": 96,
+            "train.lr": 3e-4,
+            "train.positions": "offset",
+            "train.decay_positions": True,
+            "train.compile": "false",
+            "data.tokenizer": "char",
+            "data.val_fraction": 0.25,
+        },
+    )
     write_config(tmp_path, cfg, {"kind": "char", "vocab_size": 77})
     data = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
     assert data["schema_version"] == 1 and data["tokenizer"] == {"kind": "char", "vocab_size": 77}
@@ -186,8 +206,12 @@ def test_resume_applies_changed_optimizer_settings(tmp_path):
     assert [g["weight_decay"] for g in fresh.param_groups] == [0.0, 0.0]
     assert all(tuple(g["betas"]) == (0.9, 0.99) for g in fresh.param_groups)
     p = next(model.parameters())
-    assert torch.equal(fresh.state[p]["exp_avg"], opt.state[p]["exp_avg"])  # the moments are restored
+    assert torch.equal(
+        fresh.state[p]["exp_avg"], opt.state[p]["exp_avg"]
+    )  # the moments are restored
 
-    regrouped = build_optimizer(model, fast_config(train__decay_positions=True).train, torch.device("cpu"))
+    regrouped = build_optimizer(
+        model, fast_config(train__decay_positions=True).train, torch.device("cpu")
+    )
     with pytest.raises(CheckpointError, match="decay_positions"):
         load_optimizer_state(regrouped, tensors, meta)

@@ -31,8 +31,14 @@ from trainkit import (
 pytestmark = pytest.mark.slow
 
 STEPS = 60
-SETS = [*FAST_SETS, "train.batch_size=8", f"train.max_steps={STEPS}", "train.eval_every=20",
-        "train.checkpoint_every=20", "train.eval_batches=8"]
+SETS = [
+    *FAST_SETS,
+    "train.batch_size=8",
+    f"train.max_steps={STEPS}",
+    "train.eval_every=20",
+    "train.checkpoint_every=20",
+    "train.eval_batches=8",
+]
 # Final validation loss (same 8 fixed validation batches), 1 vs 2 processes. Both runs fall
 # from ~5.5 nats (ln 256) to ~3.3 in 60 steps; the different training windows move the end
 # point by a few hundredths (0.035 measured). 0.15 nats is ~7% of that 2.2-nat drop: loose
@@ -44,7 +50,7 @@ TOLERANCE = 0.15
 # Loaded into every process through PYTHONPATH (as sitecustomize). On a rank other than 0 it
 # makes any write inside the run directory (open for writing, rename, remove, mkdir) raise,
 # so that rank fails loudly: a write there is a bug (rank 0 alone writes).
-RANK_GUARD = textwrap.dedent('''
+RANK_GUARD = textwrap.dedent("""
     import os, sys
     _run = os.environ.get("POSEMB_TEST_GUARD_DIR")
     if _run and os.environ.get("RANK", "0") != "0":
@@ -91,7 +97,7 @@ RANK_GUARD = textwrap.dedent('''
         torch.optim.AdamW.step = _logged_step
         atexit.register(lambda: open(os.path.join(_log, f"rank{os.environ['RANK']}.json"), "w").write(
             json.dumps(_digests)))
-''')
+""")
 
 
 def _launch(args: list[str], out: Path, nproc: int, logs: Path, **popen) -> subprocess.Popen:
@@ -100,12 +106,20 @@ def _launch(args: list[str], out: Path, nproc: int, logs: Path, **popen) -> subp
     guard.mkdir(parents=True, exist_ok=True)
     (guard / "sitecustomize.py").write_text(RANK_GUARD, encoding="utf-8")
     path = os.pathsep.join(filter(None, [str(guard), os.environ.get("PYTHONPATH")]))
-    env = subprocess_env(PYTHONPATH=path, POSEMB_TEST_GUARD_DIR=str(out), POSEMB_TEST_DIGEST_DIR=str(logs))
+    env = subprocess_env(
+        PYTHONPATH=path, POSEMB_TEST_GUARD_DIR=str(out), POSEMB_TEST_DIGEST_DIR=str(logs)
+    )
     cmd = ["-m", "posemb", *map(str, args)]
     if nproc > 1:  # --standalone: a free rendezvous port, no clash with other jobs on the machine
         cmd = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *cmd]
-    return subprocess.Popen([sys.executable, *cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env, **popen)
+    return subprocess.Popen(
+        [sys.executable, *cmd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        **popen,
+    )
 
 
 def _train_args(corpus: Path, out: Path, *extra: str) -> list[str]:
@@ -117,8 +131,10 @@ def runs(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The same training on 1 and on 2 processes, run side by side."""
     root = tmp_path_factory.mktemp("ddp")
     one, two = root / "one", root / "two"
-    procs = [_launch(_train_args(corpus, one), one, 1, root / "logs1"),
-             _launch(_train_args(corpus, two), two, 2, root / "logs2")]
+    procs = [
+        _launch(_train_args(corpus, one), one, 1, root / "logs1"),
+        _launch(_train_args(corpus, two), two, 2, root / "logs2"),
+    ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert procs[0].returncode == 0, outs[0]
     assert procs[1].returncode == 0, outs[1]
@@ -161,8 +177,13 @@ def test_ctrl_c_under_torchrun_saves_and_resume_matches(runs, corpus, tmp_path):
     run = tmp_path / "run"
     # evaluating every step only slows the steps down (a wider window to interrupt in);
     # evaluation draws from its own generator, so the weights are those of `runs["two"]`
-    proc = _launch(_train_args(corpus, run, "train.eval_every=1"), run, 2, tmp_path / "logs",
-                   start_new_session=True)
+    proc = _launch(
+        _train_args(corpus, run, "train.eval_every=1"),
+        run,
+        2,
+        tmp_path / "logs",
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while len(_lines(run / "metrics.jsonl")) < 3:

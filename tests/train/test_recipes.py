@@ -25,10 +25,19 @@ def init_table(cfg) -> torch.Tensor:
     return posemb.Transformer(cfg.model).pos.weight.detach().clone()
 
 
-def trained_table(recipe: str, tmp_path: Path, **overrides) -> tuple[torch.Tensor, torch.Tensor, object]:
-    cfg = fast_config(train__positions=recipe, train__seq_len=L, model__max_positions=MAX_POS,
-                      train__max_steps=20, train__checkpoint_every=20, data__source="synthetic:copy",
-                      train__weight_decay=0.5, **overrides)
+def trained_table(
+    recipe: str, tmp_path: Path, **overrides
+) -> tuple[torch.Tensor, torch.Tensor, object]:
+    cfg = fast_config(
+        train__positions=recipe,
+        train__seq_len=L,
+        model__max_positions=MAX_POS,
+        train__max_steps=20,
+        train__checkpoint_every=20,
+        data__source="synthetic:copy",
+        train__weight_decay=0.5,
+        **overrides,
+    )
     train(cfg, tmp_path / recipe)
     return init_table(cfg), run_tensors(tmp_path / recipe)["pos.weight"], cfg
 
@@ -90,10 +99,20 @@ def test_recipe_positions_are_valid(recipe):
 
 def test_seq_len_past_the_table_is_refused_for_start_but_not_for_bias_schemes(tmp_path):
     with pytest.raises(ValueError, match="max_positions"):
-        train(fast_config(train__seq_len=80, train__max_steps=1, data__source="synthetic:copy"), tmp_path / "a")
+        train(
+            fast_config(train__seq_len=80, train__max_steps=1, data__source="synthetic:copy"),
+            tmp_path / "a",
+        )
     # schemes without a table have no limit: ALiBi trains on 80 tokens with max_positions=64
-    result = train(fast_config(train__seq_len=80, train__max_steps=1, model__position="alibi",
-                               data__source="synthetic:copy"), tmp_path / "b")
+    result = train(
+        fast_config(
+            train__seq_len=80,
+            train__max_steps=1,
+            model__position="alibi",
+            data__source="synthetic:copy",
+        ),
+        tmp_path / "b",
+    )
     assert result.step == 1 and math.isfinite(result.train_loss)
 
 
@@ -132,8 +151,17 @@ def test_loss_goes_down(source, tokenizer, corpus, tmp_path, monkeypatch):
         _write_dir(tmp_path / "texts", corpus)
     spec = source.format(file=corpus, dir=tmp_path / "texts")
     run = tmp_path / "run"
-    result = train(fast_config(data__source=spec, data__tokenizer=tokenizer, data__vocab_size=512,
-                               train__max_steps=40, train__lr=3e-3, train__checkpoint_every=40), run)
+    result = train(
+        fast_config(
+            data__source=spec,
+            data__tokenizer=tokenizer,
+            data__vocab_size=512,
+            train__max_steps=40,
+            train__lr=3e-3,
+            train__checkpoint_every=40,
+        ),
+        run,
+    )
     losses = [m["train_loss"] for m in read_metrics(run)]
     vals = [m["val_loss"] for m in read_metrics(run) if "val_loss" in m]
     assert len(losses) == 40 and all(math.isfinite(x) for x in losses)
@@ -150,7 +178,9 @@ def test_loss_goes_down(source, tokenizer, corpus, tmp_path, monkeypatch):
 @pytest.mark.parametrize("scheme", posemb.SCHEMES)
 @pytest.mark.parametrize("decay_positions", [False, True])
 def test_weight_decay_policy(scheme, decay_positions):
-    cfg = posemb.ModelConfig(vocab_size=64, max_positions=32, n_layer=2, n_head=2, d_model=16, position=scheme)
+    cfg = posemb.ModelConfig(
+        vocab_size=64, max_positions=32, n_layer=2, n_head=2, d_model=16, position=scheme
+    )
     model = posemb.Transformer(cfg)
     tc = TrainConfig(weight_decay=0.1, decay_positions=decay_positions)
     groups = param_groups(model, tc)
@@ -163,10 +193,14 @@ def test_weight_decay_policy(scheme, decay_positions):
     positional = {n for n in names.values() if n.startswith(("pos.", "layer_pos."))}
     if scheme in ("learned", "t5", "shaw"):
         assert positional, f"{scheme} should have trainable position parameters"
-    norms_and_biases = {n for n in names.values() if n.endswith(".bias") or ".ln_" in n or n.startswith("ln_f")}
+    norms_and_biases = {
+        n for n in names.values() if n.endswith(".bias") or ".ln_" in n or n.startswith("ln_f")
+    }
     assert norms_and_biases <= exempt
     assert "wte.weight" in decayed
-    assert {n for n in names.values() if n.endswith(("qkv.weight", "fc.weight", "proj.weight"))} <= decayed
+    assert {
+        n for n in names.values() if n.endswith(("qkv.weight", "fc.weight", "proj.weight"))
+    } <= decayed
     if decay_positions:
         assert positional <= decayed
     else:
@@ -190,8 +224,13 @@ def test_lr_schedule_warmup_then_cosine():
 
 
 def test_trainer_uses_the_schedule(tmp_path):
-    cfg = fast_config(train__max_steps=12, train__warmup_steps=4, train__lr=2e-3, train__min_lr=2e-4,
-                      data__source="synthetic:copy")
+    cfg = fast_config(
+        train__max_steps=12,
+        train__warmup_steps=4,
+        train__lr=2e-3,
+        train__min_lr=2e-4,
+        data__source="synthetic:copy",
+    )
     train(cfg, tmp_path / "run")
     logged = [m["lr"] for m in read_metrics(tmp_path / "run")]
     assert logged == pytest.approx([lr_at(s, cfg.train) for s in range(12)])

@@ -47,12 +47,28 @@ from posemb.train.checkpoint import complete_pending
 
 N_STEPS = 30
 # dropout and random positions make the run depend on every RNG a resume must restore
-RESUME_SETS = [*FAST_SETS, f"train.max_steps={N_STEPS}", "train.checkpoint_every=1",
-               "model.dropout=0.1", "train.positions=random", "train.seed=7"]
+RESUME_SETS = [
+    *FAST_SETS,
+    f"train.max_steps={N_STEPS}",
+    "train.checkpoint_every=1",
+    "model.dropout=0.1",
+    "train.positions=random",
+    "train.seed=7",
+]
 
 
 def train_args(corpus: Path, out: Path) -> list[str]:
-    return ["train", "--preset", "tiny", "--data", str(corpus), "--set", *RESUME_SETS, "--out", str(out)]
+    return [
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(corpus),
+        "--set",
+        *RESUME_SETS,
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +83,12 @@ def reference(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Path:
 
 def start_training(corpus: Path, run: Path, tmp_path: Path) -> subprocess.Popen:
     log = open(tmp_path / "train.log", "w")  # a file, not a pipe: the child never blocks on it
-    return subprocess.Popen(posemb_cmd(*train_args(corpus, run)), stdout=log, stderr=subprocess.STDOUT,
-                            env=subprocess_env())
+    return subprocess.Popen(
+        posemb_cmd(*train_args(corpus, run)),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=subprocess_env(),
+    )
 
 
 def wait_for_step(proc: subprocess.Popen, run: Path, step: int, timeout: float = 120) -> int:
@@ -87,7 +107,9 @@ def wait_for_step(proc: subprocess.Popen, run: Path, step: int, timeout: float =
 def assert_matches_reference(run: Path, reference: Path) -> None:
     assert read_step(run) == N_STEPS
     assert_same_tensors(run_tensors(run), run_tensors(reference))
-    assert_same_tensors(run_tensors(run, "optimizer.safetensors"), run_tensors(reference, "optimizer.safetensors"))
+    assert_same_tensors(
+        run_tensors(run, "optimizer.safetensors"), run_tensors(reference, "optimizer.safetensors")
+    )
     # metrics.jsonl: every step exactly once, with the reference's losses
     got, want = read_metrics(run), read_metrics(reference)
     assert [m["step"] for m in got] == list(range(1, N_STEPS + 1))
@@ -150,8 +172,13 @@ class Crash(RuntimeError):
 
 
 def crash_config():
-    return fast_config(train__max_steps=CRASH_STEPS, train__checkpoint_every=1, model__dropout=0.1,
-                       train__positions="random", train__eval_every=2)
+    return fast_config(
+        train__max_steps=CRASH_STEPS,
+        train__checkpoint_every=1,
+        model__dropout=0.1,
+        train__positions="random",
+        train__eval_every=2,
+    )
 
 
 def install_crash(where: str, monkeypatch: pytest.MonkeyPatch, run: Path, snapshot: dict) -> None:
@@ -164,7 +191,9 @@ def install_crash(where: str, monkeypatch: pytest.MonkeyPatch, run: Path, snapsh
 
     if where in ("model_file", "optimizer_file"):
         real = ckpt.save_file
-        fail_at = 5 if where == "model_file" else 6  # two files per checkpoint; step 3's first/second
+        fail_at = (
+            5 if where == "model_file" else 6
+        )  # two files per checkpoint; step 3's first/second
 
         def save_file(*args, **kwargs):
             calls["n"] += 1
@@ -233,8 +262,9 @@ def test_crash_during_checkpoint_write(where, crash_reference, tmp_path, monkeyp
     listing = sorted(p.name for p in run.iterdir())
     model, _ = posemb.load(run)
     assert checkpoint_bytes(run) == left and sorted(p.name for p in run.iterdir()) == listing
-    assert_same_tensors({k: v for k, v in model.state_dict().items() if k != "lm_head.weight"},
-                        run_tensors(run))
+    assert_same_tensors(
+        {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}, run_tensors(run)
+    )
 
     complete_pending(run)  # what --resume does first
     assert not list(run.glob("*.next")) and not (run / ckpt.JOURNAL).exists()
@@ -250,11 +280,15 @@ def test_crash_during_checkpoint_write(where, crash_reference, tmp_path, monkeyp
     train(None, run, resume=True)  # and the run still ends exactly where it would have
     assert read_step(run) == CRASH_STEPS
     assert_same_tensors(run_tensors(run), run_tensors(ref))
-    assert_same_tensors(run_tensors(run, "optimizer.safetensors"), run_tensors(ref, "optimizer.safetensors"))
+    assert_same_tensors(
+        run_tensors(run, "optimizer.safetensors"), run_tensors(ref, "optimizer.safetensors")
+    )
 
 
 @pytest.mark.parametrize("when", ["files_written", "renaming"])
-def test_reading_a_run_while_it_checkpoints_leaves_training_alone(when, crash_reference, tmp_path, monkeypatch):
+def test_reading_a_run_while_it_checkpoints_leaves_training_alone(
+    when, crash_reference, tmp_path, monkeypatch
+):
     """``posemb generate``/``eval`` on a run that is training (a common way to watch it):
     the reader lands in the middle of a checkpoint write and must neither delete nor move
     the trainer's files. It gets a complete model: the last or the new checkpoint."""
@@ -263,7 +297,9 @@ def test_reading_a_run_while_it_checkpoints_leaves_training_alone(when, crash_re
     def read_concurrently():  # as another process would: the trainer's torch RNG untouched
         with torch.random.fork_rng():
             model, _ = posemb.load(run)
-        loaded.append({k: v.clone() for k, v in model.state_dict().items() if k != "lm_head.weight"})
+        loaded.append(
+            {k: v.clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        )
 
     calls = {"n": 0}
     if when == "files_written":  # all .next files written, journal not yet
@@ -301,8 +337,10 @@ def test_reading_a_run_while_it_checkpoints_leaves_training_alone(when, crash_re
     assert committed == [1, 2, 3, 4]  # no checkpoint lost to the reader
     assert read_step(run) == CRASH_STEPS
     assert_same_tensors(run_tensors(run), run_tensors(crash_reference))
-    assert_same_tensors(run_tensors(run, "optimizer.safetensors"),
-                        run_tensors(crash_reference, "optimizer.safetensors"))
+    assert_same_tensors(
+        run_tensors(run, "optimizer.safetensors"),
+        run_tensors(crash_reference, "optimizer.safetensors"),
+    )
 
 
 def test_stray_next_files_without_journal_are_ignored(tmp_path):
@@ -313,8 +351,9 @@ def test_stray_next_files_without_journal_are_ignored(tmp_path):
         (run / f"{name}.next").write_bytes(b"half-written garbage")
     model, _ = posemb.load(run)  # reads the committed checkpoint, touches nothing
     assert checkpoint_bytes(run) == before
-    assert_same_tensors({k: v for k, v in model.state_dict().items() if k != "lm_head.weight"},
-                        run_tensors(run))
+    assert_same_tensors(
+        {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}, run_tensors(run)
+    )
     complete_pending(run)  # no journal: the .next files are dropped, the checkpoint stays
     assert checkpoint_bytes(run) == before and not list(run.glob("*.next"))
 
@@ -379,9 +418,21 @@ def test_nan_gradient_with_a_finite_loss_never_reaches_a_checkpoint(tmp_path, mo
 @pytest.mark.slow
 def test_cli_diverging_lr_stops_with_the_step_and_keeps_the_checkpoint(corpus, tmp_path):
     run = tmp_path / "run"
-    proc = run_posemb("train", "--preset", "tiny", "--data", corpus, "--set", *FAST_SETS,
-                      "train.max_steps=20", "train.checkpoint_every=1", "train.warmup_steps=0",
-                      "train.lr=1e30", "--out", run)
+    proc = run_posemb(
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        corpus,
+        "--set",
+        *FAST_SETS,
+        "train.max_steps=20",
+        "train.checkpoint_every=1",
+        "train.warmup_steps=0",
+        "train.lr=1e30",
+        "--out",
+        run,
+    )
     line = assert_clean_error(proc, code=1)
     assert "step 2" in line and "train.lr" in line
     assert read_step(run) == 1  # step 1's checkpoint (loss finite) is the last one written

@@ -21,9 +21,17 @@ from safetensors.torch import load_file
 
 # A 1-layer, 32-wide model on 32-token windows: a step takes milliseconds on CPU.
 FAST_SETS = [
-    "model.n_layer=1", "model.d_model=32", "model.n_head=2", "model.max_positions=64",
-    "train.seq_len=32", "train.batch_size=4", "train.progress=false", "train.eval_batches=2",
-    "train.warmup_steps=5", "train.log_every=1", "train.eval_every=10",
+    "model.n_layer=1",
+    "model.d_model=32",
+    "model.n_head=2",
+    "model.max_positions=64",
+    "train.seq_len=32",
+    "train.batch_size=4",
+    "train.progress=false",
+    "train.eval_batches=2",
+    "train.warmup_steps=5",
+    "train.log_every=1",
+    "train.eval_every=10",
 ]
 # Standard-library modules whose source makes a ~250 kB English-and-Python corpus.
 CORPUS_MODULES = ("argparse.py", "textwrap.py", "difflib.py", "dataclasses.py")
@@ -55,11 +63,18 @@ def posemb_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "posemb", *map(str, args)]
 
 
-def run_posemb(*args: str, timeout: float = 300, env: dict[str, str] | None = None,
-               cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_posemb(
+    *args: str, timeout: float = 300, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """``python -m posemb ARGS`` to completion, output captured as text."""
-    return subprocess.run(posemb_cmd(*args), capture_output=True, text=True, timeout=timeout,
-                          env=env or subprocess_env(), cwd=cwd)
+    return subprocess.run(
+        posemb_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or subprocess_env(),
+        cwd=cwd,
+    )
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess, code: int = 2) -> str:

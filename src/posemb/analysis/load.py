@@ -67,7 +67,9 @@ class LoadedTable:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-def load_table(source: str | Path, key: str | None = None, offset: int | None = None) -> LoadedTable:
+def load_table(
+    source: str | Path, key: str | None = None, offset: int | None = None
+) -> LoadedTable:
     """Load the position table at ``source`` (see the module doc for what is accepted).
 
     Raises:
@@ -83,8 +85,10 @@ def load_table(source: str | Path, key: str | None = None, offset: int | None = 
         )
     if path.is_file():
         if path.suffix in _PICKLES:
-            raise ValueError(f"{path} is a pickle checkpoint; posemb reads safetensors only and never unpickles "
-                             "weights (convert it: save_pretrained(DIR) writes model.safetensors)")
+            raise ValueError(
+                f"{path} is a pickle checkpoint; posemb reads safetensors only and never unpickles "
+                "weights (convert it: save_pretrained(DIR) writes model.safetensors)"
+            )
         loaded = _from_file(path, key)
     else:
         config = path / "config.json"
@@ -94,20 +98,26 @@ def load_table(source: str | Path, key: str | None = None, offset: int | None = 
         elif data is not None and isinstance(data.get("model"), dict):
             loaded = _from_run(path, key)
         elif data is not None:
-            raise ValueError(f"{config} is neither a posemb run config (no [model] group) nor a Hugging Face "
-                             "config (no model_type); pass the .safetensors file itself with --key NAME")
+            raise ValueError(
+                f"{config} is neither a posemb run config (no [model] group) nor a Hugging Face "
+                "config (no model_type); pass the .safetensors file itself with --key NAME"
+            )
         elif (path / "model.safetensors").is_file():
             loaded = _from_file(path / "model.safetensors", key)
         else:
             _refuse_pickles(path)
-            raise ValueError(f"{path} holds no config.json and no model.safetensors; pass a posemb run, a "
-                             "Hugging Face model directory or a .safetensors file")
+            raise ValueError(
+                f"{path} holds no config.json and no model.safetensors; pass a posemb run, a "
+                "Hugging Face model directory or a .safetensors file"
+            )
     if offset is not None:
         loaded.offset = offset
     rows = loaded.table.shape[0]
     if not 0 <= loaded.offset <= rows - 2:
-        raise ValueError(f"--offset {loaded.offset} leaves fewer than 2 positions in {loaded.key} ({rows} rows); "
-                         f"choose an offset from 0 to {rows - 2}")
+        raise ValueError(
+            f"--offset {loaded.offset} leaves fewer than 2 positions in {loaded.key} ({rows} rows); "
+            f"choose an offset from 0 to {rows - 2}"
+        )
     return loaded
 
 
@@ -118,7 +128,9 @@ def list_tensors(path: Path) -> dict[str, tuple[int, ...]]:
         with safe_open(str(path), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise ValueError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})") from None
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})"
+        ) from None
 
 
 def read_tensor(path: Path, key: str) -> Tensor:
@@ -137,10 +149,14 @@ def guess_table_key(shapes: dict[str, tuple[int, ...]], where: str) -> str:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise ValueError(f"{where} has no 2-D tensor with 'pos' in its name; choose the table with --key NAME "
-                         f"(2-D tensors: {_names(k for k, s in shapes.items() if len(s) == 2)})")
-    raise ValueError(f"{where} has {len(found)} candidate position tables: {_names(found)}; "
-                     "choose one with --key NAME")
+        raise ValueError(
+            f"{where} has no 2-D tensor with 'pos' in its name; choose the table with --key NAME "
+            f"(2-D tensors: {_names(k for k, s in shapes.items() if len(s) == 2)})"
+        )
+    raise ValueError(
+        f"{where} has {len(found)} candidate position tables: {_names(found)}; "
+        "choose one with --key NAME"
+    )
 
 
 def _check_key(shapes: dict[str, tuple[int, ...]], key: str, where: str) -> None:
@@ -150,7 +166,9 @@ def _check_key(shapes: dict[str, tuple[int, ...]], key: str, where: str) -> None
         hint = f" Did you mean {near!r}?" if near else ""
         raise ValueError(f"{where} has no tensor {key!r}.{hint} 2-D tensors: {_names(two_d)}")
     if len(shapes[key]) != 2:
-        raise ValueError(f"{key!r} in {where} has shape {shapes[key]}; a position table is 2-D [positions, width]")
+        raise ValueError(
+            f"{key!r} in {where} has shape {shapes[key]}; a position table is 2-D [positions, width]"
+        )
 
 
 def _names(names, limit: int = 12) -> str:
@@ -163,8 +181,14 @@ def _from_file(path: Path, key: str | None) -> LoadedTable:
     shapes = list_tensors(path)
     key = key or guess_table_key(shapes, str(path))
     _check_key(shapes, key, str(path))
-    return LoadedTable(read_tensor(path, key), 0, key, path, "safetensors file",
-                       init_note="initial values unknown: untrained rows found by a heuristic")
+    return LoadedTable(
+        read_tensor(path, key),
+        0,
+        key,
+        path,
+        "safetensors file",
+        init_note="initial values unknown: untrained rows found by a heuristic",
+    )
 
 
 # -- posemb runs --------------------------------------------------------------------------------------
@@ -174,8 +198,10 @@ def _from_run(run_dir: Path, key: str | None) -> LoadedTable:
     cfg = read_config(run_dir)
     scheme = cfg.model.position
     if key is None and scheme != "learned":
-        raise ValueError(f"analyze needs a learned table; {run_dir} uses {scheme} (no position table to "
-                         "analyze). Train with model.position=learned, or name a tensor with --key")
+        raise ValueError(
+            f"analyze needs a learned table; {run_dir} uses {scheme} (no position table to "
+            "analyze). Train with model.position=learned, or name a tensor with --key"
+        )
     weights = run_dir / MODEL_FILE
     if not weights.is_file():
         raise ValueError(f"{weights} is missing; the run has no checkpoint yet")
@@ -184,12 +210,27 @@ def _from_run(run_dir: Path, key: str | None) -> LoadedTable:
     _check_key(shapes, key, str(weights))
     table = read_tensor(weights, key)
     tc = cfg.train
-    context = {"scheme": scheme, "seq_len": tc.seq_len, "positions": tc.positions, "causal": cfg.model.causal,
-               "seed": tc.seed, "max_positions": cfg.model.max_positions,
-               "init": cfg.model.position_options.get("init", "normal"), "step": _run_step(run_dir)}
+    context = {
+        "scheme": scheme,
+        "seq_len": tc.seq_len,
+        "positions": tc.positions,
+        "causal": cfg.model.causal,
+        "seed": tc.seed,
+        "max_positions": cfg.model.max_positions,
+        "init": cfg.model.position_options.get("init", "normal"),
+        "step": _run_step(run_dir),
+    }
     initial, note = _initial_table(cfg, key, table.shape)
-    return LoadedTable(table, int(cfg.model.position_options.get("offset", 0)), key, run_dir, "posemb run",
-                       initial=initial, init_note=note, context=context)
+    return LoadedTable(
+        table,
+        int(cfg.model.position_options.get("offset", 0)),
+        key,
+        run_dir,
+        "posemb run",
+        initial=initial,
+        init_note=note,
+        context=context,
+    )
 
 
 def _initial_table(cfg, key: str, shape: torch.Size) -> tuple[Tensor | None, str]:
@@ -201,8 +242,14 @@ def _initial_table(cfg, key: str, shape: torch.Size) -> tuple[Tensor | None, str
         model = Transformer(cfg.model)
     initial = model.state_dict().get(key)
     if initial is None or initial.shape != shape:
-        return None, f"the initial {key!r} could not be recreated: untrained rows found by a heuristic"
-    return initial.detach().float(), f"exact: initial table recreated from train.seed={cfg.train.seed}"
+        return (
+            None,
+            f"the initial {key!r} could not be recreated: untrained rows found by a heuristic",
+        )
+    return (
+        initial.detach().float(),
+        f"exact: initial table recreated from train.seed={cfg.train.seed}",
+    )
 
 
 def _run_step(run_dir: Path) -> int | None:
@@ -228,19 +275,29 @@ def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> Loaded
         suffix = known[0]
         found = [k for k in shapes if k == suffix or k.endswith("." + suffix)]
         if not found:
-            raise ValueError(f"{where} has no tensor named *{suffix}; choose the table with --key NAME "
-                             f"(2-D tensors: {_names(k for k, s in shapes.items() if len(s) == 2)})")
+            raise ValueError(
+                f"{where} has no tensor named *{suffix}; choose the table with --key NAME "
+                f"(2-D tensors: {_names(k for k, s in shapes.items() if len(s) == 2)})"
+            )
         if len(found) > 1:
-            raise ValueError(f"{where} has {len(found)} candidate position tables: {_names(found)}; "
-                             "choose one with --key NAME")
+            raise ValueError(
+                f"{where} has {len(found)} candidate position tables: {_names(found)}; "
+                "choose one with --key NAME"
+            )
         key = found[0]
     _check_key(shapes, key, where)
     offset = 0
     if known is not None and (key == known[0] or key.endswith("." + known[0])):
         offset = _hf_offset(model_type, config, known[1])
-    return LoadedTable(read_tensor(files[key], key), offset, key, model_dir, f"Hugging Face {model_type}",
-                       init_note="initial values unknown: untrained rows found by a heuristic",
-                       context={"model_type": model_type})
+    return LoadedTable(
+        read_tensor(files[key], key),
+        offset,
+        key,
+        model_dir,
+        f"Hugging Face {model_type}",
+        init_note="initial values unknown: untrained rows found by a heuristic",
+        context={"model_type": model_type},
+    )
 
 
 def _hf_offset(model_type: str, config: dict[str, Any], default: int) -> int:
@@ -261,7 +318,9 @@ def _hf_weight_files(model_dir: Path) -> dict[str, Path]:
             raise ValueError(f"{index} has no weight_map; the sharded checkpoint is damaged")
         return {k: model_dir / v for k, v in weight_map.items()}
     _refuse_pickles(model_dir)
-    raise ValueError(f"{model_dir} has no model.safetensors (or sharded model.safetensors.index.json)")
+    raise ValueError(
+        f"{model_dir} has no model.safetensors (or sharded model.safetensors.index.json)"
+    )
 
 
 def _refuse_pickles(model_dir: Path) -> None:

@@ -37,8 +37,14 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-def plot_cosine_heatmap(weight: Tensor, path: str | Path, title: str = "Cosine similarity between positions",
-                        *, first_position: int = 0, max_display: int = 1024) -> Path:
+def plot_cosine_heatmap(
+    weight: Tensor,
+    path: str | Path,
+    title: str = "Cosine similarity between positions",
+    *,
+    first_position: int = 0,
+    max_display: int = 1024,
+) -> Path:
     """Heatmap of the cosine similarity of every pair of rows of a ``[n, d]`` table.
 
     Tables longer than ``max_display`` rows are shown every ``ceil(n / max_display)``-th
@@ -51,8 +57,15 @@ def plot_cosine_heatmap(weight: Tensor, path: str | Path, title: str = "Cosine s
     fig = _figure(6.0, 5.2)
     ax = fig.add_subplot()
     lo, hi = first_position - 0.5, first_position + n - 0.5
-    im = ax.imshow(sims.numpy(), cmap="RdBu_r", vmin=-1, vmax=1, origin="upper",
-                   extent=(lo, hi, hi, lo), interpolation="nearest")
+    im = ax.imshow(
+        sims.numpy(),
+        cmap="RdBu_r",
+        vmin=-1,
+        vmax=1,
+        origin="upper",
+        extent=(lo, hi, hi, lo),
+        interpolation="nearest",
+    )
     fig.colorbar(im, ax=ax, label="cosine similarity")
     ax.set_xlabel("position j")
     ax.set_ylabel("position i")
@@ -60,8 +73,13 @@ def plot_cosine_heatmap(weight: Tensor, path: str | Path, title: str = "Cosine s
     return _save(fig, path)
 
 
-def plot_pca_trajectory(projections: Tensor, explained: Tensor, path: str | Path,
-                        title: str = "PCA trajectory of the positions", untrained: list[int] | None = None) -> Path:
+def plot_pca_trajectory(
+    projections: Tensor,
+    explained: Tensor,
+    path: str | Path,
+    title: str = "PCA trajectory of the positions",
+    untrained: list[int] | None = None,
+) -> Path:
     """The rows projected on the first two principal components, coloured by position."""
     p = projections.double()
     n = p.shape[0]
@@ -69,10 +87,19 @@ def plot_pca_trajectory(projections: Tensor, explained: Tensor, path: str | Path
     ax = fig.add_subplot()
     y = p[:, 1] if p.shape[1] > 1 else torch.zeros(n, dtype=torch.float64)
     ax.plot(p[:, 0].numpy(), y.numpy(), color="0.75", linewidth=0.6, zorder=1)
-    sc = ax.scatter(p[:, 0].numpy(), y.numpy(), c=np.arange(n), cmap="viridis", s=_marker(n), zorder=2)
+    sc = ax.scatter(
+        p[:, 0].numpy(), y.numpy(), c=np.arange(n), cmap="viridis", s=_marker(n), zorder=2
+    )
     if untrained:
-        ax.scatter(p[untrained, 0].numpy(), y[untrained].numpy(), marker="x", color="crimson",
-                   s=_marker(n) * 1.5, zorder=3, label="untrained rows")
+        ax.scatter(
+            p[untrained, 0].numpy(),
+            y[untrained].numpy(),
+            marker="x",
+            color="crimson",
+            s=_marker(n) * 1.5,
+            zorder=3,
+            label="untrained rows",
+        )
         ax.legend(loc="best", fontsize=8)
     fig.colorbar(sc, ax=ax, label="position")
     ax.set_xlabel(f"PC1 ({float(explained[0]):.1%} of variance)")
@@ -81,8 +108,9 @@ def plot_pca_trajectory(projections: Tensor, explained: Tensor, path: str | Path
     return _save(fig, path)
 
 
-def plot_pca_3d(projections: Tensor, explained: Tensor, path: str | Path,
-                title: str = "PCA trajectory (3-D)") -> Path:
+def plot_pca_3d(
+    projections: Tensor, explained: Tensor, path: str | Path, title: str = "PCA trajectory (3-D)"
+) -> Path:
     """The rows on the first three principal components, coloured by position."""
     p = projections.double()
     n = p.shape[0]
@@ -90,7 +118,9 @@ def plot_pca_3d(projections: Tensor, explained: Tensor, path: str | Path,
     fig = _figure(6.4, 5.6)
     ax = fig.add_subplot(projection="3d")
     ax.plot(*(c.numpy() for c in cols), color="0.75", linewidth=0.6)
-    sc = ax.scatter(*(c.numpy() for c in cols), c=np.arange(n), cmap="viridis", s=_marker(n), depthshade=False)
+    sc = ax.scatter(
+        *(c.numpy() for c in cols), c=np.arange(n), cmap="viridis", s=_marker(n), depthshade=False
+    )
     fig.colorbar(sc, ax=ax, label="position", shrink=0.7, pad=0.12)
     for i, setter in enumerate((ax.set_xlabel, ax.set_ylabel, ax.set_zlabel)):
         share = f" ({float(explained[i]):.1%})" if i < explained.numel() else ""
@@ -99,8 +129,9 @@ def plot_pca_3d(projections: Tensor, explained: Tensor, path: str | Path,
     return _save(fig, path)
 
 
-def plot_spectrum(spec: SpectrumResult, path: str | Path,
-                  title: str = "Spectrum of each dimension over positions") -> Path:
+def plot_spectrum(
+    spec: SpectrumResult, path: str | Path, title: str = "Spectrum of each dimension over positions"
+) -> Path:
     """Heatmap dims × frequency of ``|FFT|``, each dimension scaled to its peak, dims sorted by dominant frequency."""
     mag = spec.magnitude[:, 1:]  # [d, f - 1]: the constant term is 0 after centring
     order = torch.argsort(spec.dominant_frequency, stable=True)
@@ -111,8 +142,14 @@ def plot_spectrum(spec: SpectrumResult, path: str | Path,
     ax = fig.add_subplot()
     f0, f1 = float(freqs[0]), float(freqs[-1])
     half = (float(freqs[1] - freqs[0]) / 2) if freqs.numel() > 1 else 0.5
-    im = ax.imshow(shown.numpy(), aspect="auto", cmap="magma", origin="lower", interpolation="nearest",
-                   extent=(f0 - half, f1 + half, -0.5, shown.shape[0] - 0.5))
+    im = ax.imshow(
+        shown.numpy(),
+        aspect="auto",
+        cmap="magma",
+        origin="lower",
+        interpolation="nearest",
+        extent=(f0 - half, f1 + half, -0.5, shown.shape[0] - 0.5),
+    )
     fig.colorbar(im, ax=ax, label="|FFT| / peak of the dimension")
     ax.set_xlabel("frequency (cycles per position)")
     ax.set_ylabel("dimension (sorted by dominant frequency)")
@@ -120,15 +157,28 @@ def plot_spectrum(spec: SpectrumResult, path: str | Path,
     return _save(fig, path)
 
 
-def plot_row_norms(norms: Tensor, path: str | Path, untrained: list[int] | None = None,
-                   title: str = "Row norms") -> Path:
+def plot_row_norms(
+    norms: Tensor, path: str | Path, untrained: list[int] | None = None, title: str = "Row norms"
+) -> Path:
     """L2 norm of each row, with untrained rows shaded."""
     n = norms.numel()
     fig = _figure(6.4, 3.8)
     ax = fig.add_subplot()
-    ax.plot(range(n), norms.double().numpy(), color="tab:blue", linewidth=1.0, marker="." if n <= 256 else None)
+    ax.plot(
+        range(n),
+        norms.double().numpy(),
+        color="tab:blue",
+        linewidth=1.0,
+        marker="." if n <= 256 else None,
+    )
     for i, (a, b) in enumerate(to_ranges(untrained or [])):
-        ax.axvspan(a - 0.5, b + 0.5, color="crimson", alpha=0.15, label="untrained rows" if i == 0 else None)
+        ax.axvspan(
+            a - 0.5,
+            b + 0.5,
+            color="crimson",
+            alpha=0.15,
+            label="untrained rows" if i == 0 else None,
+        )
     if untrained:
         ax.legend(loc="best", fontsize=8)
     ax.set_xlabel("position")
@@ -137,8 +187,12 @@ def plot_row_norms(norms: Tensor, path: str | Path, untrained: list[int] | None 
     return _save(fig, path)
 
 
-def plot_nn_offsets(offsets: Tensor, path: str | Path, title: str = "Offset of each row's nearest neighbour",
-                    window: int = 32) -> Path:
+def plot_nn_offsets(
+    offsets: Tensor,
+    path: str | Path,
+    title: str = "Offset of each row's nearest neighbour",
+    window: int = 32,
+) -> Path:
     """Histogram of ``j - i`` for each row's most similar other row (offsets beyond ±window counted in the title)."""
     o = offsets.long()
     inside = o[(o.abs() <= window)]
@@ -159,11 +213,17 @@ def plot_analysis(a: TableAnalysis, out_dir: str | Path) -> dict[str, Path]:
     ratio = a.pca.explained_variance_ratio
     return {
         "cosine": plot_cosine_heatmap(a.weight, out / "cosine.png"),
-        "pca_2d": plot_pca_trajectory(a.pca.projections, ratio, out / "pca_2d.png", untrained=a.untrained),
+        "pca_2d": plot_pca_trajectory(
+            a.pca.projections, ratio, out / "pca_2d.png", untrained=a.untrained
+        ),
         "pca_3d": plot_pca_3d(a.pca.projections, ratio, out / "pca_3d.png"),
         "spectrum": plot_spectrum(a.spectrum, out / "spectrum.png"),
-        "norms": plot_row_norms(a.norms, out / "norms.png", a.untrained,
-                                title=f"Row norms (untrained rows: {a.untrained_method})"),
+        "norms": plot_row_norms(
+            a.norms,
+            out / "norms.png",
+            a.untrained,
+            title=f"Row norms (untrained rows: {a.untrained_method})",
+        ),
         "nn_offsets": plot_nn_offsets(a.nn_offsets, out / "nn_offsets.png"),
     }
 

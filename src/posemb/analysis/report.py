@@ -41,8 +41,9 @@ class AnalyzeResult:
     files: dict[str, Path]  # "json", "report_md", "report_html" and each plot
 
 
-def analyze(source: str | Path, out_dir: str | Path, key: str | None = None,
-            offset: int | None = None) -> AnalyzeResult:
+def analyze(
+    source: str | Path, out_dir: str | Path, key: str | None = None, offset: int | None = None
+) -> AnalyzeResult:
     """Analyse the position table at ``source`` and write every output into ``out_dir``."""
     loaded = load_table(source, key=key, offset=offset)
     a = analyze_table(loaded.table, loaded.offset, loaded.initial)
@@ -77,37 +78,73 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     dom = ", ".join(f"{d['offset']:+d} ({d['fraction']:.0%})" for d in nn["dominant"][:3])
     if "trained_rows_only" in nn:
         dom += "; among trained rows: " + ", ".join(
-            f"{d['offset']:+d} ({d['fraction']:.0%})" for d in nn["trained_rows_only"]["dominant"][:3])
+            f"{d['offset']:+d} ({d['fraction']:.0%})"
+            for d in nn["trained_rows_only"]["dominant"][:3]
+        )
     spec = s["spectrum"]
     adj_t = s["cosine"]["mean_adjacent_trained"]
     reserved = s["reserved"]["rows"]
     rows = [
         ("table", f"{s['key']} [{s['table_rows']} × {s['dim']}] from {s['kind']}"),
-        ("positions analysed", f"{s['n_rows']} (offset {s['offset']}: " +
-         (f"reserved rows {format_ranges(reserved)} excluded)" if reserved else "no reserved rows)")),
-        (f"untrained rows ({u['method']})",
-         f"{u['count']}" + (f": positions {format_ranges(u['rows'])}" if u["rows"] else "")),
-        ("mean cosine of adjacent rows", f"{s['cosine']['mean_adjacent']:.3f}" +
-         (f" (trained rows: {adj_t:.3f})" if adj_t is not None and u["rows"] else "")),
-        ("explained variance, 2-D / 3-D", f"{s['explained_variance_2d']:.1%} / {s['explained_variance_3d']:.1%}"),
+        (
+            "positions analysed",
+            f"{s['n_rows']} (offset {s['offset']}: "
+            + (
+                f"reserved rows {format_ranges(reserved)} excluded)"
+                if reserved
+                else "no reserved rows)"
+            ),
+        ),
+        (
+            f"untrained rows ({u['method']})",
+            f"{u['count']}" + (f": positions {format_ranges(u['rows'])}" if u["rows"] else ""),
+        ),
+        (
+            "mean cosine of adjacent rows",
+            f"{s['cosine']['mean_adjacent']:.3f}"
+            + (f" (trained rows: {adj_t:.3f})" if adj_t is not None and u["rows"] else ""),
+        ),
+        (
+            "explained variance, 2-D / 3-D",
+            f"{s['explained_variance_2d']:.1%} / {s['explained_variance_3d']:.1%}",
+        ),
         ("nearest-neighbour offsets", dom),
-        ("sinusoid-like dimensions", f"{spec['sinusoid_like_dims']} of {s['dim']} "
-         f"(≥{spec['threshold']:.0%} of energy in one peak; median period {spec['median_dominant_period']:.1f})"),
-        ("row norms", f"mean {s['norms']['mean']:.4f}, min {s['norms']['min']:.4f}, max {s['norms']['max']:.4f}"),
+        (
+            "sinusoid-like dimensions",
+            f"{spec['sinusoid_like_dims']} of {s['dim']} "
+            f"(≥{spec['threshold']:.0%} of energy in one peak; median period {spec['median_dominant_period']:.1f})",
+        ),
+        (
+            "row norms",
+            f"mean {s['norms']['mean']:.4f}, min {s['norms']['min']:.4f}, max {s['norms']['max']:.4f}",
+        ),
         ("initial values", s["init"]),
     ]
     return rows
 
 
 def report_markdown(s: dict[str, Any], plots: dict[str, Path], out_dir: Path) -> str:
-    lines = [f"# Position table analysis: {s['source']}", "", "## Reading", "", " ".join(s["reading"]), "",
-             "## Summary", "", "| | |", "|---|---|"]
+    lines = [
+        f"# Position table analysis: {s['source']}",
+        "",
+        "## Reading",
+        "",
+        " ".join(s["reading"]),
+        "",
+        "## Summary",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {v} |" for k, v in summary_rows(s)]
     lines += [""]
     for name, path in plots.items():
         rel = path.relative_to(out_dir) if path.is_relative_to(out_dir) else path
         lines += [f"## {CAPTIONS.get(name, name)}", "", f"![{CAPTIONS.get(name, name)}]({rel})", ""]
-    lines += ["All numbers: `analysis.json`. Rows are positions (table row = offset + position).", ""]
+    lines += [
+        "All numbers: `analysis.json`. Rows are positions (table row = offset + position).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -129,8 +166,12 @@ def report_html(s: dict[str, Any], plots: dict[str, Path]) -> str:
     for name, path in plots.items():
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         caption = esc(CAPTIONS.get(name, name))
-        parts.append(f"<h2>{caption}</h2><figure><img alt='{caption}' src='data:image/png;base64,{data}'>"
-                     "</figure>")
-    parts.append("<p>All numbers are in analysis.json beside this page. Rows are positions "
-                 "(table row = offset + position).</p></body></html>")
+        parts.append(
+            f"<h2>{caption}</h2><figure><img alt='{caption}' src='data:image/png;base64,{data}'>"
+            "</figure>"
+        )
+    parts.append(
+        "<p>All numbers are in analysis.json beside this page. Rows are positions "
+        "(table row = offset + position).</p></body></html>"
+    )
     return "\n".join(parts)

@@ -121,8 +121,8 @@ class TableAnalysis:
         if self.heuristic is not None:
             out["untrained"]["heuristic"] = {
                 "rule": "runs (>= 2 rows) of rows whose largest |cosine| with a neighbour is below "
-                        "weak_threshold, holding one below threshold, while the other rows are smooth "
-                        "(median adjacent cosine >= 0.5)",
+                "weak_threshold, holding one below threshold, while the other rows are smooth "
+                "(median adjacent cosine >= 0.5)",
                 "threshold": self.heuristic.threshold,
                 "weak_threshold": self.heuristic.weak_threshold,
                 "table_smooth": self.heuristic.smooth,
@@ -141,8 +141,9 @@ class TableAnalysis:
         return out
 
 
-def analyze_table(table: Tensor, offset: int = 0, initial: Tensor | None = None,
-                  max_distance: int = 64) -> TableAnalysis:
+def analyze_table(
+    table: Tensor, offset: int = 0, initial: Tensor | None = None, max_distance: int = 64
+) -> TableAnalysis:
     """Run every diagnostic on ``table[offset:]``.
 
     Args:
@@ -153,9 +154,13 @@ def analyze_table(table: Tensor, offset: int = 0, initial: Tensor | None = None,
         max_distance: longest distance for the mean cosine by distance.
     """
     if table.dim() != 2:
-        raise ValueError(f"a position table must be 2-D [positions, width], got shape {tuple(table.shape)}")
+        raise ValueError(
+            f"a position table must be 2-D [positions, width], got shape {tuple(table.shape)}"
+        )
     if not 0 <= offset <= table.shape[0] - 2:
-        raise ValueError(f"offset {offset} leaves fewer than 2 positions in a table of {table.shape[0]} rows")
+        raise ValueError(
+            f"offset {offset} leaves fewer than 2 positions in a table of {table.shape[0]} rows"
+        )
     w = as_float64(table[offset:])  # [n, d]
     heuristic = None
     if initial is not None:
@@ -166,17 +171,30 @@ def analyze_table(table: Tensor, offset: int = 0, initial: Tensor | None = None,
         untrained, method = heuristic.rows, "heuristic"
     trained = torch.ones(w.shape[0], dtype=torch.bool)
     trained[untrained] = False
-    trained_nn = nearest_neighbor_offsets(w, among=trained) if untrained and int(trained.sum()) >= 2 else None
+    trained_nn = (
+        nearest_neighbor_offsets(w, among=trained)
+        if untrained and int(trained.sum()) >= 2
+        else None
+    )
     reserved: dict[str, Any] = {"rows": list(range(offset))}
     if offset:
         reserved["norms"] = [float(v) for v in table[:offset].detach().cpu().double().norm(dim=1)]
         if initial is not None:
             reserved["untrained"] = untrained_rows(table[:offset], initial[:offset])
     return TableAnalysis(
-        weight=w, offset=offset, pca=pca(w, 3), spectrum=spectrum(w), norms=row_norms(w),
-        adjacent=adjacent_cosine(w), by_distance=cosine_by_distance(w, max_distance),
-        nn_offsets=nearest_neighbor_offsets(w), untrained=untrained, untrained_method=method,
-        heuristic=heuristic, trained_nn_offsets=trained_nn, reserved=reserved,
+        weight=w,
+        offset=offset,
+        pca=pca(w, 3),
+        spectrum=spectrum(w),
+        norms=row_norms(w),
+        adjacent=adjacent_cosine(w),
+        by_distance=cosine_by_distance(w, max_distance),
+        nn_offsets=nearest_neighbor_offsets(w),
+        untrained=untrained,
+        untrained_method=method,
+        heuristic=heuristic,
+        trained_nn_offsets=trained_nn,
+        reserved=reserved,
     )
 
 
@@ -192,14 +210,20 @@ def _untrained_sentence(a: TableAnalysis, ctx: dict[str, Any]) -> str:
         h = a.heuristic
         assert h is not None
         if not h.smooth:
-            return (f"Untrained rows cannot be told apart here (heuristic, initial values unknown): the table is "
-                    f"not smooth enough (median adjacent cosine {h.median_adjacent_cosine:.2f}) for rows left at "
-                    "a random init to stand out.")
+            return (
+                f"Untrained rows cannot be told apart here (heuristic, initial values unknown): the table is "
+                f"not smooth enough (median adjacent cosine {h.median_adjacent_cosine:.2f}) for rows left at "
+                "a random init to stand out."
+            )
         if not rows:
-            return ("No rows look untrained (heuristic, initial values unknown: every row is similar to a "
-                    "neighbour, as trained rows are).")
-        return (f"Positions {where} look untrained ({len(rows)} of {n}; heuristic, initial values unknown: "
-                f"their cosine to each neighbour is below {h.threshold:.2f} while the rest of the table is smooth).")
+            return (
+                "No rows look untrained (heuristic, initial values unknown: every row is similar to a "
+                "neighbour, as trained rows are)."
+            )
+        return (
+            f"Positions {where} look untrained ({len(rows)} of {n}; heuristic, initial values unknown: "
+            f"their cosine to each neighbour is below {h.threshold:.2f} while the rest of the table is smooth)."
+        )
     if not rows:
         extra = ""
         if ctx.get("positions") in ("random", "offset"):
@@ -207,14 +231,25 @@ def _untrained_sentence(a: TableAnalysis, ctx: dict[str, Any]) -> str:
         return f"Every one of the {n} rows moved from its initial value: the whole table was trained{extra}."
     seq_len, tail = ctx.get("seq_len"), to_ranges(rows)[-1]
     sentence = f"Positions {where} ({len(rows)} of {n}) never moved from initialisation"
-    if seq_len is not None and ctx.get("positions") == "start" and len(to_ranges(rows)) == 1 and tail[1] == n - 1:
+    if (
+        seq_len is not None
+        and ctx.get("positions") == "start"
+        and len(to_ranges(rows)) == 1
+        and tail[1] == n - 1
+    ):
         first = tail[0]
         if first == seq_len:
-            return sentence + f": training never saw sequences longer than {seq_len} (train.seq_len={seq_len})."
+            return (
+                sentence
+                + f": training never saw sequences longer than {seq_len} (train.seq_len={seq_len})."
+            )
         if first == seq_len - 1 and ctx.get("causal"):
-            return (sentence + f": training never saw sequences longer than {seq_len} (train.seq_len={seq_len}), "
-                    f"and position {seq_len - 1}, the last of every training sequence, predicts no next token in a "
-                    "causal LM, so its row got no gradient either.")
+            return (
+                sentence
+                + f": training never saw sequences longer than {seq_len} (train.seq_len={seq_len}), "
+                f"and position {seq_len - 1}, the last of every training sequence, predicts no next token in a "
+                "causal LM, so its row got no gradient either."
+            )
     return sentence + " (exact: compared with the initial table)."
 
 
@@ -231,12 +266,21 @@ def _structure_sentence(a: TableAnalysis) -> str:
     elif mean >= 0.2:
         head = f"Neighbouring positions are somewhat similar (mean cosine of {which} {mean:.2f})"
     else:
-        head = (f"Neighbouring positions are nearly unrelated (mean cosine of {which} {mean:.2f}), "
-                "as in a table still close to a random init")
-    return (f"{head}; the first two principal components hold {pca2:.0%} of the variance, and the most common "
-            f"nearest-neighbour offset is {top['offset']:+d} ({top['fraction']:.0%}{among}).")
+        head = (
+            f"Neighbouring positions are nearly unrelated (mean cosine of {which} {mean:.2f}), "
+            "as in a table still close to a random init"
+        )
+    return (
+        f"{head}; the first two principal components hold {pca2:.0%} of the variance, and the most common "
+        f"nearest-neighbour offset is {top['offset']:+d} ({top['fraction']:.0%}{among})."
+    )
 
 
 def _describe(x: Tensor) -> dict[str, float]:
-    return {"mean": float(x.mean()), "std": float(x.std()) if x.numel() > 1 else 0.0,
-            "min": float(x.min()), "max": float(x.max()), "argmax": int(x.argmax())}
+    return {
+        "mean": float(x.mean()),
+        "std": float(x.std()) if x.numel() > 1 else 0.0,
+        "min": float(x.min()),
+        "max": float(x.max()),
+        "argmax": int(x.argmax()),
+    }

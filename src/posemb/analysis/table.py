@@ -30,11 +30,15 @@ def as_float64(weight: Tensor) -> Tensor:
         shape = tuple(weight.shape) if torch.is_tensor(weight) else type(weight).__name__
         raise ValueError(f"a position table must be a 2-D [positions, width] tensor, got {shape}")
     if weight.shape[0] < 2 or weight.shape[1] < 1:
-        raise ValueError(f"a position table needs at least 2 rows and 1 column, got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"a position table needs at least 2 rows and 1 column, got shape {tuple(weight.shape)}"
+        )
     w = weight.detach().to("cpu", torch.float64)
     if not torch.isfinite(w).all():
         bad = int((~torch.isfinite(w)).any(dim=1).nonzero()[0])
-        raise ValueError(f"the position table has non-finite values (first in row {bad}); the weights are damaged")
+        raise ValueError(
+            f"the position table has non-finite values (first in row {bad}); the weights are damaged"
+        )
     return w
 
 
@@ -148,7 +152,9 @@ def spectrum(weight: Tensor, halfwidth: int = 1) -> SpectrumResult:
     idx = torch.arange(power.shape[1])[None, :]
     window = (idx >= lo[:, None]) & (idx <= hi[:, None])  # [d, f - 1]
     total = power.sum(dim=1)
-    frac = torch.where(total > 0, (power * window).sum(dim=1) / total.clamp_min(_EPS), torch.zeros_like(total))
+    frac = torch.where(
+        total > 0, (power * window).sum(dim=1) / total.clamp_min(_EPS), torch.zeros_like(total)
+    )
     dom = freqs[1:][peak]  # [d]
     return SpectrumResult(mag, freqs, dom, 1.0 / dom.clamp_min(_EPS), frac)
 
@@ -181,7 +187,9 @@ def untrained_rows(weight: Tensor, initial: Tensor) -> list[int]:
     tables from decay by default, so equality is exact, not approximate.
     """
     if weight.shape != initial.shape:
-        raise ValueError(f"table shape {tuple(weight.shape)} differs from its initial shape {tuple(initial.shape)}")
+        raise ValueError(
+            f"table shape {tuple(weight.shape)} differs from its initial shape {tuple(initial.shape)}"
+        )
     same = (weight.detach().cpu() == initial.detach().cpu().to(weight.dtype)).all(dim=1)
     return same.nonzero().flatten().tolist()
 
@@ -205,8 +213,9 @@ class HeuristicUntrained:
     median_adjacent_cosine: float
 
 
-def untrained_rows_heuristic(weight: Tensor, threshold: float | None = None, min_run: int = 2,
-                             smooth_at: float = 0.5) -> HeuristicUntrained:
+def untrained_rows_heuristic(
+    weight: Tensor, threshold: float | None = None, min_run: int = 2, smooth_at: float = 0.5
+) -> HeuristicUntrained:
     """A heuristic for rows that never trained, when the init is unknown.
 
     Trained tables are smooth (adjacent rows similar), while rows left at a random init are
@@ -227,8 +236,12 @@ def untrained_rows_heuristic(weight: Tensor, threshold: float | None = None, min
     zero = torch.zeros(1, dtype=torch.float64)
     m = torch.maximum(torch.cat([zero, cos.abs()]), torch.cat([cos.abs(), zero]))  # [n]
     strong = set((m < tau).nonzero().flatten().tolist())
-    rows = [i for a, b in to_ranges((m < tau_weak).nonzero().flatten().tolist())
-            if b - a + 1 >= min_run and strong.intersection(range(a, b + 1)) for i in range(a, b + 1)]
+    rows = [
+        i
+        for a, b in to_ranges((m < tau_weak).nonzero().flatten().tolist())
+        if b - a + 1 >= min_run and strong.intersection(range(a, b + 1))
+        for i in range(a, b + 1)
+    ]
     keep = torch.ones(n, dtype=torch.bool)
     keep[rows] = False
     pair_kept = keep[:-1] & keep[1:]
@@ -238,7 +251,9 @@ def untrained_rows_heuristic(weight: Tensor, threshold: float | None = None, min
 
 
 # -- nearest neighbours -----------------------------------------------------------------------------
-def nearest_neighbor_offsets(weight: Tensor, among: Tensor | None = None, chunk: int = 1024) -> Tensor:
+def nearest_neighbor_offsets(
+    weight: Tensor, among: Tensor | None = None, chunk: int = 1024
+) -> Tensor:
     """For each row ``i``, the offset ``j - i`` of its most cosine-similar other row ``j``.
 
     Args:
@@ -254,7 +269,9 @@ def nearest_neighbor_offsets(weight: Tensor, among: Tensor | None = None, chunk:
     n = u.shape[0]
     mask = torch.ones(n, dtype=torch.bool) if among is None else among.to(torch.bool)
     if int(mask.sum()) < 2:
-        raise ValueError(f"nearest neighbours need at least 2 candidate rows, got {int(mask.sum())}")
+        raise ValueError(
+            f"nearest neighbours need at least 2 candidate rows, got {int(mask.sum())}"
+        )
     rows = mask.nonzero().flatten()
     out = torch.empty(rows.numel(), dtype=torch.long)
     for start in range(0, rows.numel(), chunk):

@@ -27,14 +27,28 @@ def _offset(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", metavar="RUN|FILE.safetensors|HF_DIR",
-                   help="a posemb run directory, a safetensors file, or a local Hugging Face model directory")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="where to write the analysis")
-    p.add_argument("--key", default=None, metavar="NAME",
-                   help="the table's tensor name (default: pos.weight in a run, the model's table in a Hugging "
-                        "Face directory, else the unique 2-D tensor whose name contains 'pos')")
-    p.add_argument("--offset", type=_offset, default=None, metavar="K",
-                   help="reserved leading rows to leave out (default: from the run or model type, else 0)")
+    p.add_argument(
+        "source",
+        metavar="RUN|FILE.safetensors|HF_DIR",
+        help="a posemb run directory, a safetensors file, or a local Hugging Face model directory",
+    )
+    p.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="where to write the analysis"
+    )
+    p.add_argument(
+        "--key",
+        default=None,
+        metavar="NAME",
+        help="the table's tensor name (default: pos.weight in a run, the model's table in a Hugging "
+        "Face directory, else the unique 2-D tensor whose name contains 'pos')",
+    )
+    p.add_argument(
+        "--offset",
+        type=_offset,
+        default=None,
+        metavar="K",
+        help="reserved leading rows to leave out (default: from the run or model type, else 0)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

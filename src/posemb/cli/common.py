@@ -34,7 +34,9 @@ def int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 128,256, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers like 128,256, got {text!r}"
+        ) from None
     if not values or any(v <= 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected positive integers like 128,256, got {text!r}")
     return values
@@ -53,7 +55,9 @@ def length_list(text: str) -> list[int]:
 def existing_run(text: str) -> Path:
     path = Path(text)
     if not path.exists():
-        raise argparse.ArgumentTypeError(f"run directory {text!r} does not exist (train one with `posemb train --out DIR`)")
+        raise argparse.ArgumentTypeError(
+            f"run directory {text!r} does not exist (train one with `posemb train --out DIR`)"
+        )
     return path
 
 

@@ -24,8 +24,12 @@ MARKER = "posemb-demo.txt"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/demo", metavar="DIR", help="output directory (default runs/demo)")
-    p.add_argument("--data", default="stdlib", metavar="SRC", help="training text (default: stdlib)")
+    p.add_argument(
+        "--out", default="runs/demo", metavar="DIR", help="output directory (default runs/demo)"
+    )
+    p.add_argument(
+        "--data", default="stdlib", metavar="SRC", help="training text (default: stdlib)"
+    )
 
 
 def _section(title: str) -> None:
@@ -45,15 +49,21 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists():
         if not (out / MARKER).exists():
-            raise FileExistsError(f"{str(out)!r} exists and is not a posemb demo output; choose another --out")
+            raise FileExistsError(
+                f"{str(out)!r} exists and is not a posemb demo output; choose another --out"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / MARKER).write_text("written by `posemb demo`; safe to delete\n")
     t0 = time.perf_counter()
     L = BUDGETS["quick"]["train_len"]
-    plan = SweepPlan(["learned", "rope", "alibi"], L, [L, 2 * L, 4 * L, 8 * L], "quick", args.data, progress=True)
+    plan = SweepPlan(
+        ["learned", "rope", "alibi"], L, [L, 2 * L, 4 * L, 8 * L], "quick", args.data, progress=True
+    )
 
-    _section(f"1. Training three small models on {args.data} at L={L}: a learned table of {L} rows, RoPE, ALiBi")
+    _section(
+        f"1. Training three small models on {args.data} at L={L}: a learned table of {L} rows, RoPE, ALiBi"
+    )
     records = run_sweep(plan, out)
     run_dir = out / "runs" / "learned"
     model, tokenizer = load_run(run_dir)
@@ -63,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
 
     _section("3. Does word order matter? (cosine similarity of pooled representations)")
     probe = probe_order(model, tokenizer, "The cat chased the dog", "The dog chased the cat")
-    print(f"with the learned table: {probe.final_with:.4f}   with positions removed: {probe.final_without:.4f}")
+    print(
+        f"with the learned table: {probe.final_with:.4f}   with positions removed: {probe.final_without:.4f}"
+    )
     print(probe.reading())
 
     _section(f"4. Past the end of the table ({L} positions)")
@@ -75,8 +87,13 @@ def run(args: argparse.Namespace) -> int:
     print((out / "results.md").read_text())
 
     _section("5. Files")
-    heatmap = plot_cosine_heatmap(model.pos.weight.detach(), out / "position_cosine.png",
-                                  title=f"Learned table, trained at L={L}: cosine similarity")
-    print(f"learned-table run (checkpoint, metrics.jsonl): {run_dir}\nposition table plot: {heatmap}\n"
-          f"results: {out / 'results.json'}\nreport: {page}\ntotal time {time.perf_counter() - t0:.0f}s")
+    heatmap = plot_cosine_heatmap(
+        model.pos.weight.detach(),
+        out / "position_cosine.png",
+        title=f"Learned table, trained at L={L}: cosine similarity",
+    )
+    print(
+        f"learned-table run (checkpoint, metrics.jsonl): {run_dir}\nposition table plot: {heatmap}\n"
+        f"results: {out / 'results.json'}\nreport: {page}\ntotal time {time.perf_counter() - t0:.0f}s"
+    )
     return 0

@@ -20,13 +20,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..positional.extend import EXTEND_METHODS
 
     p.add_argument("run_dir", type=existing_run, metavar="RUN")
-    p.add_argument("--lengths", type=length_list, required=True, help="comma-separated, e.g. 128,256,512")
-    p.add_argument("--extend", choices=EXTEND_METHODS, metavar="METHOD", help=f"one of: {', '.join(EXTEND_METHODS)}")
+    p.add_argument(
+        "--lengths", type=length_list, required=True, help="comma-separated, e.g. 128,256,512"
+    )
+    p.add_argument(
+        "--extend",
+        choices=EXTEND_METHODS,
+        metavar="METHOD",
+        help=f"one of: {', '.join(EXTEND_METHODS)}",
+    )
     p.add_argument("--overflow", choices=("clamp", "wrap"))
     p.add_argument("--mode", choices=("nonoverlap", "sliding"), default="nonoverlap")
     p.add_argument("--stride", type=positive_int, help="sliding mode: tokens between window starts")
-    p.add_argument("--data", metavar="SRC", help="evaluation text (default: the run's validation split)")
-    p.add_argument("--max-windows", type=positive_int, default=32, help="sequences of the longest length (shorter lengths cover the same text)")
+    p.add_argument(
+        "--data", metavar="SRC", help="evaluation text (default: the run's validation split)"
+    )
+    p.add_argument(
+        "--max-windows",
+        type=positive_int,
+        default=32,
+        help="sequences of the longest length (shorter lengths cover the same text)",
+    )
     p.add_argument("--out", required=True, metavar="DIR")
 
 
@@ -48,17 +62,24 @@ def run(args: argparse.Namespace) -> int:
     if args.extend and args.overflow:
         raise UsageError("choose --extend or --overflow, not both")
     if args.mode == "sliding" and (args.extend or args.overflow):
-        raise UsageError("--mode sliding keeps the table as it is; drop --extend/--overflow or use --mode nonoverlap")
+        raise UsageError(
+            "--mode sliding keeps the table as it is; drop --extend/--overflow or use --mode nonoverlap"
+        )
     if args.stride is not None and args.mode != "sliding":
-        raise UsageError("--stride applies to --mode sliding only; add --mode sliding or drop --stride")
+        raise UsageError(
+            "--stride applies to --mode sliding only; add --mode sliding or drop --stride"
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {str(out)!r} is a file, not a directory; choose a directory for the results")
+        raise UsageError(
+            f"--out {str(out)!r} is a file, not a directory; choose a directory for the results"
+        )
     model, tokenizer = load_run(args.run_dir, device())
     if (args.extend or args.overflow) and not hasattr(model.scheme(0), "extend"):
         raise UsageError(
             f"--extend/--overflow act on a learned table; this run uses {model.config.position}, which has none "
-            "(drop the option: it evaluates at any length)")
+            "(drop the option: it evaluates at any length)"
+        )
     cfg = read_config(args.run_dir)
     window = model.position_limit
     if args.stride is not None and window is not None and args.stride >= window:
@@ -68,14 +89,28 @@ def run(args: argparse.Namespace) -> int:
         )
     check_lengths(model, args.lengths, args.extend, args.overflow, args.mode)
     data = eval_tokens(cfg, tokenizer, args.data)
-    records = evaluate_run(model, cfg, data, args.lengths, method=args.extend, overflow=args.overflow,
-                           mode=args.mode, stride=args.stride, max_windows=args.max_windows,
-                           byte_level=tokenizer.kind == "byte")
+    records = evaluate_run(
+        model,
+        cfg,
+        data,
+        args.lengths,
+        method=args.extend,
+        overflow=args.overflow,
+        mode=args.mode,
+        stride=args.stride,
+        max_windows=args.max_windows,
+        byte_level=tokenizer.kind == "byte",
+    )
     write_results(out, records)
     reading = describe(records)
-    md, page = write_eval_report(out, records, f"posemb eval: {args.run_dir}",
-                                 f"Scheme {cfg.model.position}, trained at {cfg.train.seq_len} tokens "
-                                 f"(positions: {cfg.train.positions}); table size {cfg.model.max_positions}.", reading)
+    md, page = write_eval_report(
+        out,
+        records,
+        f"posemb eval: {args.run_dir}",
+        f"Scheme {cfg.model.position}, trained at {cfg.train.seq_len} tokens "
+        f"(positions: {cfg.train.positions}); table size {cfg.model.max_positions}.",
+        reading,
+    )
     metric = "accuracy" if any("accuracy" in r for r in records) else "loss"
     for r in records:
         value = r.get(metric)
@@ -84,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     print(" ".join(reading))
     print(f"wrote {out / 'results.json'}, {page}")
     failed = [r for r in records if r.get("loss") is None]
-    if len(failed) == len(records):  # nothing measured: bad input (text too short, ...), not success
+    if len(failed) == len(
+        records
+    ):  # nothing measured: bad input (text too short, ...), not success
         raise UsageError(f"no length could be evaluated: {failed[0].get('error', 'unknown error')}")
     return 0

@@ -26,11 +26,17 @@ EXAMPLE = "posemb extend ~/models/bert-base-uncased bert-2048 --to 2048 --method
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..positional import EXTEND_METHODS
 
-    p.add_argument("src", metavar="SRC", help="a posemb run or a local Hugging Face model directory")
+    p.add_argument(
+        "src", metavar="SRC", help="a posemb run or a local Hugging Face model directory"
+    )
     p.add_argument("dst", metavar="DST", help="the directory to write (must not exist or be empty)")
-    p.add_argument("--to", type=positive_int, required=True, metavar="N", help="positions the result serves")
+    p.add_argument(
+        "--to", type=positive_int, required=True, metavar="N", help="positions the result serves"
+    )
     p.add_argument("--method", required=True, choices=EXTEND_METHODS, help="how new rows are made")
-    p.add_argument("--allow-shrink", action="store_true", help="allow N below the current size (crops)")
+    p.add_argument(
+        "--allow-shrink", action="store_true", help="allow N below the current size (crops)"
+    )
     p.add_argument("--force", action="store_true", help="replace DST if it exists")
     p.add_argument("--seed", type=int, default=0, help="seed of the fresh rows of --method random")
 
@@ -38,9 +44,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..interop import extend
 
-    done = extend(Path(args.src), Path(args.dst), args.to, args.method, allow_shrink=args.allow_shrink,
-                  force=args.force, seed=args.seed)
+    done = extend(
+        Path(args.src),
+        Path(args.dst),
+        args.to,
+        args.method,
+        allow_shrink=args.allow_shrink,
+        force=args.force,
+        seed=args.seed,
+    )
     for note in done.notes:
         print(f"posemb: note: {note}", file=sys.stderr)
-    print(f"extended {done.kind} table {done.old} -> {done.new} positions ({args.method}) -> {args.dst}")
+    print(
+        f"extended {done.kind} table {done.old} -> {done.new} positions ({args.method}) -> {args.dst}"
+    )
     return 0

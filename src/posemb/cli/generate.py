@@ -21,8 +21,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, temperature: float = 1.0,
-                  top_k: int | None = None, seed: int = 0) -> str:
+def generate_text(
+    model,
+    tokenizer,
+    prompt: str,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> str:
     ids = tokenizer.encode(prompt)
     if not ids:
         raise ValueError("the prompt encodes to no tokens; give a non-empty --prompt")
@@ -31,7 +38,9 @@ def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, temperatur
     g = torch.Generator(device=device).manual_seed(seed)
     # a model's vocabulary may be padded past the tokenizer's (nanoGPT-style): never sample padding
     vocab = min(tokenizer.vocab_size, model.config.vocab_size)
-    out = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k, generator=g, vocab_size=vocab)
+    out = model.generate(
+        x, max_new_tokens, temperature=temperature, top_k=top_k, generator=g, vocab_size=vocab
+    )
     return tokenizer.decode(out[0].tolist())
 
 
@@ -40,5 +49,15 @@ def run(args: argparse.Namespace) -> int:
     from .common import device
 
     model, tokenizer = load_run(args.run_dir, device())
-    print(generate_text(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.seed))
+    print(
+        generate_text(
+            model,
+            tokenizer,
+            args.prompt,
+            args.max_new_tokens,
+            args.temperature,
+            args.top_k,
+            args.seed,
+        )
+    )
     return 0

@@ -19,8 +19,12 @@ EXAMPLE = "posemb import-hf ~/models/gpt2 runs/gpt2 && posemb generate runs/gpt2
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("hf_dir", metavar="HF_DIR", help="a local GPT-2 directory (config.json + model.safetensors)")
-    p.add_argument("dst", metavar="DST", help="the run directory to write (must not exist or be empty)")
+    p.add_argument(
+        "hf_dir", metavar="HF_DIR", help="a local GPT-2 directory (config.json + model.safetensors)"
+    )
+    p.add_argument(
+        "dst", metavar="DST", help="the run directory to write (must not exist or be empty)"
+    )
     p.add_argument("--force", action="store_true", help="replace DST if it exists")
 
 
@@ -28,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from ..interop import import_hf_dir
 
     for note in import_hf_dir(Path(args.hf_dir), Path(args.dst), force=args.force):
-        print(f"posemb: {note}" if note.startswith("warning") else f"posemb: note: {note}", file=sys.stderr)
+        print(
+            f"posemb: {note}" if note.startswith("warning") else f"posemb: note: {note}",
+            file=sys.stderr,
+        )
     print(f"imported {args.hf_dir} -> {args.dst}")
     return 0

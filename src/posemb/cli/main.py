@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         p = sub.add_parser(
-            name, help=mod.HELP, description=mod.__doc__, epilog=f"Example: {mod.EXAMPLE}",
+            name,
+            help=mod.HELP,
+            description=mod.__doc__,
+            epilog=f"Example: {mod.EXAMPLE}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -66,8 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
 def user_errors() -> tuple[type[BaseException], ...]:
     from ..positional import PositionOutOfRangeError
 
-    return (UsageError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-            PermissionError, FileExistsError, PositionOutOfRangeError, ImportError)
+    return (
+        UsageError,
+        ValueError,
+        FileNotFoundError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+        FileExistsError,
+        PositionOutOfRangeError,
+        ImportError,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the last resort: one line, exit 1
         if debug:
             traceback.print_exc()
-        print(f"posemb: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        print(
+            f"posemb: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

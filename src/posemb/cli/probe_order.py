@@ -15,11 +15,20 @@ EXAMPLE = 'posemb probe-order runs/a "The cat chased the dog" "The dog chased th
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", metavar="RUN", help="run directory, or preset:NAME for an untrained model")
+    p.add_argument(
+        "run", metavar="RUN", help="run directory, or preset:NAME for an untrained model"
+    )
     p.add_argument("text_a")
     p.add_argument("text_b")
-    p.add_argument("--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="model.* overrides for preset:NAME (e.g. model.causal=false model.position=nope)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model.* overrides for preset:NAME (e.g. model.causal=false model.position=nope)",
+    )
     p.add_argument("--seed", type=int, default=0, help="initialisation seed for preset:NAME")
 
 
@@ -37,9 +46,11 @@ def load_model_arg(run: str, sets: list[str], seed: int = 0):
         for key, value in parse_sets(sets).items():
             if not key.startswith("model."):
                 raise ValueError(f"only model.* settings apply to an untrained preset, got {key!r}")
-            overrides[key[len("model."):]] = value
+            overrides[key[len("model.") :]] = value
         torch.manual_seed(seed)
-        return Transformer(ModelConfig.preset(run.split(":", 1)[1], **overrides)).eval(), build_tokenizer("byte")
+        return Transformer(
+            ModelConfig.preset(run.split(":", 1)[1], **overrides)
+        ).eval(), build_tokenizer("byte")
     if sets:
         raise ValueError("--set applies to preset:NAME only; a trained run keeps its settings")
     return load_run(run)

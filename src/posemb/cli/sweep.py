@@ -18,7 +18,9 @@ EXAMPLE = "posemb sweep --schemes learned,learned+random,rope,alibi --train-len 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--schemes", nargs="+", metavar="NAME", help="default: all (comma or space separated)")
+    p.add_argument(
+        "--schemes", nargs="+", metavar="NAME", help="default: all (comma or space separated)"
+    )
     p.add_argument("--train-len", type=positive_int, default=None, help="L (default: the budget's)")
     p.add_argument("--eval-lens", type=length_list, default=None, help="default: L,2L,4L,8L")
     p.add_argument("--budget", choices=("quick", "full"), default="quick")
@@ -37,8 +39,14 @@ def run(args: argparse.Namespace) -> int:
     L = args.train_len or BUDGETS[args.budget]["train_len"]
     if L < 2:
         raise UsageError(f"--train-len must be at least 2 tokens, got {L}")
-    plan = SweepPlan(parse_variants(args.schemes), L, args.eval_lens or [L, 2 * L, 4 * L, 8 * L], args.budget,
-                     args.data, args.seed)
+    plan = SweepPlan(
+        parse_variants(args.schemes),
+        L,
+        args.eval_lens or [L, 2 * L, 4 * L, 8 * L],
+        args.budget,
+        args.data,
+        args.seed,
+    )
     out = Path(args.out)
     previous = out / "plan.json"
     if previous.exists():
@@ -46,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         if {k: old.get(k) for k in ("train_len", "eval_lens", "budget", "data", "seed")} != {
             k: getattr(plan, k) for k in ("train_len", "eval_lens", "budget", "data", "seed")
         }:
-            raise UsageError(f"{out} holds a sweep with other settings ({old}); use another --out to start anew")
+            raise UsageError(
+                f"{out} holds a sweep with other settings ({old}); use another --out to start anew"
+            )
     records = run_sweep(plan, out)
     md, page = write_sweep_outputs(plan, out, records)
     print((out / "results.md").read_text())

@@ -20,11 +20,24 @@ EXAMPLE = "posemb train --preset tiny --data stdlib --set train.max_steps=200 mo
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE.toml", help="experiment file (see configs/)")
     p.add_argument("--preset", metavar="NAME", help="tiny | shakespeare-char | gpt2-124m")
-    p.add_argument("--data", metavar="SRC", help="stdlib | FILE | DIR | GLOB | synthetic:TASK | hf:NAME (data.source)")
-    p.add_argument("--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override settings, e.g. train.max_steps=200 model.position=rope")
+    p.add_argument(
+        "--data",
+        metavar="SRC",
+        help="stdlib | FILE | DIR | GLOB | synthetic:TASK | hf:NAME (data.source)",
+    )
+    p.add_argument(
+        "--set",
+        dest="sets",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override settings, e.g. train.max_steps=200 model.position=rope",
+    )
     p.add_argument("--out", metavar="RUN", help="run directory to create")
-    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint")
+    p.add_argument(
+        "--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
         overrides["data.source"] = args.data
     if args.resume:
         if args.config or args.preset or args.out:
-            raise UsageError("--resume RUN continues a run as it was configured; drop --config/--preset/--out")
+            raise UsageError(
+                "--resume RUN continues a run as it was configured; drop --config/--preset/--out"
+            )
         target, cfg = args.resume, None
     else:
         if not args.out:
@@ -53,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         target = args.out
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone reports
     try:
-        result = train(cfg, target, resume=bool(args.resume), overrides=overrides if args.resume else None)
+        result = train(
+            cfg, target, resume=bool(args.resume), overrides=overrides if args.resume else None
+        )
     except TrainingInterrupted as e:
         if rank0:
             print(f"posemb: {e}", file=sys.stderr)
@@ -64,11 +81,15 @@ def run(args: argparse.Namespace) -> int:
     if not rank0:
         return 0
     if args.resume and math.isnan(result.train_loss):  # the loop never ran: the run was complete
-        print(f"{result.run_dir} is already at step {result.step} (train.max_steps): nothing to train; "
-              f"continue it with: posemb train --resume {result.run_dir} --set train.max_steps={2 * result.step}")
+        print(
+            f"{result.run_dir} is already at step {result.step} (train.max_steps): nothing to train; "
+            f"continue it with: posemb train --resume {result.run_dir} --set train.max_steps={2 * result.step}"
+        )
         return 0
     val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
     acc = f", val exact match {result.val_accuracy:.3f}" if result.val_accuracy is not None else ""
-    print(f"trained {result.step} steps in {result.wall_s:.1f}s: train loss {result.train_loss:.4f}{val}{acc} "
-          f"-> {result.run_dir}")
+    print(
+        f"trained {result.step} steps in {result.wall_s:.1f}s: train loss {result.train_loss:.4f}{val}{acc} "
+        f"-> {result.run_dir}"
+    )
     return 0

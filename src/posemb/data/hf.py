@@ -51,7 +51,9 @@ class HFSource(TextSource):
         if not name:
             raise DataError(f"{spec!r} names no dataset: use hf:NAME[:CONFIG], e.g. hf:text:a.txt")
         if name in FILE_BUILDERS and not config:  # else load_dataset fails deep inside with no hint
-            raise DataError(f"{spec!r} names no files: use hf:{name}:PATH_OR_GLOB (e.g. hf:text:corpus.txt)")
+            raise DataError(
+                f"{spec!r} names no files: use hf:{name}:PATH_OR_GLOB (e.g. hf:text:corpus.txt)"
+            )
         try:
             if name in FILE_BUILDERS and config:
                 files = os.path.abspath(os.path.expanduser(config))

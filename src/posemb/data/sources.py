@@ -116,7 +116,12 @@ class FilesSource(TextSource):
     """
 
     def __init__(
-        self, name: str, root: str | Path, files: Sequence[Path], *, val_fraction: float = 0.1,
+        self,
+        name: str,
+        root: str | Path,
+        files: Sequence[Path],
+        *,
+        val_fraction: float = 0.1,
         strict: bool = True,
     ) -> None:
         self.name = name

@@ -56,8 +56,12 @@ class LengthResult:
         return None if self.loss is None else self.loss / math.log(2)
 
 
-def adapt_model(model: Transformer, new_max: int | None = None, method: str | None = None,
-                overflow: str | None = None) -> Transformer:
+def adapt_model(
+    model: Transformer,
+    new_max: int | None = None,
+    method: str | None = None,
+    overflow: str | None = None,
+) -> Transformer:
     """A copy of ``model`` whose learned table is extended to ``new_max`` with ``method``,
     or whose overflow policy is ``overflow``. Schemes without a table are returned as is.
     """
@@ -82,24 +86,39 @@ def token_losses(model: Transformer, ids: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")  # [b, t-1]
 
 
-def eval_nonoverlap(model: Transformer, tokens: np.ndarray, eval_len: int, *, max_windows: int = 64,
-                    batch_size: int = 8) -> LengthResult:
+def eval_nonoverlap(
+    model: Transformer,
+    tokens: np.ndarray,
+    eval_len: int,
+    *,
+    max_windows: int = 64,
+    batch_size: int = 8,
+) -> LengthResult:
     """Score up to ``max_windows`` disjoint windows of ``eval_len`` tokens."""
     check_eval_len(eval_len)
     device = next(model.parameters()).device
     windows = list(_take(iter_windows(tokens, eval_len), max_windows))
     if not windows:
-        raise ValueError(f"the evaluation text has {len(tokens)} tokens, fewer than one window of {eval_len}")
+        raise ValueError(
+            f"the evaluation text has {len(tokens)} tokens, fewer than one window of {eval_len}"
+        )
     sums = torch.zeros(eval_len - 1, dtype=torch.float64)
     count = 0
     for i in range(0, len(windows), batch_size):
-        ids = torch.stack([torch.as_tensor(np.asarray(w, dtype=np.int64)) for w in windows[i : i + batch_size]])
+        ids = torch.stack(
+            [torch.as_tensor(np.asarray(w, dtype=np.int64)) for w in windows[i : i + batch_size]]
+        )
         losses = token_losses(model, ids.to(device)).double().cpu()  # [b, t-1]
         sums += losses.sum(0)
         count += losses.shape[0]
     per_pos = (sums / count).tolist()
-    return LengthResult(eval_len, "nonoverlap", float(sums.sum() / (count * (eval_len - 1))),
-                        count * (eval_len - 1), per_pos)
+    return LengthResult(
+        eval_len,
+        "nonoverlap",
+        float(sums.sum() / (count * (eval_len - 1))),
+        count * (eval_len - 1),
+        per_pos,
+    )
 
 
 def sliding_targets(seq_len: int, window: int, stride: int) -> list[tuple[int, int, int]]:
@@ -125,19 +144,34 @@ def sliding_targets(seq_len: int, window: int, stride: int) -> list[tuple[int, i
     return spans
 
 
-def eval_sliding(model: Transformer, tokens: np.ndarray, eval_len: int, *, window: int | None = None,
-                 stride: int | None = None, max_windows: int = 16) -> LengthResult:
+def eval_sliding(
+    model: Transformer,
+    tokens: np.ndarray,
+    eval_len: int,
+    *,
+    window: int | None = None,
+    stride: int | None = None,
+    max_windows: int = 16,
+) -> LengthResult:
     """Score sequences of ``eval_len`` tokens with a sliding window of ``window`` tokens."""
     check_eval_len(eval_len)
     device = next(model.parameters()).device
     window = window or model.position_limit or eval_len
     window = min(window, eval_len)
     stride = stride or max(1, window // 2)
-    spans = sliding_targets(eval_len, window, min(stride, window - 1)) if window < eval_len else [(0, eval_len, 1)]
+    spans = (
+        sliding_targets(eval_len, window, min(stride, window - 1))
+        if window < eval_len
+        else [(0, eval_len, 1)]
+    )
     seqs = list(_take(iter_windows(tokens, eval_len), max_windows))
     if not seqs:
-        raise ValueError(f"the evaluation text has {len(tokens)} tokens, fewer than one sequence of {eval_len}")
-    ids = torch.stack([torch.as_tensor(np.asarray(s, dtype=np.int64)) for s in seqs]).to(device)  # [n, L]
+        raise ValueError(
+            f"the evaluation text has {len(tokens)} tokens, fewer than one sequence of {eval_len}"
+        )
+    ids = torch.stack([torch.as_tensor(np.asarray(s, dtype=np.int64)) for s in seqs]).to(
+        device
+    )  # [n, L]
     per_target = torch.zeros(ids.shape[0], eval_len - 1, dtype=torch.float64)
     for begin, end, first in spans:
         losses = token_losses(model, ids[:, begin:end]).double().cpu()  # [n, end-begin-1]
@@ -148,7 +182,9 @@ def eval_sliding(model: Transformer, tokens: np.ndarray, eval_len: int, *, windo
 
 
 @torch.no_grad()
-def eval_task(model: Transformer, task, eval_len: int, *, n: int = 128, seed: int = 0, batch_size: int = 32) -> LengthResult:
+def eval_task(
+    model: Transformer, task, eval_len: int, *, n: int = 128, seed: int = 0, batch_size: int = 32
+) -> LengthResult:
     """Loss on answer tokens and exact-match accuracy of a synthetic task at ``eval_len``."""
     from ..data import exact_match
 

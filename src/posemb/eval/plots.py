@@ -28,7 +28,9 @@ def _style(i: int) -> dict:
     return {"color": plt.get_cmap("tab20")(i % 20), "ls": ("-", "--", ":")[(i // 10) % 3]}
 
 
-def plot_loss_vs_length(records: list[dict], path: Path, title: str = "Loss against evaluation length") -> Path:
+def plot_loss_vs_length(
+    records: list[dict], path: Path, title: str = "Loss against evaluation length"
+) -> Path:
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
     train_lens = set()
     for r in records:
@@ -40,15 +42,26 @@ def plot_loss_vs_length(records: list[dict], path: Path, title: str = "Loss agai
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name, **_style(i))
     ax.set_xscale("log", base=2)
-    return _finish(fig, ax, path, train_lens, "evaluation length (tokens); dashed: training length",
-                   "loss (nats / token)", title)
+    return _finish(
+        fig,
+        ax,
+        path,
+        train_lens,
+        "evaluation length (tokens); dashed: training length",
+        "loss (nats / token)",
+        title,
+    )
 
 
-def plot_per_position(records: list[dict], path: Path, title: str = "Loss at each position") -> Path:
+def plot_per_position(
+    records: list[dict], path: Path, title: str = "Loss at each position"
+) -> Path:
     """Per-position loss curves for each record's longest evaluation length."""
     longest: dict[str, dict] = {}
     for r in records:
-        if r.get("per_position") and (label(r) not in longest or r["eval_len"] > longest[label(r)]["eval_len"]):
+        if r.get("per_position") and (
+            label(r) not in longest or r["eval_len"] > longest[label(r)]["eval_len"]
+        ):
             longest[label(r)] = r
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, (name, r) in enumerate(sorted(longest.items())):
@@ -57,8 +70,15 @@ def plot_per_position(records: list[dict], path: Path, title: str = "Loss at eac
         ys = [sum(y[i : i + k]) / len(y[i : i + k]) for i in range(0, len(y), k)]
         xs = [i + 1 + (min(k, len(y) - i) - 1) / 2 for i in range(0, len(y), k)]  # bin centres
         ax.plot(xs, ys, label=f"{name} (L={r['eval_len']})", lw=1, **_style(i))
-    return _finish(fig, ax, path, {r["train_len"] for r in records},
-                   "position of the predicted token (binned means); dashed: training length", "mean loss (nats)", title)
+    return _finish(
+        fig,
+        ax,
+        path,
+        {r["train_len"] for r in records},
+        "position of the predicted token (binned means); dashed: training length",
+        "mean loss (nats)",
+        title,
+    )
 
 
 def _finish(fig, ax, path: Path, train_lens, xlabel: str, ylabel: str, title: str) -> Path:

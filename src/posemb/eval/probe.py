@@ -48,7 +48,8 @@ class ProbeResult:
             )
         else:
             without = (
-                "identical without positions (a bag of tokens)" if same
+                "identical without positions (a bag of tokens)"
+                if same
                 else "different even without positions (the causal mask implies order)"
             )
         return (
@@ -73,7 +74,9 @@ def pooled_layers(model: Transformer, ids: list[int]) -> list[torch.Tensor]:
     device = next(model.parameters()).device
     limit = model.position_limit
     if limit is not None and len(ids) > limit:
-        raise ValueError(f"the text has {len(ids)} tokens, past the model's {limit} positions; use shorter texts")
+        raise ValueError(
+            f"the text has {len(ids)} tokens, past the model's {limit} positions; use shorter texts"
+        )
     hidden = model(torch.tensor([ids], device=device), output_hidden_states=True).hidden_states
     return [h[0].float().mean(0) for h in hidden]  # per layer [d]
 
@@ -85,7 +88,17 @@ def probe_order(model: Transformer, tokenizer, text_a: str, text_b: str) -> Prob
         raise ValueError("both texts must be non-empty")
 
     def sims(m: Transformer) -> list[float]:
-        return [float(F.cosine_similarity(x, y, dim=0)) for x, y in zip(pooled_layers(m, a), pooled_layers(m, b))]
+        return [
+            float(F.cosine_similarity(x, y, dim=0))
+            for x, y in zip(pooled_layers(m, a), pooled_layers(m, b))
+        ]
 
-    return ProbeResult(text_a, text_b, model.config.causal, model.config.position,
-                       sims(model), sims(without_positions(model)), same_tokens=sorted(a) == sorted(b))
+    return ProbeResult(
+        text_a,
+        text_b,
+        model.config.causal,
+        model.config.position,
+        sims(model),
+        sims(without_positions(model)),
+        same_tokens=sorted(a) == sorted(b),
+    )

@@ -56,16 +56,24 @@ class Report:
         if self.reading:
             parts.append(f"<p class='reading'>{esc(' '.join(self.reading))}</p>")
         for caption, header, rows in self.tables:
-            parts.append(f"<h2>{esc(caption)}</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
+            parts.append(
+                f"<h2>{esc(caption)}</h2><table><tr>"
+                + "".join(f"<th>{esc(h)}</th>" for h in header)
+                + "</tr>"
+            )
             for row in rows:
                 parts.append("<tr>" + "".join(f"<td>{esc(fmt(v))}</td>" for v in row) + "</tr>")
             parts.append("</table>")
         for caption, path in self.images:
             data = base64.b64encode(path.read_bytes()).decode()
-            parts.append(f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>"
-                         f"<figcaption>{esc(caption)}</figcaption></figure>")
+            parts.append(
+                f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{esc(caption)}</figcaption></figure>"
+            )
         if self.notes:
-            parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>")
+            parts.append(
+                "<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>"
+            )
         parts.append("</body></html>")
         return "\n".join(parts)
 

@@ -22,7 +22,9 @@ from .plots import plot_loss_vs_length, plot_per_position
 from .report import Report
 
 
-def check_lengths(model: Transformer, lengths: list[int], method: str | None, overflow: str | None, mode: str) -> None:
+def check_lengths(
+    model: Transformer, lengths: list[int], method: str | None, overflow: str | None, mode: str
+) -> None:
     """Raise the library's clear error when a length is past the table and nothing handles it."""
     limit = model.position_limit
     if limit is None or method or overflow or mode == "sliding":
@@ -40,9 +42,20 @@ def eval_tokens(cfg, tokenizer, data: str | None, cache_dir: str | None = None):
     return cached_tokens(source, "val", tokenizer, cache_dir or cfg.data.cache_dir or None)
 
 
-def evaluate_run(model: Transformer, cfg, tokens_or_task, lengths: list[int], *, method: str | None = None,
-                 overflow: str | None = None, mode: str = "nonoverlap", stride: int | None = None,
-                 max_windows: int = 32, byte_level: bool = False, recipe: str | None = None) -> list[dict]:
+def evaluate_run(
+    model: Transformer,
+    cfg,
+    tokens_or_task,
+    lengths: list[int],
+    *,
+    method: str | None = None,
+    overflow: str | None = None,
+    mode: str = "nonoverlap",
+    stride: int | None = None,
+    max_windows: int = 32,
+    byte_level: bool = False,
+    recipe: str | None = None,
+) -> list[dict]:
     """One record per length. Errors for one length are recorded, not raised.
 
     ``max_windows`` counts sequences of the longest length; shorter lengths score the same
@@ -86,8 +99,20 @@ def evaluate_run(model: Transformer, cfg, tokens_or_task, lengths: list[int], *,
     return records
 
 
-SCALARS = ("scheme", "recipe", "method", "train_len", "eval_len", "mode", "loss", "perplexity",
-           "bits_per_byte", "accuracy", "tokens", "error")
+SCALARS = (
+    "scheme",
+    "recipe",
+    "method",
+    "train_len",
+    "eval_len",
+    "mode",
+    "loss",
+    "perplexity",
+    "bits_per_byte",
+    "accuracy",
+    "tokens",
+    "error",
+)
 
 
 def write_results(out_dir: Path, records: list[dict]) -> None:
@@ -103,10 +128,20 @@ def write_results(out_dir: Path, records: list[dict]) -> None:
     if curves:
         buf = io.StringIO()
         w = csv.writer(buf)
-        names = [f"{r['scheme']}|{r['recipe']}|{r['method']}|{r['mode']}|{r['eval_len']}" for r in curves]
+        names = [
+            f"{r['scheme']}|{r['recipe']}|{r['method']}|{r['mode']}|{r['eval_len']}" for r in curves
+        ]
         w.writerow(["position", *names])
         for i in range(max(len(r["per_position"]) for r in curves)):
-            w.writerow([i + 1, *[(f"{r['per_position'][i]:.6f}" if i < len(r["per_position"]) else "") for r in curves]])
+            w.writerow(
+                [
+                    i + 1,
+                    *[
+                        (f"{r['per_position'][i]:.6f}" if i < len(r["per_position"]) else "")
+                        for r in curves
+                    ],
+                ]
+            )
         atomic_write_text(out_dir / "per_position.csv", buf.getvalue())
 
 
@@ -120,18 +155,43 @@ def results_table(records: list[dict]) -> tuple[list[str], list[list[object]]]:
     header = ["scheme", "recipe", "method", "mode", *[f"{metric} @{L}" for L in lengths]]
     rows = []
     for key, by_len in keyed.items():
-        rows.append([*key, *[(by_len[L].get(metric) if L in by_len and by_len[L].get("loss") is not None
-                              else ("n/a" if L in by_len else None)) for L in lengths]])
+        rows.append(
+            [
+                *key,
+                *[
+                    (
+                        by_len[L].get(metric)
+                        if L in by_len and by_len[L].get("loss") is not None
+                        else ("n/a" if L in by_len else None)
+                    )
+                    for L in lengths
+                ],
+            ]
+        )
     return header, rows
 
 
-def write_eval_report(out_dir: Path, records: list[dict], title: str, intro: str, reading: list[str]) -> tuple[Path, Path]:
+def write_eval_report(
+    out_dir: Path, records: list[dict], title: str, intro: str, reading: list[str]
+) -> tuple[Path, Path]:
     report = Report(title, intro, reading)
     header, rows = results_table(records)
-    report.table("Mean loss (nats per token) by evaluation length" if "loss @" in header[-1] else "Exact match", header, rows)
-    report.image("Loss against evaluation length", plot_loss_vs_length(records, out_dir / "loss_vs_length.png"))
+    report.table(
+        "Mean loss (nats per token) by evaluation length"
+        if "loss @" in header[-1]
+        else "Exact match",
+        header,
+        rows,
+    )
+    report.image(
+        "Loss against evaluation length",
+        plot_loss_vs_length(records, out_dir / "loss_vs_length.png"),
+    )
     if any(r.get("per_position") for r in records):
-        report.image("Loss at each position (longest length per curve)", plot_per_position(records, out_dir / "per_position.png"))
+        report.image(
+            "Loss at each position (longest length per curve)",
+            plot_per_position(records, out_dir / "per_position.png"),
+        )
     errors = sorted({r["error"] for r in records if r.get("error")})
     report.notes += [f"not evaluated: {e}" for e in errors]
     return report.write(out_dir)
@@ -150,7 +210,10 @@ def describe(records: list[dict]) -> list[str]:
         at_train = [r for r in ok if r["eval_len"] == shortest]
         where = f"At {shortest} tokens, the shortest length evaluated (trained at {train_len}),"
     longest = max(r["eval_len"] for r in ok)
-    return [f"{where} {_spread(at_train)}.", f"At {longest} tokens {_spread([r for r in ok if r['eval_len'] == longest])}."]
+    return [
+        f"{where} {_spread(at_train)}.",
+        f"At {longest} tokens {_spread([r for r in ok if r['eval_len'] == longest])}.",
+    ]
 
 
 def _spread(records: list[dict]) -> str:
@@ -159,15 +222,19 @@ def _spread(records: list[dict]) -> str:
     worst = max(records, key=lambda r: r["loss"])
     if len({_name(r) for r in records}) == 1 or worst["loss"] == best["loss"]:
         return f"the loss is {best['loss']:.3f} nats per token"
-    return (f"the best configuration is {_name(best)} ({best['loss']:.3f} nats per token) "
-            f"and the worst {_name(worst)} ({worst['loss']:.3f})")
+    return (
+        f"the best configuration is {_name(best)} ({best['loss']:.3f} nats per token) "
+        f"and the worst {_name(worst)} ({worst['loss']:.3f})"
+    )
 
 
 def _name(r: dict) -> str:
     method = r["method"]
     extra = [
         f"{r['recipe']} positions" if r["recipe"] != "start" else None,
-        None if method == "none" else (f"overflow={method}" if method in ("clamp", "wrap") else f"extended by {method}"),
+        None
+        if method == "none"
+        else (f"overflow={method}" if method in ("clamp", "wrap") else f"extended by {method}"),
         "sliding window" if r["mode"] == "sliding" else None,
     ]
     extra = [x for x in extra if x]

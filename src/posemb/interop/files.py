@@ -29,8 +29,12 @@ SAFETENSORS_INDEX = "model.safetensors.index.json"
 # Weight files we never read (pickle or other frameworks); never copied to an output either,
 # since they would hold the old, unextended weights.
 OTHER_WEIGHTS = (
-    "pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack",
-    "model.ckpt.index", "rust_model.ot",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "tf_model.h5",
+    "flax_model.msgpack",
+    "model.ckpt.index",
+    "rust_model.ot",
 )
 
 
@@ -89,7 +93,9 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} is missing") from None
     except (SafetensorError, OSError, RuntimeError) as e:
-        raise ValueError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})") from None
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})"
+        ) from None
 
 
 def read_weights(directory: Path) -> dict[str, torch.Tensor]:
@@ -100,7 +106,9 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def write_safetensors(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     """Contiguous copies, metadata ``format=pt`` (transformers requires it)."""
     out = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     save_file(out, str(path), metadata={"format": "pt", **(metadata or {})})
@@ -132,7 +140,9 @@ def output_dir(dst: str | Path, *, force: bool, src: str | Path | None = None) -
             )
     occupied = dst.is_file() or dst.is_symlink() or (dst.is_dir() and any(dst.iterdir()))
     if occupied and not force:
-        raise FileExistsError(f"{str(dst)!r} already exists and is not empty; choose another DST or pass --force")
+        raise FileExistsError(
+            f"{str(dst)!r} already exists and is not empty; choose another DST or pass --force"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:

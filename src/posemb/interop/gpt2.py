@@ -36,8 +36,13 @@ IGNORED_HF_SUFFIXES = (".attn.bias", ".attn.masked_bias")
 # posemb activation <-> transformers ACT2FN name (GPT-2's own is "gelu_new", tanh-approximated)
 ACTIVATION_TO_HF = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu"}
 ACTIVATION_FROM_HF = {
-    "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu_fast": "gelu_tanh",
-    "gelu": "gelu", "relu": "relu", "silu": "silu", "swish": "silu",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "gelu": "gelu",
+    "relu": "relu",
+    "silu": "silu",
+    "swish": "silu",
 }
 
 
@@ -54,8 +59,10 @@ class KeyPair:
 def key_map(cfg: ModelConfig) -> list[KeyPair]:
     """Every weight of a GPT-2-shaped posemb model, with its HF name and expected shape."""
     d, f, V, N = cfg.d_model, cfg.ff_dim, cfg.vocab_size, cfg.max_positions
-    pairs = [KeyPair("wte.weight", "transformer.wte.weight", False, (V, d)),
-             KeyPair("pos.weight", "transformer.wpe.weight", False, (N, d))]
+    pairs = [
+        KeyPair("wte.weight", "transformer.wte.weight", False, (V, d)),
+        KeyPair("pos.weight", "transformer.wpe.weight", False, (N, d)),
+    ]
     for i in range(cfg.n_layer):
         p, h = f"blocks.{i}.", f"transformer.h.{i}."
         pairs += [
@@ -72,8 +79,10 @@ def key_map(cfg: ModelConfig) -> list[KeyPair]:
             KeyPair(p + "mlp.proj.weight", h + "mlp.c_proj.weight", True, (d, f)),
             KeyPair(p + "mlp.proj.bias", h + "mlp.c_proj.bias", False, (d,)),
         ]
-    pairs += [KeyPair("ln_f.weight", "transformer.ln_f.weight", False, (d,)),
-              KeyPair("ln_f.bias", "transformer.ln_f.bias", False, (d,))]
+    pairs += [
+        KeyPair("ln_f.weight", "transformer.ln_f.weight", False, (d,)),
+        KeyPair("ln_f.bias", "transformer.ln_f.bias", False, (d,)),
+    ]
     if not cfg.tie_embeddings:
         pairs.append(KeyPair("lm_head.weight", "lm_head.weight", False, (V, d)))
     return pairs
@@ -90,7 +99,9 @@ def _check_keys(given: set[str], expected: set[str], where: str) -> None:
 
 def _check_shape(name: str, tensor: Tensor, shape: tuple[int, ...], where: str) -> None:
     if tuple(tensor.shape) != shape:
-        raise ValueError(f"{where}: {name} has shape {tuple(tensor.shape)}, the config expects {shape}")
+        raise ValueError(
+            f"{where}: {name} has shape {tuple(tensor.shape)}, the config expects {shape}"
+        )
 
 
 def to_hf(tensors: dict[str, Tensor], cfg: ModelConfig) -> dict[str, Tensor]:
@@ -128,7 +139,12 @@ def from_hf(tensors: dict[str, Tensor], cfg: ModelConfig) -> dict[str, Tensor]:
     out = {}
     for p in pairs:
         t = given[p.hf]
-        _check_shape(p.hf, t, tuple(reversed(p.shape)) if p.transpose else p.shape, "the Hugging Face weights")
+        _check_shape(
+            p.hf,
+            t,
+            tuple(reversed(p.shape)) if p.transpose else p.shape,
+            "the Hugging Face weights",
+        )
         out[p.posemb] = (t.T if p.transpose else t).to(torch.float32).contiguous()
     return out
 
@@ -142,7 +158,9 @@ def incompatibilities(cfg: ModelConfig) -> list[str]:
     else:
         opts = cfg.position_options
         if opts.get("offset", 0) != 0:
-            problems.append(f"model.position_options.offset={opts['offset']} (GPT-2 has no reserved rows: 0)")
+            problems.append(
+                f"model.position_options.offset={opts['offset']} (GPT-2 has no reserved rows: 0)"
+            )
         if opts.get("overflow", "error") != "error":
             problems.append(
                 f"model.position_options.overflow={opts['overflow']!r} (GPT-2 has no overflow policy: 'error')"
@@ -154,7 +172,9 @@ def incompatibilities(cfg: ModelConfig) -> list[str]:
     if not cfg.bias:
         problems.append("model.bias=false (GPT-2 has biases: true)")
     if cfg.activation not in ACTIVATION_TO_HF:
-        problems.append(f"model.activation={cfg.activation!r} (one of {', '.join(ACTIVATION_TO_HF)})")
+        problems.append(
+            f"model.activation={cfg.activation!r} (one of {', '.join(ACTIVATION_TO_HF)})"
+        )
     return problems
 
 
@@ -193,11 +213,19 @@ def model_config_from_hf(config: dict[str, Any], where: str) -> ModelConfig:
     cannot compute identically, naming each field."""
     model_type = config.get("model_type")
     if model_type is None:
-        hint = " (it is a posemb run: use it directly)" if isinstance(config.get("model"), dict) else ""
-        raise ValueError(f"{where} has no model_type: not a Hugging Face model config{hint}; import-hf reads a "
-                         "local GPT-2 directory (model_type 'gpt2')")
+        hint = (
+            " (it is a posemb run: use it directly)"
+            if isinstance(config.get("model"), dict)
+            else ""
+        )
+        raise ValueError(
+            f"{where} has no model_type: not a Hugging Face model config{hint}; import-hf reads a "
+            "local GPT-2 directory (model_type 'gpt2')"
+        )
     if model_type != "gpt2":
-        raise ValueError(f"{where} is a {model_type!r} model; import-hf reads GPT-2 (model_type 'gpt2') only")
+        raise ValueError(
+            f"{where} is a {model_type!r} model; import-hf reads GPT-2 (model_type 'gpt2') only"
+        )
     act = config.get("activation_function", "gelu_new")
     problems = []
     if act not in ACTIVATION_FROM_HF:

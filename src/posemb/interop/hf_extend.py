@@ -84,8 +84,16 @@ class Extension:
     notes: list[str]
 
 
-def extend(src: str | Path, dst: str | Path, to: int, method: str, *, allow_shrink: bool = False,
-           force: bool = False, seed: int = 0) -> Extension:
+def extend(
+    src: str | Path,
+    dst: str | Path,
+    to: int,
+    method: str,
+    *,
+    allow_shrink: bool = False,
+    force: bool = False,
+    seed: int = 0,
+) -> Extension:
     """Write ``src`` with its table grown (or cropped) to ``to`` positions into ``dst``.
 
     Args:
@@ -101,7 +109,9 @@ def extend(src: str | Path, dst: str | Path, to: int, method: str, *, allow_shri
         raise ValueError(f"--to must be a positive integer, got {to!r}")
     config = read_json(src / "config.json") if (src / "config.json").is_file() else None
     if config is None:
-        raise FileNotFoundError(f"{str(src)!r} has no config.json: it is neither a posemb run nor a Hugging Face model")
+        raise FileNotFoundError(
+            f"{str(src)!r} has no config.json: it is neither a posemb run nor a Hugging Face model"
+        )
     generator = torch.Generator().manual_seed(seed)
     if "model_type" not in config:
         if not isinstance(config.get("model"), dict):
@@ -132,8 +142,14 @@ def _extend_run(src: Path, dst, to, method, allow_shrink, force, generator) -> E
     offset, old = int(opts.get("offset", 0)), cfg.model.max_positions
     _check_size(old, to, allow_shrink)
     tensors, _ = read_safetensors(src / "model.safetensors")
-    tensors["pos.weight"] = extend_table(tensors["pos.weight"], offset + to, method, offset,
-                                         std=float(opts.get("std", 0.02)), generator=generator)
+    tensors["pos.weight"] = extend_table(
+        tensors["pos.weight"],
+        offset + to,
+        method,
+        offset,
+        std=float(opts.get("std", 0.02)),
+        generator=generator,
+    )
     model_cfg = cfg.model.replace(max_positions=to)
     train = replace(cfg.train, seq_len=min(cfg.train.seq_len, to))  # a cropped table trains shorter
     new_cfg = replace(cfg, model=model_cfg, train=train)
@@ -142,8 +158,10 @@ def _extend_run(src: Path, dst, to, method, allow_shrink, force, generator) -> E
     tokenizer = load_tokenizer(src)
     with output_dir(dst, force=force, src=src) as out:
         write_run(out, model, new_cfg, tokenizer)
-    notes = ["the new run starts at step 0 with a fresh optimizer; fine-tune it with "
-             f"`posemb train --resume {dst} --set train.max_steps=...` (metrics were not copied)"]
+    notes = [
+        "the new run starts at step 0 with a fresh optimizer; fine-tune it with "
+        f"`posemb train --resume {dst} --set train.max_steps=...` (metrics were not copied)"
+    ]
     return Extension("posemb", old, to, notes)
 
 
@@ -173,8 +191,12 @@ def _find_table(src: Path, files: list[str], suffix: str) -> tuple[str, str]:
         with safe_open(str(src / name), framework="pt") as f:
             found += [(name, k) for k in f.keys() if k == suffix or k.endswith("." + suffix)]
     if len(found) != 1:
-        what = "no tensor" if not found else f"{len(found)} tensors ({', '.join(k for _, k in found)})"
-        raise ValueError(f"{str(src)!r}: expected one position table named [PREFIX.]{suffix}, found {what}")
+        what = (
+            "no tensor" if not found else f"{len(found)} tensors ({', '.join(k for _, k in found)})"
+        )
+        raise ValueError(
+            f"{str(src)!r}: expected one position table named [PREFIX.]{suffix}, found {what}"
+        )
     return found[0]
 
 
@@ -184,7 +206,11 @@ def _fix_buffers(tensors: dict[str, torch.Tensor], old_len: int, new_len: int, g
     for key in list(tensors):
         t = tensors[key]
         leaf = key.rsplit(".", 1)[-1]
-        if leaf in ("position_ids", "token_type_ids") and t.dim() in (1, 2) and t.shape[-1] == old_len:
+        if (
+            leaf in ("position_ids", "token_type_ids")
+            and t.dim() in (1, 2)
+            and t.shape[-1] == old_len
+        ):
             base = torch.arange(new_len) if leaf == "position_ids" else torch.zeros(new_len)
             tensors[key] = base.to(t.dtype).reshape(*t.shape[:-1], new_len)
             changed = True
@@ -194,7 +220,9 @@ def _fix_buffers(tensors: dict[str, torch.Tensor], old_len: int, new_len: int, g
     return changed
 
 
-def _extend_hf(src: Path, config: dict, dst, to, method, allow_shrink, force, generator) -> Extension:
+def _extend_hf(
+    src: Path, config: dict, dst, to, method, allow_shrink, force, generator
+) -> Extension:
     model_type, family, offset = _family(config, src)
     if family.limit not in config:
         raise ValueError(f"{str(src / 'config.json')!r} has no {family.limit!r}")
@@ -221,7 +249,9 @@ def _extend_hf(src: Path, config: dict, dst, to, method, allow_shrink, force, ge
                         f"{offset + old} ({offset} reserved + {old} positions)"
                     )
                 std = float(config.get("initializer_range", config.get("init_std", 0.02)))
-                tensors[table_key] = extend_table(table, offset + to, method, offset, std=std, generator=generator)
+                tensors[table_key] = extend_table(
+                    table, offset + to, method, offset, std=std, generator=generator
+                )
                 changed = True
             removed |= before - set(tensors)
             if changed:
@@ -242,7 +272,9 @@ def _extend_hf(src: Path, config: dict, dst, to, method, allow_shrink, force, ge
             write_json(out / TOKENIZER_CONFIG, tok_cfg)
         skipped = copy_files(src, out, skip)
     if removed:
-        notes.append(f"dropped {len(removed)} stale buffer(s) transformers rebuilds (e.g. {sorted(removed)[0]})")
+        notes.append(
+            f"dropped {len(removed)} stale buffer(s) transformers rebuilds (e.g. {sorted(removed)[0]})"
+        )
     left = [n for n in OTHER_WEIGHTS if (src / n).is_file()]
     if left:
         notes.append(f"not copied (old, unextended weights): {', '.join(left)}")
@@ -272,8 +304,23 @@ def _numel(shape: list[int]) -> int:
     return n
 
 
-_ITEMSIZE = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2,
-             "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+_ITEMSIZE = {
+    "F64": 8,
+    "I64": 8,
+    "U64": 8,
+    "F32": 4,
+    "I32": 4,
+    "U32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I16": 2,
+    "U16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 
 
 def _itemsize(dtype: str) -> int:

@@ -66,7 +66,10 @@ def export_tokenizer(tokenizer: Tokenizer | None, dst: Path, model_max_length: i
     if tokenizer is None:
         return ["the run has no tokenizer.json: no tokenizer files were written"]
     if tokenizer.kind != "bpe":  # posemb's own file, under a name transformers ignores
-        atomic_write_text(dst / POSEMB_TOKENIZER, json.dumps(tokenizer.to_dict(), ensure_ascii=False, sort_keys=True))
+        atomic_write_text(
+            dst / POSEMB_TOKENIZER,
+            json.dumps(tokenizer.to_dict(), ensure_ascii=False, sort_keys=True),
+        )
     if tokenizer.kind == "char":
         return [
             "the run's 'char' tokenizer has no transformers equivalent (posemb raises on an unknown "
@@ -74,11 +77,14 @@ def export_tokenizer(tokenizer: Tokenizer | None, dst: Path, model_max_length: i
         ]
     hf = tokenizer.hf if tokenizer.kind == "bpe" else byte_level_tokenizer()
     atomic_write_text(dst / HF_TOKENIZER, hf.to_str())
-    write_json(dst / HF_TOKENIZER_CONFIG, {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "model_max_length": model_max_length,
-        "clean_up_tokenization_spaces": False,
-    })
+    write_json(
+        dst / HF_TOKENIZER_CONFIG,
+        {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "model_max_length": model_max_length,
+            "clean_up_tokenization_spaces": False,
+        },
+    )
     return []
 
 
@@ -92,14 +98,19 @@ def import_tokenizer(src: Path) -> tuple[Tokenizer, list[str]]:
     if (src / "vocab.json").is_file() and (src / "merges.txt").is_file():
         import tokenizers as tk
 
-        options = read_json(src / HF_TOKENIZER_CONFIG) if (src / HF_TOKENIZER_CONFIG).is_file() else {}
+        options = (
+            read_json(src / HF_TOKENIZER_CONFIG) if (src / HF_TOKENIZER_CONFIG).is_file() else {}
+        )
         hf = tk.Tokenizer(tk.models.BPE.from_file(str(src / "vocab.json"), str(src / "merges.txt")))
-        hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=bool(options.get("add_prefix_space", False)))
+        hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(
+            add_prefix_space=bool(options.get("add_prefix_space", False))
+        )
         hf.decoder = tk.decoders.ByteLevel()
-        return BPETokenizer(hf), ["built tokenizer.json from vocab.json + merges.txt (byte-level BPE)"]
+        return BPETokenizer(hf), [
+            "built tokenizer.json from vocab.json + merges.txt (byte-level BPE)"
+        ]
     return build_tokenizer("byte"), [
         f"warning: {str(src)!r} has no tokenizer ({HF_TOKENIZER} or vocab.json + merges.txt); the run "
         "gets posemb's byte tokenizer, which is NOT the model's own: its text will be garbage until "
         "you fine-tune or replace tokenizer.json"
     ]
-

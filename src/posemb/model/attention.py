@@ -52,7 +52,9 @@ class AttentionContext:
             return None
         q_idx = torch.arange(t, device=device).unsqueeze(1) + self.past_length  # [t, 1]
         k_idx = torch.arange(s, device=device).unsqueeze(0)  # [1, s]
-        allowed = (k_idx <= q_idx) if self.causal else torch.ones(t, s, dtype=torch.bool, device=device)
+        allowed = (
+            (k_idx <= q_idx) if self.causal else torch.ones(t, s, dtype=torch.bool, device=device)
+        )
         allowed = allowed[None, None]  # [1, 1, t, s]
         if self.key_mask is not None:
             allowed = allowed & self.key_mask[:, None, None, :]  # [b, 1, t, s]
@@ -103,11 +105,15 @@ class SelfAttention(nn.Module):
                 allowed = torch.ones(t, s, dtype=torch.bool, device=x.device).tril(s - t)
             if allowed is not None:
                 bias = bias.masked_fill(~allowed, float("-inf"))
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout
+            )
         else:
             allowed = ctx.bool_mask(t, s, x.device)
             is_causal = allowed is None and ctx.causal and ctx.past_length == 0 and t > 1
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout, is_causal=is_causal)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=allowed, dropout_p=dropout, is_causal=is_causal
+            )
         y = y.transpose(1, 2).reshape(b, t, d)  # [b, t, d]
         return self.proj(y), (k, v)
 
@@ -120,12 +126,19 @@ class SelfAttention(nn.Module):
             return True
         return self.backend == "auto" and x.device.type == "cuda" and _flex_attention is not None
 
-    def _flex(self, q: Tensor, k: Tensor, v: Tensor, scheme: PositionalScheme, ctx: AttentionContext) -> Tensor:
+    def _flex(
+        self, q: Tensor, k: Tensor, v: Tensor, scheme: PositionalScheme, ctx: AttentionContext
+    ) -> Tensor:
         if _flex_attention is None:
-            raise RuntimeError("attention='flex' needs torch.nn.attention.flex_attention (torch >= 2.5)")
+            raise RuntimeError(
+                "attention='flex' needs torch.nn.attention.flex_attention (torch >= 2.5)"
+            )
         score_mod = scheme.score_mod(q, ctx.q_positions, ctx.k_positions)
         t, s = q.shape[2], k.shape[2]
-        key_mask, causal = ctx.key_mask, ctx.causal  # no cache here: decode steps take the SDPA path
+        key_mask, causal = (
+            ctx.key_mask,
+            ctx.causal,
+        )  # no cache here: decode steps take the SDPA path
         flex = _flex_attention
         if q.device.type == "cuda" and not torch.compiler.is_compiling():
             flex = _compiled_flex()  # eager flex materialises scores; the compiled one is fused

@@ -56,9 +56,16 @@ class ModelConfig:
         if self.position not in SCHEMES:
             raise unknown("positional scheme (model.position)", self.position, SCHEMES)
         if not isinstance(self.position_options, dict):
-            raise ValueError(f"position_options must be a dict, got {type(self.position_options).__name__}")
-        for key, field_name in (("dim", "d_model"), ("n_heads", "n_head"), ("head_dim", "d_model / n_head"),
-                                ("max_positions", "max_positions"), ("causal", "causal")):
+            raise ValueError(
+                f"position_options must be a dict, got {type(self.position_options).__name__}"
+            )
+        for key, field_name in (
+            ("dim", "d_model"),
+            ("n_heads", "n_head"),
+            ("head_dim", "d_model / n_head"),
+            ("max_positions", "max_positions"),
+            ("causal", "causal"),
+        ):
             if key in self.position_options:
                 raise ValueError(
                     f"position_options[{key!r}] is set by the model itself; set model.{field_name} instead"
@@ -66,7 +73,11 @@ class ModelConfig:
         validate_options(self.position, self.position_options)
         for name in ("norm_eps", "init_std"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 <= value < float("inf")
+            ):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.position == "rope" and self.head_dim % 2:
             raise ValueError(f"rope needs an even head width; d_model/n_head = {self.head_dim}")

@@ -11,7 +11,9 @@ import torch
 from torch import Tensor
 
 
-def sample_next(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> Tensor:
+def sample_next(
+    logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
+) -> Tensor:
     """logits ``[b, V]`` -> next ids ``[b, 1]``. ``temperature == 0`` is greedy."""
     if temperature == 0:
         return logits.argmax(-1, keepdim=True)
@@ -28,22 +30,36 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def generate(model, input_ids: Tensor, max_new_tokens: int, temperature: float = 1.0,
-             top_k: int | None = None, generator: torch.Generator | None = None,
-             vocab_size: int | None = None) -> Tensor:
+def generate(
+    model,
+    input_ids: Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+    vocab_size: int | None = None,
+) -> Tensor:
     """See :meth:`posemb.Transformer.generate`."""
     if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.shape[1] == 0:
-        shape = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        shape = (
+            tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        )
         raise ValueError(
             f"generate needs a prompt of at least one token, input_ids [batch, length >= 1]; got {shape}"
         )
     if not _is_int(max_new_tokens) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if not (
+        isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0
+    ):
+        raise ValueError(
+            f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}"
+        )
     if top_k is not None and (not _is_int(top_k) or top_k < 1):
         raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
-    if vocab_size is not None and (not _is_int(vocab_size) or not 1 <= vocab_size <= model.config.vocab_size):
+    if vocab_size is not None and (
+        not _is_int(vocab_size) or not 1 <= vocab_size <= model.config.vocab_size
+    ):
         raise ValueError(
             f"vocab_size must be an integer in [1, {model.config.vocab_size}] (the model's vocabulary), "
             f"got {vocab_size!r}"

@@ -116,7 +116,11 @@ class Transformer(nn.Module):
         if first.per_layer:  # one scheme per layer (Shaw); none shared
             self.pos = None
             self.layer_pos = nn.ModuleList(
-                [first] + [build_scheme(cfg.position, **context, **cfg.position_options) for _ in range(cfg.n_layer - 1)]
+                [first]
+                + [
+                    build_scheme(cfg.position, **context, **cfg.position_options)
+                    for _ in range(cfg.n_layer - 1)
+                ]
             )
         else:
             self.pos, self.layer_pos = first, None
@@ -205,7 +209,9 @@ class Transformer(nn.Module):
         x = self.wte(input_ids)  # [b, t, d]
         first = self.scheme(0)
         if first.adds_to_input:
-            new_mask = key_mask[:, key_mask.shape[1] - t :] if key_mask is not None else None  # [b, t]
+            new_mask = (
+                key_mask[:, key_mask.shape[1] - t :] if key_mask is not None else None
+            )  # [b, t]
             x = x + first.embed_positions(positions, new_mask).to(x.dtype)
         x = self.drop(x)
 
@@ -235,7 +241,9 @@ class Transformer(nn.Module):
         new_cache = None
         if use_cache:
             new_cache = KVCache(new_layers, k_positions, key_mask)
-        return TransformerOutput(logits, loss, tuple(hidden) if hidden is not None else x, new_cache)
+        return TransformerOutput(
+            logits, loss, tuple(hidden) if hidden is not None else x, new_cache
+        )
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Mean cross-entropy (nats) over tokens whose label is not -100."""
@@ -278,7 +286,9 @@ class Transformer(nn.Module):
                 "(causal LM: pass the input ids themselves; the model shifts them)"
             )
         if labels.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"labels must be an integer tensor (-100 = no loss), got {labels.dtype}")
+            raise TypeError(
+                f"labels must be an integer tensor (-100 = no loss), got {labels.dtype}"
+            )
         if not torch.compiler.is_compiling() and labels.numel():
             vocab = self.config.vocab_size
             lo, hi = (int(v) for v in torch.aminmax(labels.detach().masked_fill(labels == -100, 0)))
@@ -288,9 +298,13 @@ class Transformer(nn.Module):
                     "use -100 for tokens without loss"
                 )
 
-    def _check_positions(self, positions: Tensor, b: int, t: int, host_known: bool, past: int) -> Tensor:
+    def _check_positions(
+        self, positions: Tensor, b: int, t: int, host_known: bool, past: int
+    ) -> Tensor:
         if not isinstance(positions, Tensor):
-            raise TypeError(f"positions must be an integer tensor [batch, length] or [length], got {type(positions).__name__}")
+            raise TypeError(
+                f"positions must be an integer tensor [batch, length] or [length], got {type(positions).__name__}"
+            )
         if positions.dim() == 1:
             positions = positions.unsqueeze(0)  # [1, t]
         if positions.dim() != 2 or positions.shape[-1] != t or positions.shape[0] not in (1, b):
@@ -313,14 +327,22 @@ class Transformer(nn.Module):
                 ones = torch.ones(b, t, dtype=torch.bool, device=cache.key_mask.device)
                 return torch.cat((cache.key_mask, ones), dim=1)
             return None
-        if attention_mask.dim() != 2 or attention_mask.shape[0] != b or attention_mask.shape[1] not in (t, past + t):
+        if (
+            attention_mask.dim() != 2
+            or attention_mask.shape[0] != b
+            or attention_mask.shape[1] not in (t, past + t)
+        ):
             raise ValueError(
                 f"attention_mask must be [batch, length] = [{b}, {t}] (or [{b}, {past + t}] with a cache "
                 f"of {past}), got shape {tuple(attention_mask.shape)}"
             )
         mask = attention_mask.to(torch.bool)
         if mask.shape[1] == t and past > 0:
-            prev = cache.key_mask if cache.key_mask is not None else torch.ones(b, past, dtype=torch.bool, device=mask.device)
+            prev = (
+                cache.key_mask
+                if cache.key_mask is not None
+                else torch.ones(b, past, dtype=torch.bool, device=mask.device)
+            )
             mask = torch.cat((prev, mask), dim=1)
         return mask
 

@@ -76,11 +76,15 @@ def build_scheme(name: str, **options) -> PositionalScheme:
     missing = [
         p.name
         for p in params.values()
-        if p.name != "self" and p.default is inspect.Parameter.empty and p.name not in kwargs
+        if p.name != "self"
+        and p.default is inspect.Parameter.empty
+        and p.name not in kwargs
         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     ]
     if missing:
-        raise ValueError(f"scheme {name!r} needs {', '.join(missing)} (e.g. build_scheme({name!r}, {missing[0]}=...))")
+        raise ValueError(
+            f"scheme {name!r} needs {', '.join(missing)} (e.g. build_scheme({name!r}, {missing[0]}=...))"
+        )
     return cls(**kwargs)
 
 

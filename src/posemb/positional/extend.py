@@ -30,7 +30,12 @@ from torch import Tensor
 from .names import unknown
 
 EXTEND_METHODS: tuple[str, ...] = (
-    "random", "tile", "repeat-last", "interpolate", "cubic", "extrapolate"
+    "random",
+    "tile",
+    "repeat-last",
+    "interpolate",
+    "cubic",
+    "extrapolate",
 )
 
 _F64 = torch.float64
@@ -91,7 +96,11 @@ def extend_table(
         resample = _linear if method == "interpolate" else _cubic
         return torch.cat([weight[:offset], resample(trained.to(_F64), m).to(weight)])
     else:
-        if isinstance(n_frequencies, bool) or not isinstance(n_frequencies, int) or n_frequencies < 0:
+        if (
+            isinstance(n_frequencies, bool)
+            or not isinstance(n_frequencies, int)
+            or n_frequencies < 0
+        ):
             raise ValueError(f"n_frequencies must be an integer >= 0, got {n_frequencies!r}")
         if not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip > 0):
             raise ValueError(f"clip must be a finite number > 0, got {clip!r}")
@@ -158,7 +167,7 @@ def _cubic(y: Tensor, m: int) -> Tensor:
     padded = torch.cat([before[None], y, after[None]])  # [n+2, d]: padded[i+1] = y[i]
     i0, t = _positions(n, m, y.device)
     weights = (  # Keys' kernel for neighbours i0-1, i0, i0+1, i0+2 at fraction t
-        (-t**3 + 2 * t**2 - t) / 2,
+        (-(t**3) + 2 * t**2 - t) / 2,
         (3 * t**3 - 5 * t**2 + 2) / 2,
         (-3 * t**3 + 4 * t**2 + t) / 2,
         (t**3 - t**2) / 2,

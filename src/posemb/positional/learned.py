@@ -124,7 +124,9 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
         if overflow not in OVERFLOWS:
-            raise ValueError(f"unknown overflow policy {overflow!r}; choose one of {', '.join(OVERFLOWS)}")
+            raise ValueError(
+                f"unknown overflow policy {overflow!r}; choose one of {', '.join(OVERFLOWS)}"
+            )
         if not (isinstance(std, (int, float)) and math.isfinite(std) and std >= 0):
             raise ValueError(f"std must be a finite number >= 0, got {std!r}")
         self.max_positions, self.dim, self.offset = max_positions, dim, offset
@@ -164,9 +166,15 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         """
         if attention_mask is not None:
             if attention_mask.dim() != 2:
-                raise ValueError(f"attention_mask must be [batch, length], got shape {tuple(attention_mask.shape)}")
+                raise ValueError(
+                    f"attention_mask must be [batch, length], got shape {tuple(attention_mask.shape)}"
+                )
             s = attention_mask.shape[1]
-            if isinstance(past_length, bool) or not isinstance(past_length, int) or not 0 <= past_length <= s:
+            if (
+                isinstance(past_length, bool)
+                or not isinstance(past_length, int)
+                or not 0 <= past_length <= s
+            ):
                 raise ValueError(
                     f"past_length must be an integer in [0, {s}]: the mask covers the cached slots too "
                     f"([batch, past_length + new]), got past_length={past_length!r} for a mask of length {s}"
@@ -181,7 +189,9 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             raise ValueError("position_ids() needs attention_mask or seq_len")
         _check_int("seq_len", seq_len, minimum=0)
         _check_int("past_length", past_length, minimum=0)
-        return torch.arange(past_length, past_length + seq_len, device=self.weight.device).unsqueeze(0)
+        return torch.arange(
+            past_length, past_length + seq_len, device=self.weight.device
+        ).unsqueeze(0)
 
     def table_index(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """Rows of the table for logical positions, after the overflow policy.
@@ -195,7 +205,9 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         positions = self._apply_overflow(positions, checked)
         rows = positions + self.offset
         if attention_mask is not None and self.offset > 0:
-            mask = attention_mask[..., attention_mask.shape[-1] - positions.shape[-1] :].to(torch.bool)
+            mask = attention_mask[..., attention_mask.shape[-1] - positions.shape[-1] :].to(
+                torch.bool
+            )
             rows = torch.where(mask, rows, torch.full_like(rows, self.offset - 1))
         return rows
 
@@ -228,7 +240,9 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
     def embed_positions(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         # the hook: the model has already checked the range (from ints when it built the
         # positions itself), so the values are not read back a second time
-        return nn.functional.embedding(self._rows(positions, attention_mask, checked=True), self.weight)
+        return nn.functional.embedding(
+            self._rows(positions, attention_mask, checked=True), self.weight
+        )
 
     def forward(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """positions LongTensor ``[...]`` -> ``[..., dim]``."""
@@ -237,7 +251,9 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         return nn.functional.embedding(self.table_index(positions, attention_mask), self.weight)
 
     # -- extension ----------------------------------------------------------------------------------
-    def extend(self, new_max: int, method: str = "interpolate", **options) -> LearnedAbsolutePositionalEmbedding:
+    def extend(
+        self, new_max: int, method: str = "interpolate", **options
+    ) -> LearnedAbsolutePositionalEmbedding:
         """A new module serving ``new_max`` positions; this one is left untouched.
 
         Reserved offset rows are kept exactly. See :func:`posemb.extend_table` for methods.
@@ -246,10 +262,17 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         if method == "random":
             options.setdefault("std", self.std)  # fresh rows drawn like this table's init
         new = LearnedAbsolutePositionalEmbedding(
-            new_max, self.dim, init=self.init, std=self.std, offset=self.offset, overflow=self.overflow
+            new_max,
+            self.dim,
+            init=self.init,
+            std=self.std,
+            offset=self.offset,
+            overflow=self.overflow,
         )
         with torch.no_grad():
-            table = extend_table(self.weight.detach(), self.offset + new_max, method, offset=self.offset, **options)
+            table = extend_table(
+                self.weight.detach(), self.offset + new_max, method, offset=self.offset, **options
+            )
             new.weight.copy_(table)
         return new.to(device=self.weight.device, dtype=self.weight.dtype)
 

@@ -141,7 +141,9 @@ class RotaryPositionalEmbedding(PositionalScheme):
         if not (_is_number(base) and 1.0 < base < math.inf):
             raise ValueError(f"base must be a finite number > 1, got {base!r}")
         if not (_is_number(scale) and 0.0 < scale < math.inf):
-            raise ValueError(f"scale must be a finite number > 0, got {scale!r} (1.0: no interpolation)")
+            raise ValueError(
+                f"scale must be a finite number > 0, got {scale!r} (1.0: no interpolation)"
+            )
         if not isinstance(interleaved, bool):
             raise ValueError(f"interleaved must be True or False, got {interleaved!r}")
         self.head_dim, self.base = head_dim, float(base)

@@ -33,7 +33,8 @@ def sinusoidal_encoding(positions: Tensor, dim: int, base: float = 10000.0) -> T
     half = (dim + 1) // 2
     # inverse frequencies 1 / base^(2i/d), i = 0 .. half-1
     inv_freq = torch.exp(
-        torch.arange(half, device=positions.device, dtype=torch.float32) * (-2.0 * math.log(base) / dim)
+        torch.arange(half, device=positions.device, dtype=torch.float32)
+        * (-2.0 * math.log(base) / dim)
     )
     angles = positions.to(torch.float32).unsqueeze(-1) * inv_freq  # [..., half]
     out = torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2)  # [..., 2*half]
@@ -67,10 +68,15 @@ class SinusoidalPositionalEmbedding(PositionalScheme):
         if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
             raise ValueError(f"dim must be positive (an integer), got {dim!r}")
         for key, value, low in (("base", base, 1.0), ("scale", scale, None)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
-                low is not None and value <= low
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or (low is not None and value <= low)
             ):
-                raise ValueError(f"{key} must be a finite number{f' > {low:g}' if low is not None else ''}, got {value!r}")
+                raise ValueError(
+                    f"{key} must be a finite number{f' > {low:g}' if low is not None else ''}, got {value!r}"
+                )
         self.dim, self.base, self.scale = dim, float(base), float(scale)
 
     def embed_positions(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:

@@ -65,7 +65,9 @@ def save_model(model: torch.nn.Module, path: Path, metadata: dict[str, str] | No
     save_file(state_dict_for_save(model), str(path), metadata=metadata or {"format": "pt"})
 
 
-def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def optimizer_tensors(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split an optimiser state into tensors (for safetensors) and JSON-able hyper-parameters."""
     sd = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
@@ -79,7 +81,9 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
+) -> None:
     """Restore the moments; hyper-parameters (weight decay, betas, eps, fused) stay the optimizer's
     own, built from the current settings, so ``--resume --set train.weight_decay=...`` applies
     (the learning rate is set every step anyway)."""
@@ -99,8 +103,12 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, to
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    trainer_state: dict[str, Any]) -> None:
+def save_checkpoint(
+    run_dir: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    trainer_state: dict[str, Any],
+) -> None:
     """Write model, optimiser and trainer state as one atomic checkpoint (see module doc)."""
     run_dir = Path(run_dir)
     step = str(trainer_state.get("step", 0))
@@ -135,7 +143,9 @@ def complete_pending(run_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def write_config(run_dir: Path, cfg: RunConfig, tokenizer_info: dict[str, Any] | None = None) -> None:
+def write_config(
+    run_dir: Path, cfg: RunConfig, tokenizer_info: dict[str, Any] | None = None
+) -> None:
     data = cfg.to_dict()
     if tokenizer_info:
         data["tokenizer"] = tokenizer_info
@@ -146,14 +156,20 @@ def write_config(run_dir: Path, cfg: RunConfig, tokenizer_info: dict[str, Any] |
 def read_config(run_dir: str | Path) -> RunConfig:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise CheckpointError(f"run directory {str(run_dir)!r} does not exist; train one with `posemb train --out DIR`")
+        raise CheckpointError(
+            f"run directory {str(run_dir)!r} does not exist; train one with `posemb train --out DIR`"
+        )
     path = run_dir / CONFIG_FILE
     if not path.is_file():
-        raise CheckpointError(f"{str(run_dir)!r} is not a posemb run: no {CONFIG_FILE} (train one with `posemb train`)")
+        raise CheckpointError(
+            f"{str(run_dir)!r} is not a posemb run: no {CONFIG_FILE} (train one with `posemb train`)"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:
-        raise CheckpointError(f"{path} is not valid JSON ({e}); the run's config is damaged") from None
+        raise CheckpointError(
+            f"{path} is not valid JSON ({e}); the run's config is damaged"
+        ) from None
     return RunConfig.from_dict(data)
 
 
@@ -171,7 +187,9 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
 def load_weights(model: Transformer, tensors: dict[str, torch.Tensor], where: str) -> None:
     if model.config.tie_embeddings:
         tensors = {k: v for k, v in tensors.items() if k != "lm_head.weight"}
-    expected = set(state_dict_for_save(model)) if model.config.tie_embeddings else set(model.state_dict())
+    expected = (
+        set(state_dict_for_save(model)) if model.config.tie_embeddings else set(model.state_dict())
+    )
     missing, unexpected = expected - set(tensors), set(tensors) - expected
     if missing or unexpected:
         raise CheckpointError(
@@ -180,11 +198,15 @@ def load_weights(model: Transformer, tensors: dict[str, torch.Tensor], where: st
     own = model.state_dict()
     for k, v in tensors.items():
         if own[k].shape != v.shape:
-            raise CheckpointError(f"{where}: {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}")
+            raise CheckpointError(
+                f"{where}: {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}"
+            )
     model.load_state_dict(tensors, strict=False)
 
 
-def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Transformer, RunConfig]:
+def load_model(
+    run_dir: str | Path, device: str | torch.device = "cpu"
+) -> tuple[Transformer, RunConfig]:
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     # Read-only: a reader (generate, eval) may run while the run trains, so it never finishes

@@ -61,13 +61,23 @@ class TrainConfig:
     progress: bool = True  # progress bar on stderr
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "batch_size", "seq_len", "grad_accum", "eval_every", "eval_batches",
-                     "checkpoint_every", "log_every"):
+        for name in (
+            "max_steps",
+            "batch_size",
+            "seq_len",
+            "grad_accum",
+            "eval_every",
+            "eval_batches",
+            "checkpoint_every",
+            "log_every",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"train.{name} must be a positive integer, got {v!r}")
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"train.warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+            raise ValueError(
+                f"train.warmup_steps must be an integer >= 0, got {self.warmup_steps!r}"
+            )
         for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -115,7 +125,9 @@ class RunConfig:
         data = dict(data)
         version = data.pop("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
-            raise ValueError(f"config schema_version {version} is not supported (this posemb reads {SCHEMA_VERSION})")
+            raise ValueError(
+                f"config schema_version {version} is not supported (this posemb reads {SCHEMA_VERSION})"
+            )
         data.pop("tokenizer", None)  # informational copy written beside the run
         flat: dict[str, Any] = {}
         for group, values in data.items():
@@ -135,25 +147,61 @@ _CLASSES = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 PRESETS: dict[str, dict[str, Any]] = {
     # the CPU demo: a few minutes on 2 cores
     "tiny": {
-        "model.vocab_size": 256, "model.max_positions": 256, "model.n_layer": 2, "model.n_head": 4,
-        "model.d_model": 128, "train.seq_len": 128, "train.batch_size": 16, "train.max_steps": 300,
-        "train.lr": 2e-3, "train.warmup_steps": 30, "train.eval_every": 100, "train.checkpoint_every": 100,
+        "model.vocab_size": 256,
+        "model.max_positions": 256,
+        "model.n_layer": 2,
+        "model.n_head": 4,
+        "model.d_model": 128,
+        "train.seq_len": 128,
+        "train.batch_size": 16,
+        "train.max_steps": 300,
+        "train.lr": 2e-3,
+        "train.warmup_steps": 30,
+        "train.eval_every": 100,
+        "train.checkpoint_every": 100,
         "train.eval_batches": 8,
     },
     # nanoGPT's baby GPT on shakespeare_char (config/train_shakespeare_char.py)
     "shakespeare-char": {
-        "model.vocab_size": 65, "model.max_positions": 256, "model.n_layer": 6, "model.n_head": 6, "model.d_model": 384,
-        "model.dropout": 0.2, "model.bias": False, "train.seq_len": 256, "train.batch_size": 64,
-        "train.max_steps": 5000, "train.lr": 1e-3, "train.min_lr": 1e-4, "train.warmup_steps": 100,
-        "train.beta2": 0.99, "train.weight_decay": 0.1, "train.eval_every": 250, "train.eval_batches": 200,
-        "train.checkpoint_every": 1000, "data.tokenizer": "char",
+        "model.vocab_size": 65,
+        "model.max_positions": 256,
+        "model.n_layer": 6,
+        "model.n_head": 6,
+        "model.d_model": 384,
+        "model.dropout": 0.2,
+        "model.bias": False,
+        "train.seq_len": 256,
+        "train.batch_size": 64,
+        "train.max_steps": 5000,
+        "train.lr": 1e-3,
+        "train.min_lr": 1e-4,
+        "train.warmup_steps": 100,
+        "train.beta2": 0.99,
+        "train.weight_decay": 0.1,
+        "train.eval_every": 250,
+        "train.eval_batches": 200,
+        "train.checkpoint_every": 1000,
+        "data.tokenizer": "char",
     },
     # GPT-2 124M shape (nanoGPT's padded vocabulary)
     "gpt2-124m": {
-        **{f"model.{k}": v for k, v in {"vocab_size": 50304, "max_positions": 1024, "n_layer": 12,
-                                          "n_head": 12, "d_model": 768}.items()},
-        "train.seq_len": 1024, "train.batch_size": 16, "train.lr": 6e-4, "train.min_lr": 6e-5,
-        "train.warmup_steps": 2000, "train.max_steps": 600000, "train.beta2": 0.95,
+        **{
+            f"model.{k}": v
+            for k, v in {
+                "vocab_size": 50304,
+                "max_positions": 1024,
+                "n_layer": 12,
+                "n_head": 12,
+                "d_model": 768,
+            }.items()
+        },
+        "train.seq_len": 1024,
+        "train.batch_size": 16,
+        "train.lr": 6e-4,
+        "train.min_lr": 6e-5,
+        "train.warmup_steps": 2000,
+        "train.max_steps": 600000,
+        "train.beta2": 0.95,
         "data.tokenizer": "bpe",
     },
 }
@@ -182,14 +230,20 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """Flatten a TOML experiment file into ``group.key`` settings."""
     p = Path(path)
     if p.is_dir():
-        raise IsADirectoryError(f"config file {str(p)!r} is a directory; pass a .toml file (see configs/)")
+        raise IsADirectoryError(
+            f"config file {str(p)!r} is a directory; pass a .toml file (see configs/)"
+        )
     if not p.is_file():
-        raise FileNotFoundError(f"config file {str(p)!r} not found; pass an existing .toml (see configs/)")
+        raise FileNotFoundError(
+            f"config file {str(p)!r} not found; pass an existing .toml (see configs/)"
+        )
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
-        raise ValueError(f"config file {str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start}); "
-                         "save it as UTF-8 TOML") from None
+        raise ValueError(
+            f"config file {str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start}); "
+            "save it as UTF-8 TOML"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"config file {str(p)!r} is not valid TOML: {e}") from None
     flat: dict[str, Any] = {}

@@ -38,7 +38,9 @@ class Batch:
 class TrainData:
     """Training and validation batches for one run (one rank's share of them)."""
 
-    def __init__(self, cfg: RunConfig, tokenizer: Tokenizer, *, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, cfg: RunConfig, tokenizer: Tokenizer, *, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.cfg, self.tokenizer = cfg, tokenizer
         self.rank, self.world_size = rank, world_size
         source = open_source(cfg.data.source, val_fraction=cfg.data.val_fraction)
@@ -53,7 +55,9 @@ class TrainData:
     def is_synthetic(self) -> bool:
         return self.task is not None
 
-    def batch(self, n: int, rng: np.random.Generator, split: str = "train", seq_len: int | None = None) -> Batch:
+    def batch(
+        self, n: int, rng: np.random.Generator, split: str = "train", seq_len: int | None = None
+    ) -> Batch:
         """``n`` sequences of ``seq_len`` (default train.seq_len) with the run's position recipe."""
         t = seq_len or self.cfg.train.seq_len
         if self.task is not None:
@@ -67,14 +71,20 @@ class TrainData:
             y = x
             if not self.cfg.model.causal:  # an encoder copying its input learns nothing
                 x, y = corrupt_tokens(x, self.cfg.model.vocab_size, rng)
-        positions = assign_positions(self.cfg.train.positions, n, t, self.cfg.model.max_positions, rng) if split == "train" else None
+        positions = (
+            assign_positions(self.cfg.train.positions, n, t, self.cfg.model.max_positions, rng)
+            if split == "train"
+            else None
+        )
         return Batch(x, y, positions)
 
 
 MASK_RATE = 0.15
 
 
-def corrupt_tokens(x: torch.Tensor, vocab_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def corrupt_tokens(
+    x: torch.Tensor, vocab_size: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The training objective of a bidirectional encoder (``model.causal=false``).
 
     15% of the tokens of each sequence (at least one) are replaced by random ids, as in
@@ -102,15 +112,20 @@ def _check_split_lengths(name: str, train: np.ndarray, val: np.ndarray, cfg: Run
             f"train.seq_len + 1 = {need}: lower train.seq_len or use more text"
         )
     if len(val) < need:
-        fix = ("data.val_fraction=0 leaves no validation text: set it above 0 (e.g. 0.1)" if vf == 0 else
-               f"lower train.seq_len, raise data.val_fraction (now {vf}) or use more text")
+        fix = (
+            "data.val_fraction=0 leaves no validation text: set it above 0 (e.g. 0.1)"
+            if vf == 0
+            else f"lower train.seq_len, raise data.val_fraction (now {vf}) or use more text"
+        )
         raise DataError(
             f"the validation split of --data {name!r} has {len(val)} tokens, fewer than "
             f"train.seq_len + 1 = {need}: {fix}"
         )
 
 
-def assign_positions(recipe: str, b: int, t: int, max_positions: int, rng: np.random.Generator) -> torch.Tensor | None:
+def assign_positions(
+    recipe: str, b: int, t: int, max_positions: int, rng: np.random.Generator
+) -> torch.Tensor | None:
     """Position ids for one training batch.
 
     - ``start``: None (the model uses 0 .. t-1).
@@ -128,7 +143,9 @@ def assign_positions(recipe: str, b: int, t: int, max_positions: int, rng: np.ra
             f"which cannot hold train.seq_len={t}; raise model.max_positions"
         )
     if recipe == "random":
-        pos = np.stack([np.sort(rng.choice(max_positions, size=t, replace=False)) for _ in range(b)])
+        pos = np.stack(
+            [np.sort(rng.choice(max_positions, size=t, replace=False)) for _ in range(b)]
+        )
     else:
         start = rng.integers(0, max_positions - t + 1, size=(b, 1))
         pos = start + np.arange(t)[None, :]

@@ -71,7 +71,9 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but CUDA is not available; use train.device=cpu or auto")
+        raise ValueError(
+            f"train.device={name!r} but CUDA is not available; use train.device=cpu or auto"
+        )
     return torch.device(name)
 
 
@@ -84,8 +86,13 @@ def _unb64(s: str) -> torch.Tensor:
 
 
 # -- the loop --------------------------------------------------------------------------------------
-def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
-          overrides: dict[str, Any] | None = None) -> TrainResult:
+def train(
+    cfg: RunConfig | None,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> TrainResult:
     """Train a model into ``run_dir`` (or continue the run there with ``resume=True``).
 
     ``overrides`` (``{"train.max_steps": 2000}``) may change training settings on resume.
@@ -98,12 +105,19 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
         if overrides:
             from .config import build_config
 
-            flat = {f"{g}.{k}": v for g, vals in cfg.to_dict().items() if isinstance(vals, dict) for k, v in vals.items()}
+            flat = {
+                f"{g}.{k}": v
+                for g, vals in cfg.to_dict().items()
+                if isinstance(vals, dict)
+                for k, v in vals.items()
+            }
             cfg = build_config(None, {**flat, **overrides})
     elif cfg is None:
         raise ValueError("train() needs a RunConfig unless resume=True")
     elif run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"--out {str(run_dir)!r} is a file, not a directory; choose a new directory for the run")
+        raise ValueError(
+            f"--out {str(run_dir)!r} is a file, not a directory; choose a new directory for the run"
+        )
     elif (run_dir / "trainer_state.json").exists():
         raise ValueError(
             f"{str(run_dir)!r} already holds a run; continue it with --resume {run_dir} or choose another --out"
@@ -130,7 +144,9 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
     main = rank == 0
 
     tokenizer = make_tokenizer(cfg, run_dir, resume)
-    if tokenizer.vocab_size > cfg.model.vocab_size:  # grow to the tokenizer; a larger (padded) size stays
+    if (
+        tokenizer.vocab_size > cfg.model.vocab_size
+    ):  # grow to the tokenizer; a larger (padded) size stays
         cfg = replace(cfg, model=cfg.model.replace(vocab_size=tokenizer.vocab_size))
     data = TrainData(cfg, tokenizer, rank=rank, world_size=world)
 
@@ -148,13 +164,20 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
     step = 0
     if resume:
         state = read_trainer_state(run_dir)
-        load_weights(model, {k: v.to(device) for k, v in read_tensors(run_dir / "model.safetensors").items()},
-                     str(run_dir / "model.safetensors"))
+        load_weights(
+            model,
+            {k: v.to(device) for k, v in read_tensors(run_dir / "model.safetensors").items()},
+            str(run_dir / "model.safetensors"),
+        )
         load_optimizer_state(optimizer, read_tensors(run_dir / OPTIMIZER_FILE), state["optimizer"])
         step = int(state["step"])
         saved = state["data_rng"]
         # a run saved by fewer processes (or imported at step 0) gives extra ranks a fresh stream
-        rng = rng_from_json(saved[rank]) if rank < len(saved) else np.random.default_rng([tc.seed, rank])
+        rng = (
+            rng_from_json(saved[rank])
+            if rank < len(saved)
+            else np.random.default_rng([tc.seed, rank])
+        )
         torch.set_rng_state(_unb64(state["torch_rng"]))
         if device.type == "cuda" and state.get("cuda_rng"):
             torch.cuda.set_rng_state(_unb64(state["cuda_rng"]), device)
@@ -169,12 +192,18 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
     autocast = (tc.dtype == "bfloat16") or (tc.dtype == "auto" and device.type == "cuda")
     net: torch.nn.Module = model
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None
+        )
     if use_compile:
         net = torch.compile(net)
 
     def amp():
-        return torch.autocast(device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+        return (
+            torch.autocast(device.type, dtype=torch.bfloat16)
+            if autocast
+            else contextlib.nullcontext()
+        )
 
     def save_all(at_step: int) -> None:
         rngs = [rng_state_to_json(rng)]
@@ -183,8 +212,12 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
             dist.all_gather_object(rngs, rng_state_to_json(rng))
         if main:
             cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-            save_checkpoint(run_dir, model, optimizer,
-                            _state_record(at_step, rngs, torch.get_rng_state(), cuda_rng, world))
+            save_checkpoint(
+                run_dir,
+                model,
+                optimizer,
+                _state_record(at_step, rngs, torch.get_rng_state(), cuda_rng, world),
+            )
 
     stop = {"signal": None}
 
@@ -213,7 +246,10 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
             loss_sum = torch.zeros((), device=device)
             for i in range(tc.grad_accum):
                 b = data.batch(micro, rng)
-                ids, labels = b.input_ids.to(device, non_blocking=True), b.labels.to(device, non_blocking=True)
+                ids, labels = (
+                    b.input_ids.to(device, non_blocking=True),
+                    b.labels.to(device, non_blocking=True),
+                )
                 pos = b.positions.to(device) if b.positions is not None else None
                 sync = contextlib.nullcontext()
                 if world > 1 and i < tc.grad_accum - 1:
@@ -232,8 +268,11 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
                 )
             # the norm is checked too: a backward pass can overflow under a finite loss, and the
             # update would write NaN weights into the next checkpoint (inf max_norm: no clipping)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(
-                model.parameters(), tc.grad_clip if tc.grad_clip > 0 else float("inf")))
+            grad_norm = float(
+                torch.nn.utils.clip_grad_norm_(
+                    model.parameters(), tc.grad_clip if tc.grad_clip > 0 else float("inf")
+                )
+            )
             if not math.isfinite(grad_norm):
                 raise TrainingDiverged(
                     f"gradient norm became {grad_norm} at step {step + 1} (loss {last_loss:.4f}); stopped "
@@ -252,7 +291,9 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
                 t_last, steps_since = now, 0
                 record.update(train_loss=round(last_loss, 6), lr=lr, tokens_per_s=round(tok_s, 1))
             if step % tc.eval_every == 0 or step == tc.max_steps:
-                val_loss, val_acc = evaluate(model, data, tc.eval_batches, micro, device, amp, seed=tc.seed)
+                val_loss, val_acc = evaluate(
+                    model, data, tc.eval_batches, micro, device, amp, seed=tc.seed
+                )
                 model.train()
                 record.update(val_loss=round(val_loss, 6), train_loss=round(last_loss, 6))
                 if val_acc is not None:
@@ -262,8 +303,11 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
                 _append_metrics(run_dir, record, writer)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{last_loss:.3f}", tok_s=f"{tok_s:,.0f}",
-                                **({"val": f"{val_loss:.3f}"} if val_loss is not None else {}))
+                bar.set_postfix(
+                    loss=f"{last_loss:.3f}",
+                    tok_s=f"{tok_s:,.0f}",
+                    **({"val": f"{val_loss:.3f}"} if val_loss is not None else {}),
+                )
             stop_now = stop["signal"] is not None
             if world > 1:
                 flag = torch.tensor([1.0 if stop_now else 0.0], device=device)
@@ -292,7 +336,9 @@ def train(cfg: RunConfig | None, run_dir: str | Path, *, resume: bool = False,
     return TrainResult(step, last_loss, val_loss, val_acc, tok_s, wall, run_dir)
 
 
-def write_initial_checkpoint(run_dir: str | Path, model: Transformer, cfg: RunConfig, tokenizer) -> None:
+def write_initial_checkpoint(
+    run_dir: str | Path, model: Transformer, cfg: RunConfig, tokenizer
+) -> None:
     """Make weights that did not come from ``train`` (imported, extended) a run at step 0.
 
     Writes config.json, tokenizer.json and a checkpoint with a fresh AdamW state and the
@@ -309,8 +355,9 @@ def write_initial_checkpoint(run_dir: str | Path, model: Transformer, cfg: RunCo
     save_checkpoint(run_dir, model, optimizer, _state_record(0, [data_rng], torch_rng, None, 1))
 
 
-def _state_record(step: int, data_rngs: list, torch_rng: torch.Tensor, cuda_rng: torch.Tensor | None,
-                  world: int) -> dict[str, Any]:
+def _state_record(
+    step: int, data_rngs: list, torch_rng: torch.Tensor, cuda_rng: torch.Tensor | None, world: int
+) -> dict[str, Any]:
     """trainer_state.json: the step and every RNG state that exact resumption needs."""
     return {
         "step": step,
@@ -328,8 +375,16 @@ def _kept(run_dir: Path) -> str:
 
 
 @torch.no_grad()
-def evaluate(model: Transformer, data: TrainData, n_batches: int, batch_size: int, device: torch.device,
-             amp, seed: int = 0, seq_len: int | None = None) -> tuple[float, float | None]:
+def evaluate(
+    model: Transformer,
+    data: TrainData,
+    n_batches: int,
+    batch_size: int,
+    device: torch.device,
+    amp,
+    seed: int = 0,
+    seq_len: int | None = None,
+) -> tuple[float, float | None]:
     """Mean validation loss over fixed batches (same batches every time); accuracy for tasks."""
     model.eval()
     rng = np.random.default_rng([seed, 10_000])  # independent of the training stream
@@ -356,9 +411,18 @@ def _progress(tc, step: int, main: bool):
         return None
     import sys
 
-    interval = 0.1 if sys.stderr.isatty() else 15.0  # a log file gets a line every 15 s, not every step
-    return tqdm(total=tc.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True, leave=True,
-                mininterval=interval)
+    interval = (
+        0.1 if sys.stderr.isatty() else 15.0
+    )  # a log file gets a line every 15 s, not every step
+    return tqdm(
+        total=tc.max_steps,
+        initial=step,
+        desc="train",
+        unit="step",
+        dynamic_ncols=True,
+        leave=True,
+        mininterval=interval,
+    )
 
 
 def _tensorboard(run_dir: Path):
