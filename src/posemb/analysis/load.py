@@ -1,7 +1,9 @@
 """Find a learned position table: in a posemb run, a safetensors file or a Hugging Face directory.
 
 Only safetensors are read, tensor by tensor (``safe_open``); nothing is ever unpickled, so
-a directory holding only ``pytorch_model.bin`` is refused with the way to convert it.
+a directory holding only ``pytorch_model.bin`` is refused with the way to convert it. Every
+file of a directory is read through :func:`posemb.data.inside` (the shard names of an
+index, and links, must stay inside the directory) and :func:`posemb.interop.files.weight_files`.
 
 - posemb run: ``pos.weight`` from ``model.safetensors``, the offset from
   ``model.position_options``, and the exact initial table, recreated by seeding
@@ -14,7 +16,6 @@ a directory holding only ``pytorch_model.bin`` is refused with the way to conver
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
+from ..data.paths import inside
+from ..interop.files import SAFETENSORS, config_int, read_json, weight_files
 from ..positional.names import closest
 
 RUN_KEY = "pos.weight"
@@ -83,7 +86,7 @@ def load_table(
             f"{str(path)!r} does not exist; pass a posemb run directory, a .safetensors file or a "
             "local Hugging Face model directory"
         )
-    if path.is_file():
+    if not path.is_dir():
         if path.suffix in _PICKLES:
             raise ValueError(
                 f"{path} is a pickle checkpoint; posemb reads safetensors only and never unpickles "
@@ -91,8 +94,8 @@ def load_table(
             )
         loaded = _from_file(path, key)
     else:
-        config = path / "config.json"
-        data = _read_json(config) if config.is_file() else None
+        config = inside(path, "config.json")
+        data = read_json(config) if config.exists() else None
         if data is not None and "model_type" in data:
             loaded = _from_hf(path, data, key)
         elif data is not None and isinstance(data.get("model"), dict):
@@ -102,8 +105,8 @@ def load_table(
                 f"{config} is neither a posemb run config (no [model] group) nor a Hugging Face "
                 "config (no model_type); pass the .safetensors file itself with --key NAME"
             )
-        elif (path / "model.safetensors").is_file():
-            loaded = _from_file(path / "model.safetensors", key)
+        elif inside(path, SAFETENSORS).exists():
+            loaded = _from_file(path / SAFETENSORS, key)
         else:
             _refuse_pickles(path)
             raise ValueError(
@@ -202,8 +205,8 @@ def _from_run(run_dir: Path, key: str | None) -> LoadedTable:
             f"analyze needs a learned table; {run_dir} uses {scheme} (no position table to "
             "analyze). Train with model.position=learned, or name a tensor with --key"
         )
-    weights = run_dir / MODEL_FILE
-    if not weights.is_file():
+    weights = inside(run_dir, MODEL_FILE)
+    if not weights.exists():
         raise ValueError(f"{weights} is missing; the run has no checkpoint yet")
     key = key or RUN_KEY
     shapes = list_tensors(weights)
@@ -253,9 +256,9 @@ def _initial_table(cfg, key: str, shape: torch.Size) -> tuple[Tensor | None, str
 
 
 def _run_step(run_dir: Path) -> int | None:
-    state = run_dir / "trainer_state.json"
+    state = inside(run_dir, "trainer_state.json")  # a link out is refused, not read
     try:
-        return int(json.loads(state.read_text(encoding="utf-8"))["step"])
+        return int(read_json(state)["step"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -263,10 +266,12 @@ def _run_step(run_dir: Path) -> int | None:
 # -- Hugging Face ---------------------------------------------------------------------------------------
 def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> LoadedTable:
     model_type = str(config["model_type"])
-    files = _hf_weight_files(model_dir)
+    files: dict[str, Path] = {}  # tensor name -> the file holding it
     shapes: dict[str, tuple[int, ...]] = {}
-    for f in sorted(set(files.values())):
-        shapes.update(list_tensors(f))
+    for name in weight_files(model_dir):  # refuses pickle-only directories and unsafe names
+        found = list_tensors(model_dir / name)
+        shapes.update(found)
+        files.update(dict.fromkeys(found, model_dir / name))
     where = f"{model_dir} ({model_type})"
     known = HF_TABLES.get(model_type)
     if key is None and known is None:
@@ -288,7 +293,7 @@ def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> Loaded
     _check_key(shapes, key, where)
     offset = 0
     if known is not None and (key == known[0] or key.endswith("." + known[0])):
-        offset = _hf_offset(model_type, config, known[1])
+        offset = _hf_offset(model_type, config, known[1], f"{model_dir / 'config.json'}")
     return LoadedTable(
         read_tensor(files[key], key),
         offset,
@@ -300,27 +305,11 @@ def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> Loaded
     )
 
 
-def _hf_offset(model_type: str, config: dict[str, Any], default: int) -> int:
-    if model_type in _ROBERTA_LIKE and isinstance(config.get("pad_token_id"), int):
-        return config["pad_token_id"] + 1  # RobertaEmbeddings: positions start at padding_idx + 1
+def _hf_offset(model_type: str, config: dict[str, Any], default: int, where: str) -> int:
+    if model_type in _ROBERTA_LIKE and config.get("pad_token_id") is not None:
+        # RobertaEmbeddings: positions start at padding_idx + 1
+        return config_int(config, "pad_token_id", where, minimum=0) + 1
     return default
-
-
-def _hf_weight_files(model_dir: Path) -> dict[str, Path]:
-    """``{tensor name: safetensors file}`` for a single-file or sharded checkpoint."""
-    single = model_dir / "model.safetensors"
-    if single.is_file():
-        return dict.fromkeys(list_tensors(single), single)
-    index = model_dir / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = _read_json(index).get("weight_map")
-        if not isinstance(weight_map, dict):
-            raise ValueError(f"{index} has no weight_map; the sharded checkpoint is damaged")
-        return {k: model_dir / v for k, v in weight_map.items()}
-    _refuse_pickles(model_dir)
-    raise ValueError(
-        f"{model_dir} has no model.safetensors (or sharded model.safetensors.index.json)"
-    )
 
 
 def _refuse_pickles(model_dir: Path) -> None:
@@ -331,13 +320,3 @@ def _refuse_pickles(model_dir: Path) -> None:
             "weights. Convert it once where you trust the file: "
             "AutoModel.from_pretrained(DIR).save_pretrained(DIR) writes model.safetensors"
         )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a JSON object")
-    return data

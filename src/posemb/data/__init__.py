@@ -25,6 +25,7 @@ from .batching import (
 )
 from .cache import cached_tokens, default_cache_dir, token_dtype
 from .errors import DataError
+from .paths import UnsafePathError, inside
 from .sources import (
     DEFAULT_SOURCE,
     SPLITS,
@@ -69,6 +70,7 @@ __all__ = [
     "TOKENIZER_FILE",
     "TextSource",
     "Tokenizer",
+    "UnsafePathError",
     "atomic_open",
     "atomic_write_text",
     "build_tokenizer",
@@ -77,6 +79,7 @@ __all__ = [
     "default_cache_dir",
     "exact_match",
     "exact_match_from_logits",
+    "inside",
     "is_synthetic",
     "iter_windows",
     "load_tokenizer",

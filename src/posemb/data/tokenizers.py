@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .atomic import atomic_write_text
 from .errors import unknown_name
+from .paths import inside
 
 TOKENIZER_FILE = "tokenizer.json"
 FORMAT = "posemb-tokenizer"
@@ -180,13 +181,13 @@ class BPETokenizer:
     @classmethod
     def from_file(cls, path: str | Path) -> BPETokenizer:
         """Load a Hugging Face ``tokenizer.json`` (a file, or a directory holding one)."""
-        tk = _import_tokenizers()
-        path = Path(path).expanduser()
-        if path.is_dir():
-            path = path / TOKENIZER_FILE
-        if not path.is_file():
-            raise ValueError(f"no tokenizer file at {str(path)!r}: expected a tokenizer.json")
-        return cls(tk.Tokenizer.from_file(str(path)))
+        try:
+            file = _tokenizer_file(path)
+        except (FileNotFoundError, IsADirectoryError):
+            raise ValueError(
+                f"no tokenizer file at {str(path)!r}: expected a tokenizer.json"
+            ) from None
+        return cls(_hf_from_str(_read_text(file), file))
 
     def encode(self, text: str) -> list[int]:
         return self.hf.encode(text, add_special_tokens=False).ids
@@ -240,11 +241,8 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         FileNotFoundError: no ``tokenizer.json`` there.
         ValueError: the file is neither a posemb nor a Hugging Face tokenizer.
     """
-    path = Path(path).expanduser()
-    file = path / TOKENIZER_FILE if path.is_dir() else path
-    if not file.is_file():
-        raise FileNotFoundError(f"no {TOKENIZER_FILE} in {str(path)!r}")
-    text = file.read_text(encoding="utf-8")
+    file = _tokenizer_file(path)
+    text = _read_text(file)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -254,15 +252,50 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         if kind == "byte":
             return ByteTokenizer()
         if kind == "char":
-            return CharTokenizer(data["vocab"])
+            try:
+                return CharTokenizer(data.get("vocab", []))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{str(file)!r}: {err}") from None
         raise ValueError(unknown_name(f"tokenizer kind in {str(file)!r}:", str(kind), KINDS))
     if isinstance(data, dict) and "model" in data:
-        tk = _import_tokenizers()
-        return BPETokenizer(tk.Tokenizer.from_str(text))
+        return BPETokenizer(_hf_from_str(text, file))
     raise ValueError(
         f"{str(file)!r} is neither a posemb tokenizer (format {FORMAT!r}) nor a Hugging Face "
         "tokenizer.json"
     )
+
+
+def _tokenizer_file(path: str | Path) -> Path:
+    """``path`` itself, or ``path/tokenizer.json`` for a folder (a link leaving it is refused)."""
+    path = Path(path).expanduser()
+    file = inside(path, TOKENIZER_FILE) if path.is_dir() else path
+    if not file.exists():
+        where = f"in {str(path)!r}" if file != path else f"at {str(path)!r}"
+        raise FileNotFoundError(f"no {TOKENIZER_FILE} {where}")
+    if not file.is_file():
+        raise IsADirectoryError(f"{str(file)!r} is a directory, not a {TOKENIZER_FILE} file")
+    return file
+
+
+def _read_text(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{str(file)!r} is not UTF-8 text ({err.reason} at byte {err.start}); a tokenizer "
+            "file is UTF-8 JSON"
+        ) from None
+
+
+def _hf_from_str(text: str, file: Path) -> Any:
+    """A ``tokenizers.Tokenizer`` from the JSON text of ``file``; a bad file names itself."""
+    tk = _import_tokenizers()
+    try:
+        return tk.Tokenizer.from_str(text)
+    except Exception as err:  # noqa: BLE001 - tokenizers raises a bare Exception
+        raise ValueError(
+            f"{str(file)!r} is not a Hugging Face tokenizer file tokenizers can read ({err})"
+        ) from None
 
 
 def _import_tokenizers() -> Any:

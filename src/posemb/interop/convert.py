@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..data import load_tokenizer
+from ..data import inside, load_tokenizer
 from ..model import Transformer
 from ..train.checkpoint import load_weights, read_config, state_dict_for_save
 from ..train.config import DataConfig, RunConfig, TrainConfig
 from .files import (
-    output_dir,
+    SAFETENSORS,
     read_json,
     read_safetensors,
     read_weights,
@@ -29,6 +29,7 @@ from .files import (
     write_safetensors,
 )
 from .gpt2 import from_hf, hf_config, incompatibilities, model_config_from_hf, to_hf
+from .outdir import output_dir
 from .runs import write_run
 from .tokenizers import export_tokenizer, import_tokenizer
 
@@ -42,14 +43,16 @@ def export_run(run_dir: str | Path, dst: str | Path, *, force: bool = False) -> 
         FileExistsError: ``dst`` exists and is not empty, without ``force``.
     """
     run_dir = require_dir(Path(run_dir), "run directory")
+    inside(run_dir, "config.json")  # a link leaving the run is refused before it is read
     cfg = read_config(run_dir).model
     problems = incompatibilities(cfg)
     if problems:
         raise ValueError(f"{str(run_dir)!r} cannot be exported as GPT-2: {'; '.join(problems)}")
     # read the weights without touching the run (load_model would complete a pending checkpoint)
-    tensors, _ = read_safetensors(run_dir / "model.safetensors")
+    weights = inside(run_dir, SAFETENSORS)
+    tensors, _ = read_safetensors(weights)
     model = Transformer(cfg)
-    load_weights(model, tensors, str(run_dir / "model.safetensors"))
+    load_weights(model, tensors, str(weights))
     hf_tensors = to_hf(state_dict_for_save(model), cfg)
     try:
         tokenizer = load_tokenizer(run_dir)
@@ -71,8 +74,8 @@ def import_hf_dir(hf_dir: str | Path, dst: str | Path, *, force: bool = False) -
         FileExistsError: ``dst`` exists and is not empty, without ``force``.
     """
     hf_dir = require_dir(Path(hf_dir), "Hugging Face directory")
-    where = str(hf_dir / "config.json")
-    model_cfg = model_config_from_hf(read_json(hf_dir / "config.json"), where)
+    config = inside(hf_dir, "config.json")
+    model_cfg = model_config_from_hf(read_json(config), str(config))
     model = Transformer(model_cfg)
     load_weights(model, from_hf(read_weights(hf_dir), model_cfg), str(hf_dir))
     tokenizer, notes = import_tokenizer(hf_dir)

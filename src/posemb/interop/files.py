@@ -1,19 +1,20 @@
-"""Directories in and out: safe output folders, JSON files, and safetensors weights only.
+"""Directories in: JSON files, their fields, and safetensors weights only.
 
-Every command here writes a whole directory. It is built in a temporary sibling folder and
-renamed into place at the end, so a failure or a kill never leaves a half-written ``DST``,
-and an existing ``DST`` is only replaced with ``--force``. The source is never written to.
-Weights are read from safetensors only (one file or an index of shards): nothing is ever
-unpickled, so a directory with only ``pytorch_model.bin`` is refused with the fix.
+Every file is read from its folder through :func:`posemb.data.inside`: a shard name in
+``model.safetensors.index.json`` that is absolute or has ``..``, or any file that is a link
+leaving the folder, is refused with one line before anything is read or written. Weights
+are read from safetensors only (one file or an index of shards): nothing is ever unpickled,
+so a directory with only ``pytorch_model.bin`` is refused with the fix. Numbers in a
+``config.json`` are checked by :func:`config_int` / :func:`config_float` (a null, a string,
+a fraction or a negative names the field). Output folders: :mod:`.outdir`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..data.atomic import _umask, atomic_write_text
+from ..data.paths import inside
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -36,14 +38,19 @@ OTHER_WEIGHTS = (
     "model.ckpt.index",
     "rust_model.ot",
 )
+_REQUIRED: Any = object()
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; missing, a folder, not UTF-8 or not an object: one line."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a JSON file")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} is missing") from None
-    except ValueError as e:
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
         raise ValueError(f"{path} is not valid JSON ({e})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
@@ -63,18 +70,74 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
+# -- numbers in config.json ----------------------------------------------------------------------
+def config_int(
+    config: dict[str, Any], key: str, where: str, *, minimum: int = 1, default: Any = _REQUIRED
+) -> Any:
+    """``config[key]`` as an integer ``>= minimum``; null, text, fractions and smaller values
+    are refused naming the field (``default`` when the key is absent; else it is required)."""
+    if key not in config:
+        if default is _REQUIRED:
+            raise ValueError(f"{where} lacks the field {key!r}; it must be an integer >= {minimum}")
+        return default
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"{where}: {key}={json.dumps(value)} is not valid; it must be an integer >= {minimum}"
+        )
+    return value
+
+
+def config_float(
+    config: dict[str, Any],
+    key: str,
+    where: str,
+    *,
+    minimum: float = 0.0,
+    below: float = math.inf,
+    default: Any = _REQUIRED,
+) -> Any:
+    """``config[key]`` as a finite number in ``[minimum, below)``, else one line naming the field."""
+    if key not in config:
+        if default is _REQUIRED:
+            raise ValueError(f"{where} lacks the field {key!r}")
+        return default
+    value = config[key]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or not minimum <= value < below:
+        upper = "" if below == math.inf else f" and below {below:g}"
+        raise ValueError(
+            f"{where}: {key}={json.dumps(value)} is not valid; it must be a number >= {minimum:g}"
+            f"{upper}"
+        )
+    return float(value)
+
+
 # -- weights -------------------------------------------------------------------------------------
 def weight_files(directory: Path) -> list[str]:
-    """The safetensors files holding a model's weights (one, or the shards of an index)."""
+    """The safetensors files holding a model's weights (one, or the shards of an index).
+
+    Every name is checked to lie inside ``directory`` (:func:`posemb.data.inside`), so the
+    names returned are safe to read there and to write under an output folder.
+    """
     directory = Path(directory)
-    if (directory / SAFETENSORS).is_file():
+    single = inside(directory, SAFETENSORS)
+    if single.is_dir():
+        raise IsADirectoryError(f"{single} is a directory, not a safetensors weights file")
+    if single.exists():
         return [SAFETENSORS]
-    if (directory / SAFETENSORS_INDEX).is_file():
-        index = read_json(directory / SAFETENSORS_INDEX)
-        weight_map = index.get("weight_map")
+    index_path = inside(directory, SAFETENSORS_INDEX)
+    if index_path.exists():
+        weight_map = read_json(index_path).get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
-            raise ValueError(f"{directory / SAFETENSORS_INDEX} has no weight_map")
-        return sorted(set(weight_map.values()))
+            raise ValueError(f"{index_path} has no weight_map")
+        for value in weight_map.values():
+            if not isinstance(value, str):  # raises, naming the value
+                inside(directory, value, named_by=index_path)
+        names = sorted(set(weight_map.values()))
+        for name in names:
+            inside(directory, name, named_by=index_path)
+        return names
     pickled = [name for name in OTHER_WEIGHTS if (directory / name).is_file()]
     if pickled:
         raise ValueError(
@@ -85,17 +148,34 @@ def weight_files(directory: Path) -> list[str]:
     raise FileNotFoundError(f"{str(directory)!r} has no {SAFETENSORS} (nor {SAFETENSORS_INDEX})")
 
 
-def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of one safetensors file; a damaged file is a ``ValueError``."""
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Any]:
+    """``safe_open(path)``; a missing, non-regular or damaged file is one line naming it."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a safetensors weights file")
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+            yield f
     except FileNotFoundError:
         raise FileNotFoundError(f"{path} is missing") from None
     except (SafetensorError, OSError, RuntimeError) as e:
         raise ValueError(
-            f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})"
+            f"{path} is not a readable safetensors file ({str(e).splitlines()[0]}); the file is "
+            "damaged or truncated: download or copy it again"
         ) from None
+
+
+def tensor_names(path: Path) -> list[str]:
+    """The tensor names of one safetensors file (its header only)."""
+    with _opened(path) as f:
+        return list(f.keys())
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of one safetensors file; a damaged file is a ``ValueError``."""
+    with _opened(path) as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
 
 
 def read_weights(directory: Path) -> dict[str, torch.Tensor]:
@@ -109,69 +189,9 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
 def write_safetensors(
     path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
-    """Contiguous copies, metadata ``format=pt`` (transformers requires it)."""
+    """Contiguous copies, metadata ``format=pt`` (transformers requires it); mode 0666 & ~umask
+    like every other file posemb writes (safetensors' ``save_file`` alone makes 0600)."""
     out = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file(out, str(path), metadata={"format": "pt", **(metadata or {})})
-
-
-# -- the output directory ------------------------------------------------------------------------
-def _inside(child: Path, parent: Path) -> bool:
-    return child == parent or parent in child.parents
-
-
-@contextlib.contextmanager
-def output_dir(dst: str | Path, *, force: bool, src: str | Path | None = None) -> Iterator[Path]:
-    """A fresh folder to fill; it becomes ``dst`` when the ``with`` block ends cleanly.
-
-    Args:
-        dst: the directory to create. An existing empty directory is fine; an existing
-            file or non-empty directory is refused unless ``force`` (then it is replaced).
-        force: replace an existing ``dst``.
-        src: the source directory; ``dst`` may not be it, inside it, or hold it.
-    """
-    dst = Path(dst)
-    target = dst.resolve()
-    if src is not None:
-        source = Path(src).resolve()
-        if _inside(target, source) or _inside(source, target):
-            raise ValueError(
-                f"DST {str(dst)!r} overlaps SRC {str(src)!r}; the source is never modified: choose "
-                "a DST outside it"
-            )
-    occupied = dst.is_file() or dst.is_symlink() or (dst.is_dir() and any(dst.iterdir()))
-    if occupied and not force:
-        raise FileExistsError(
-            f"{str(dst)!r} already exists and is not empty; choose another DST or pass --force"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; DST gets a normal folder's mode
-        yield tmp
-        old = None
-        if dst.is_symlink() or dst.is_file():
-            dst.unlink()
-        elif dst.exists():
-            old = target.parent / f"{tmp.name}.old"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def copy_files(src: Path, dst: Path, skip: set[str]) -> list[str]:
-    """Copy ``src``'s top-level files (following links) except ``skip``; return skipped folders."""
-    skipped_dirs = []
-    for entry in sorted(Path(src).iterdir()):
-        if entry.name in skip:
-            continue
-        if entry.is_dir():
-            if not entry.name.startswith("."):
-                skipped_dirs.append(entry.name)
-            continue
-        if entry.is_file():
-            shutil.copy2(entry, dst / entry.name)
-    return skipped_dirs
+    os.chmod(path, 0o666 & ~_umask())

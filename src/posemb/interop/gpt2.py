@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from ..model import ModelConfig
+from .files import config_float, config_int
 
 HF_PREFIX = "transformer."
 # GPT-2 checkpoints of older transformers also hold the causal mask as buffers; we never need them.
@@ -228,7 +229,7 @@ def model_config_from_hf(config: dict[str, Any], where: str) -> ModelConfig:
         )
     act = config.get("activation_function", "gelu_new")
     problems = []
-    if act not in ACTIVATION_FROM_HF:
+    if not isinstance(act, str) or act not in ACTIVATION_FROM_HF:
         problems.append(f"activation_function={act!r} (posemb has {', '.join(ACTIVATION_FROM_HF)})")
     if not config.get("scale_attn_weights", True):
         problems.append("scale_attn_weights=false (posemb scales by 1/sqrt(head width))")
@@ -238,20 +239,22 @@ def model_config_from_hf(config: dict[str, Any], where: str) -> ModelConfig:
         problems.append("add_cross_attention=true (posemb has no cross-attention)")
     if problems:
         raise ValueError(f"{where} cannot be imported: {'; '.join(problems)}")
-    try:
-        return ModelConfig.preset(
-            "gpt2",
-            vocab_size=int(config["vocab_size"]),
-            max_positions=int(config.get("n_positions", config.get("n_ctx", 1024))),
-            n_layer=int(config["n_layer"]),
-            n_head=int(config["n_head"]),
-            d_model=int(config["n_embd"]),
-            d_ff=None if config.get("n_inner") is None else int(config["n_inner"]),
-            dropout=float(config.get("resid_pdrop", 0.0)),
-            norm_eps=float(config.get("layer_norm_epsilon", 1e-5)),
-            activation=ACTIVATION_FROM_HF[act],
-            tie_embeddings=bool(config.get("tie_word_embeddings", True)),
-            init_std=float(config.get("initializer_range", 0.02)),
-        )
-    except KeyError as e:
-        raise ValueError(f"{where} lacks the GPT-2 field {e.args[0]!r}") from None
+    n_positions = config_int(config, "n_positions", where, default=None)
+    if n_positions is None:  # older configs: n_ctx
+        n_positions = config_int(config, "n_ctx", where, default=1024)
+    # n_inner null (the default) means 4 * n_embd, as posemb's d_ff=None
+    d_ff = None if config.get("n_inner") is None else config_int(config, "n_inner", where)
+    return ModelConfig.preset(
+        "gpt2",
+        vocab_size=config_int(config, "vocab_size", where),
+        max_positions=n_positions,
+        n_layer=config_int(config, "n_layer", where),
+        n_head=config_int(config, "n_head", where),
+        d_model=config_int(config, "n_embd", where),
+        d_ff=d_ff,
+        dropout=config_float(config, "resid_pdrop", where, below=1.0, default=0.0),
+        norm_eps=config_float(config, "layer_norm_epsilon", where, default=1e-5),
+        activation=ACTIVATION_FROM_HF[act],
+        tie_embeddings=bool(config.get("tie_word_embeddings", True)),
+        init_std=config_float(config, "initializer_range", where, default=0.02),
+    )

@@ -31,22 +31,25 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from ..data import load_tokenizer
+from ..data import inside, load_tokenizer
 from ..model import Transformer
 from ..positional import extend_table
 from ..train.checkpoint import load_weights, read_config
 from .files import (
     OTHER_WEIGHTS,
+    SAFETENSORS,
     SAFETENSORS_INDEX,
-    copy_files,
-    output_dir,
+    config_float,
+    config_int,
     read_json,
     read_safetensors,
     require_dir,
+    tensor_names,
     weight_files,
     write_json,
     write_safetensors,
 )
+from .outdir import copy_files, output_dir
 from .runs import write_run
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -107,7 +110,8 @@ def extend(
     src = require_dir(Path(src), "SRC")
     if isinstance(to, bool) or not isinstance(to, int) or to < 1:
         raise ValueError(f"--to must be a positive integer, got {to!r}")
-    config = read_json(src / "config.json") if (src / "config.json").is_file() else None
+    config_path = inside(src, "config.json")
+    config = read_json(config_path) if config_path.exists() else None
     if config is None:
         raise FileNotFoundError(
             f"{str(src)!r} has no config.json: it is neither a posemb run nor a Hugging Face model"
@@ -116,7 +120,7 @@ def extend(
     if "model_type" not in config:
         if not isinstance(config.get("model"), dict):
             raise ValueError(
-                f"{str(src / 'config.json')!r} has neither 'model_type' (a Hugging Face model) nor "
+                f"{str(config_path)!r} has neither 'model_type' (a Hugging Face model) nor "
                 "'model' settings (a posemb run)"
             )
         return _extend_run(src, dst, to, method, allow_shrink, force, generator)
@@ -141,7 +145,10 @@ def _extend_run(src: Path, dst, to, method, allow_shrink, force, generator) -> E
     opts = cfg.model.position_options
     offset, old = int(opts.get("offset", 0)), cfg.model.max_positions
     _check_size(old, to, allow_shrink)
-    tensors, _ = read_safetensors(src / "model.safetensors")
+    weights = inside(src, SAFETENSORS)
+    tensors, _ = read_safetensors(weights)
+    if "pos.weight" not in tensors:
+        raise ValueError(f"{weights} has no 'pos.weight' tensor: it is not this run's checkpoint")
     tensors["pos.weight"] = extend_table(
         tensors["pos.weight"],
         offset + to,
@@ -154,7 +161,7 @@ def _extend_run(src: Path, dst, to, method, allow_shrink, force, generator) -> E
     train = replace(cfg.train, seq_len=min(cfg.train.seq_len, to))  # a cropped table trains shorter
     new_cfg = replace(cfg, model=model_cfg, train=train)
     model = Transformer(model_cfg)
-    load_weights(model, tensors, str(src / "model.safetensors"))
+    load_weights(model, tensors, str(weights))
     tokenizer = load_tokenizer(src)
     with output_dir(dst, force=force, src=src) as out:
         write_run(out, model, new_cfg, tokenizer)
@@ -166,9 +173,9 @@ def _extend_run(src: Path, dst, to, method, allow_shrink, force, generator) -> E
 
 
 # -- Hugging Face directories --------------------------------------------------------------------------
-def _family(config: dict, src: Path) -> tuple[str, Family, int]:
+def _family(config: dict, src: Path, where: str) -> tuple[str, Family, int]:
     model_type = config.get("model_type")
-    if model_type not in FAMILIES:
+    if not isinstance(model_type, str) or model_type not in FAMILIES:
         raise ValueError(
             f"{str(src)!r} is a {model_type!r} model; posemb extend supports {', '.join(FAMILIES)} "
             "(learned absolute tables) and posemb runs"
@@ -176,7 +183,7 @@ def _family(config: dict, src: Path) -> tuple[str, Family, int]:
     family = FAMILIES[model_type]
     offset = family.offset
     if model_type == "roberta":  # positions start after padding_idx
-        offset = int(config.get("pad_token_id", 1)) + 1
+        offset = config_int(config, "pad_token_id", where, minimum=0, default=1) + 1
     if model_type == "distilbert" and config.get("sinusoidal_pos_embds", False):
         raise ValueError(
             f"{str(src)!r} uses fixed sinusoidal positions (sinusoidal_pos_embds=true), not a learned table"
@@ -188,8 +195,9 @@ def _find_table(src: Path, files: list[str], suffix: str) -> tuple[str, str]:
     """(file, key) of the one tensor named ``suffix`` or ``PREFIX.suffix``."""
     found = []
     for name in files:
-        with safe_open(str(src / name), framework="pt") as f:
-            found += [(name, k) for k in f.keys() if k == suffix or k.endswith("." + suffix)]
+        found += [
+            (name, k) for k in tensor_names(src / name) if k == suffix or k.endswith("." + suffix)
+        ]
     if len(found) != 1:
         what = (
             "no tensor" if not found else f"{len(found)} tensors ({', '.join(k for _, k in found)})"
@@ -223,10 +231,11 @@ def _fix_buffers(tensors: dict[str, torch.Tensor], old_len: int, new_len: int, g
 def _extend_hf(
     src: Path, config: dict, dst, to, method, allow_shrink, force, generator
 ) -> Extension:
-    model_type, family, offset = _family(config, src)
-    if family.limit not in config:
-        raise ValueError(f"{str(src / 'config.json')!r} has no {family.limit!r}")
-    stored = int(config[family.limit])
+    where = str(src / "config.json")
+    model_type, family, offset = _family(config, src, where)
+    stored = config_int(
+        config, family.limit, where, minimum=offset + 1 if family.counts_offset else 1
+    )
     old = stored - offset if family.counts_offset else stored
     new_stored = to + offset if family.counts_offset else to
     _check_size(old, to, allow_shrink)
@@ -248,7 +257,8 @@ def _extend_hf(
                         f"{table_key} has {table.shape[0]} rows but {family.limit}={stored} implies "
                         f"{offset + old} ({offset} reserved + {old} positions)"
                     )
-                std = float(config.get("initializer_range", config.get("init_std", 0.02)))
+                std_key = "initializer_range" if "initializer_range" in config else "init_std"
+                std = config_float(config, std_key, where, default=0.02)
                 tensors[table_key] = extend_table(
                     table, offset + to, method, offset, std=std, generator=generator
                 )
@@ -257,14 +267,15 @@ def _extend_hf(
             if changed:
                 write_safetensors(out / name, tensors, metadata)
             else:  # a shard without the table or buffers: byte-for-byte copy
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src / name, out / name)
-        if (src / SAFETENSORS_INDEX).is_file():
+        if inside(src, SAFETENSORS_INDEX).is_file():
             _write_index(src, out, files, removed)
         for key in (family.limit, *family.also):
             if key in config:
                 config[key] = new_stored
         write_json(out / "config.json", config)
-        if (src / TOKENIZER_CONFIG).is_file():
+        if inside(src, TOKENIZER_CONFIG).is_file():
             tok_cfg = read_json(src / TOKENIZER_CONFIG)
             for key in ("model_max_length", "max_len"):
                 if isinstance(tok_cfg.get(key), int) and tok_cfg[key] < _NO_LIMIT:

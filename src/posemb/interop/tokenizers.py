@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..data import BPETokenizer, Tokenizer, build_tokenizer, load_tokenizer
+from ..data import BPETokenizer, Tokenizer, build_tokenizer, inside, load_tokenizer
 from ..data.atomic import atomic_write_text
 from .files import read_json, write_json
 
@@ -89,24 +89,17 @@ def export_tokenizer(tokenizer: Tokenizer | None, dst: Path, model_max_length: i
 
 
 def import_tokenizer(src: Path) -> tuple[Tokenizer, list[str]]:
-    """The tokenizer of a Hugging Face directory, and notes (warnings) for the user."""
-    src = Path(src)
-    if (src / POSEMB_TOKENIZER).is_file():
-        return load_tokenizer(src / POSEMB_TOKENIZER), []
-    if (src / HF_TOKENIZER).is_file():
-        return load_tokenizer(src / HF_TOKENIZER), []
-    if (src / "vocab.json").is_file() and (src / "merges.txt").is_file():
-        import tokenizers as tk
+    """The tokenizer of a Hugging Face directory, and notes (warnings) for the user.
 
-        options = (
-            read_json(src / HF_TOKENIZER_CONFIG) if (src / HF_TOKENIZER_CONFIG).is_file() else {}
-        )
-        hf = tk.Tokenizer(tk.models.BPE.from_file(str(src / "vocab.json"), str(src / "merges.txt")))
-        hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(
-            add_prefix_space=bool(options.get("add_prefix_space", False))
-        )
-        hf.decoder = tk.decoders.ByteLevel()
-        return BPETokenizer(hf), [
+    Every file is read through :func:`posemb.data.inside`: a link leaving ``src`` is refused.
+    """
+    src = Path(src)
+    for name in (POSEMB_TOKENIZER, HF_TOKENIZER):
+        if inside(src, name).exists():
+            return load_tokenizer(src / name), []
+    vocab, merges = inside(src, "vocab.json"), inside(src, "merges.txt")
+    if vocab.exists() and merges.exists():
+        return _bpe_from_vocab_merges(src, vocab, merges), [
             "built tokenizer.json from vocab.json + merges.txt (byte-level BPE)"
         ]
     return build_tokenizer("byte"), [
@@ -114,3 +107,23 @@ def import_tokenizer(src: Path) -> tuple[Tokenizer, list[str]]:
         "gets posemb's byte tokenizer, which is NOT the model's own: its text will be garbage until "
         "you fine-tune or replace tokenizer.json"
     ]
+
+
+def _bpe_from_vocab_merges(src: Path, vocab: Path, merges: Path) -> BPETokenizer:
+    """GPT-2's byte-level BPE from its two files; a file tokenizers cannot read names itself."""
+    import tokenizers as tk
+
+    config = inside(src, HF_TOKENIZER_CONFIG)
+    options = read_json(config) if config.exists() else {}
+    try:
+        hf = tk.Tokenizer(tk.models.BPE.from_file(str(vocab), str(merges)))
+    except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception
+        raise ValueError(
+            f"{str(vocab)!r} + {str(merges)!r} are not a BPE vocabulary and merges list "
+            f"tokenizers can read ({e})"
+        ) from None
+    hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(
+        add_prefix_space=bool(options.get("add_prefix_space", False))
+    )
+    hf.decoder = tk.decoders.ByteLevel()
+    return BPETokenizer(hf)
