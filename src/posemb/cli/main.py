@@ -11,6 +11,8 @@ import importlib
 import sys
 import traceback
 
+from .. import __version__
+
 COMMANDS = {
     "demo": "demo",
     "train": "train",
@@ -45,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"posemb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, module in {**COMMANDS, **LATER}.items():
         try:

@@ -18,7 +18,11 @@ EXAMPLE = "posemb train --preset tiny --data stdlib --set train.max_steps=200 mo
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE.toml", help="experiment file (see configs/)")
+    p.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="experiment file: a .toml path or a shipped config's name, e.g. tiny-learned",
+    )
     p.add_argument("--preset", metavar="NAME", help="tiny | shakespeare-char | gpt2-124m")
     p.add_argument(
         "--data",

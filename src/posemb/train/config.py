@@ -227,15 +227,21 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Flatten a TOML experiment file into ``group.key`` settings."""
+    """Flatten a TOML experiment file (a path, or a shipped config's name) into ``group.key``
+    settings."""
+    from .. import configs
+
     p = Path(path)
+    if not p.exists():
+        p = configs.shipped(str(path)) or p
+    shipped = f"a shipped config's name ({', '.join(configs.names())})"
     if p.is_dir():
         raise IsADirectoryError(
-            f"config file {str(p)!r} is a directory; pass a .toml file (see configs/)"
+            f"config file {str(p)!r} is a directory; pass a .toml file or {shipped}"
         )
     if not p.is_file():
         raise FileNotFoundError(
-            f"config file {str(p)!r} not found; pass an existing .toml (see configs/)"
+            f"config file {str(p)!r} not found; pass an existing .toml or {shipped}"
         )
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
