@@ -8,6 +8,7 @@ tensor changes the outputs.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,39 @@ def tree_hash():
 def run_dir(tmp_path: Path) -> Path:
     _make_run(tmp_path / "run")
     return tmp_path / "run"
+
+
+def _make_gpt2_dir(directory: Path, shards: int = 1, seed: int = 0) -> Path:
+    """A Hugging Face GPT-2 directory (config.json + safetensors, no tokenizer), written
+    without transformers: ``hf_config`` and ``to_hf`` of a tiny perturbed posemb model.
+    ``shards=2`` splits the weights into two files with a ``model.safetensors.index.json``."""
+    from safetensors.torch import save_file
+
+    from posemb.interop import hf_config, to_hf
+    from posemb.train.checkpoint import state_dict_for_save
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig.preset("gpt2", **TINY_GPT2)
+    model = Transformer(cfg)
+    _perturb(model, seed)
+    tensors = to_hf(state_dict_for_save(model), cfg)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(hf_config(cfg)), encoding="utf-8")
+    if shards == 1:
+        save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
+        return directory
+    names = sorted(tensors)
+    weight_map = {}
+    for i in range(shards):
+        file = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        part = names[i::shards]
+        save_file({k: tensors[k] for k in part}, str(directory / file), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(part, file))
+    index = {"metadata": {"total_size": 0}, "weight_map": weight_map}
+    (directory / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def make_gpt2_dir():
+    return _make_gpt2_dir

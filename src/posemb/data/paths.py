@@ -60,8 +60,10 @@ def inside(folder: str | Path, name: object, *, named_by: str | Path | None = No
     path = folder / name
     try:
         base, real = folder.resolve(), path.resolve()
-    except (OSError, RuntimeError) as e:  # a link loop
+    except (OSError, RuntimeError) as e:  # a link loop (Python < 3.13)
         raise UnsafePathError(f"{str(path)!r} cannot be resolved ({e})") from None
+    if real.is_symlink():  # Python >= 3.13 stops at a loop instead of raising
+        raise UnsafePathError(f"{str(path)!r} is a loop of links")
     if not real.is_relative_to(base):
         raise UnsafePathError(
             f"{str(path)!r} is a link to {str(real)!r}, outside {str(folder)!r}; posemb never "

@@ -252,9 +252,14 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         if kind == "byte":
             return ByteTokenizer()
         if kind == "char":
+            vocab = data.get("vocab")
+            if not isinstance(vocab, list):
+                raise ValueError(
+                    f"{str(file)!r}: a char tokenizer needs a 'vocab' list of characters"
+                )
             try:
-                return CharTokenizer(data.get("vocab", []))
-            except (TypeError, ValueError) as err:
+                return CharTokenizer(vocab)
+            except ValueError as err:
                 raise ValueError(f"{str(file)!r}: {err}") from None
         raise ValueError(unknown_name(f"tokenizer kind in {str(file)!r}:", str(kind), KINDS))
     if isinstance(data, dict) and "model" in data:

@@ -24,7 +24,6 @@ dropped. Every other file is copied unchanged; other weight formats are never co
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -49,7 +48,7 @@ from .files import (
     write_json,
     write_safetensors,
 )
-from .outdir import copy_files, output_dir
+from .outdir import copy_file, files_to_copy, output_dir
 from .runs import write_run
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -244,6 +243,7 @@ def _extend_hf(
 
     notes: list[str] = []
     skip = {"config.json", TOKENIZER_CONFIG, SAFETENSORS_INDEX, *files, *OTHER_WEIGHTS}
+    copied, skipped = files_to_copy(src, skip)  # refuses links leaving src before any write
     with output_dir(dst, force=force, src=src) as out:
         removed: set[str] = set()
         for name in files:
@@ -267,8 +267,7 @@ def _extend_hf(
             if changed:
                 write_safetensors(out / name, tensors, metadata)
             else:  # a shard without the table or buffers: byte-for-byte copy
-                (out / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src / name, out / name)
+                copy_file(src / name, out / name)
         if inside(src, SAFETENSORS_INDEX).is_file():
             _write_index(src, out, files, removed)
         for key in (family.limit, *family.also):
@@ -281,7 +280,8 @@ def _extend_hf(
                 if isinstance(tok_cfg.get(key), int) and tok_cfg[key] < _NO_LIMIT:
                     tok_cfg[key] = to
             write_json(out / TOKENIZER_CONFIG, tok_cfg)
-        skipped = copy_files(src, out, skip)
+        for path in copied:
+            copy_file(path, out / path.name)
     if removed:
         notes.append(
             f"dropped {len(removed)} stale buffer(s) transformers rebuilds (e.g. {sorted(removed)[0]})"

@@ -166,22 +166,30 @@ def remove_leftovers(parent: Path, name: str) -> list[str]:
     return removed
 
 
-def copy_files(src: Path, dst: Path, skip: set[str]) -> list[str]:
-    """Copy ``src``'s top-level files except ``skip``; return the folders not copied.
+def files_to_copy(src: Path, skip: set[str]) -> tuple[list[Path], list[str]]:
+    """``src``'s top-level files except ``skip``, and the folders that will not be copied.
 
-    A link is copied as the file it points to, if that file is inside ``src``; a link to a
-    file outside ``src`` is refused (:func:`posemb.data.inside`), so nothing outside the
-    source ever reaches ``dst``. Folders (and links to folders) are never read.
+    Checked before anything is written: a link to a file outside ``src`` is refused
+    (:func:`posemb.data.inside`), so nothing outside the source ever reaches ``dst``; a link
+    that stays inside is copied as the file it points to. Folders (and links to folders)
+    are never read.
     """
-    skipped_dirs = []
+    files, skipped_dirs = [], []
     for entry in sorted(Path(src).iterdir()):
         if entry.name in skip:
             continue
-        if entry.is_dir():  # never read, so a link to a folder anywhere is harmless
+        if entry.is_dir():
             if not entry.name.startswith("."):
                 skipped_dirs.append(entry.name)
             continue
         path = inside(src, entry.name)
         if path.is_file():
-            shutil.copy2(path, dst / entry.name)
-    return skipped_dirs
+            files.append(path)
+    return files, skipped_dirs
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """A byte-for-byte copy with a new file's mode (0666 & ~umask, as every file written):
+    ``copyfile``, not ``copy2``, which would carry over a source's 0600."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
