@@ -5,6 +5,7 @@ directory with safetensors weights. N counts usable positions: RoBERTa and OPT k
 2 reserved rows in front (tables of N+2 rows; RoBERTa's max_position_embeddings becomes
 N+2, OPT's N). Config limits, position_ids buffers and model_max_length in
 tokenizer_config.json are updated; other files are copied; SRC is never modified.
+A shard name or a link that leads outside SRC is refused (see docs/HF.md).
 
 Methods that keep every trained row (random, tile, repeat-last, extrapolate) leave outputs
 on inputs shorter than the old limit unchanged; interpolate and cubic resample the table,

@@ -19,7 +19,9 @@ OPT's fixed offset 2), so both tables have ``N + 2`` rows; RoBERTa's config coun
 Also updated: ``position_ids`` / ``token_type_ids`` buffers stored in the weights (older
 checkpoints), ``model_max_length`` in ``tokenizer_config.json``; GPT-2's stale
 ``attn.bias`` causal-mask buffers (``[1, 1, N, N]``, rebuilt by transformers >= 4.40) are
-dropped. Every other file is copied unchanged; other weight formats are never copied.
+dropped. Every other file is copied unchanged (a link as the file it points to; a link
+leaving ``src`` is refused, see :func:`posemb.data.inside`); other weight formats are never
+copied.
 """
 
 from __future__ import annotations
