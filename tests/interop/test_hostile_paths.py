@@ -94,7 +94,7 @@ def test_weights_linked_from_outside_are_refused(tmp_path, capsys, make_gpt2_dir
     (src / "model.safetensors").rename(tmp_path / "outside.safetensors")
     (src / "model.safetensors").symlink_to(tmp_path / "outside.safetensors")
     line = one_line(*cli(command(name, src, tmp_path / "dst"), capsys)[::2])
-    assert "model.safetensors" in line and "is a link to" in line and "cp -L" in line
+    assert "model.safetensors" in line and "leads through a link to" in line and "cp -L" in line
     assert not (tmp_path / "dst").exists()
 
 

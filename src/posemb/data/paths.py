@@ -66,8 +66,8 @@ def inside(folder: str | Path, name: object, *, named_by: str | Path | None = No
         raise UnsafePathError(f"{str(path)!r} is a loop of links")
     if not real.is_relative_to(base):
         raise UnsafePathError(
-            f"{str(path)!r} is a link to {str(real)!r}, outside {str(folder)!r}; posemb never "
-            "follows a link out of the folder it reads: replace the link by a copy of the file "
-            "(cp -L)"
+            f"{str(path)!r} leads through a link to {str(real)!r}, outside {str(folder)!r}; "
+            "posemb never follows a link out of the folder it reads: replace the link by a copy "
+            "of the file (cp -L)"
         )
     return path

@@ -97,7 +97,7 @@ def config_float(
     below: float = math.inf,
     default: Any = _REQUIRED,
 ) -> Any:
-    """``config[key]`` as a finite number in ``[minimum, below)``, else one line naming the field."""
+    """``config[key]`` as a finite number in ``[minimum, below)``, else one line naming it."""
     if key not in config:
         if default is _REQUIRED:
             raise ValueError(f"{where} lacks the field {key!r}")
