@@ -48,6 +48,7 @@ def killed_before_first_checkpoint(reference: Path, run: Path) -> Path:
     (run / "metrics.jsonl").write_text("\n".join(lines) + '\n{"step": 3, "train_lo')  # torn
     (run / LOCK_FILE).write_text('{"pid": 999999, "host": "gone"}')  # its holder is dead
     (run / "model.safetensors.next").write_bytes(b"half a checkpoint")
+    (run / ".metrics.jsonl.k2j3x9.tmp").write_text('{"step": 1')  # an atomic write cut short
     return run
 
 
@@ -78,6 +79,7 @@ def test_out_reuses_a_run_that_never_checkpointed(reference, tmp_path, capsys):
     assert "stopped before its first checkpoint" in capsys.readouterr().err
     assert_same_tensors(run_tensors(run), run_tensors(reference))
     assert [m["step"] for m in read_metrics(run)] == list(range(1, STEPS + 1))
+    assert not list(run.glob(".*.tmp")) and not list(run.glob("*.next"))
 
 
 @pytest.mark.parametrize(
@@ -86,7 +88,7 @@ def test_out_reuses_a_run_that_never_checkpointed(reference, tmp_path, capsys):
         ("trainer_state.json", "already holds a run; continue it with --resume"),
         ("checkpoint.commit", "already holds a run; continue it with --resume"),
         ("model.safetensors", "holds weights"),
-        ("notes.txt", "is not empty and is not a posemb run"),
+        ("notes.txt", "is not empty and is not a posemb run \\(it holds 'notes.txt'\\)"),
     ],
 )
 def test_out_never_reuses_a_folder_with_something_to_keep(tmp_path, leave, needle):

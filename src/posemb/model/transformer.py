@@ -200,11 +200,6 @@ class Transformer(nn.Module):
             attention_mask = attention_mask.to(input_ids.device)
         if isinstance(positions, Tensor):
             positions = positions.to(input_ids.device)
-        if cache is not None and cache.layers and cache.layers[0][0].shape[0] != b:
-            raise ValueError(
-                f"the cache holds a batch of {cache.layers[0][0].shape[0]} rows but input_ids has {b}; "
-                "continue a cache with the same batch it was built with"
-            )
         key_mask = self._key_mask(attention_mask, cache, b, t, past)
 
         host_known = positions is None and key_mask is None
@@ -243,9 +238,7 @@ class Transformer(nn.Module):
             hidden.append(x)
         logits = self.lm_head(x)  # [b, t, V]
 
-        if labels is not None:
-            labels = labels.to(logits.device)
-        loss = self.loss(logits, labels) if labels is not None else None
+        loss = self.loss(logits, labels.to(logits.device)) if labels is not None else None
         new_cache = None
         if use_cache:
             new_cache = KVCache(new_layers, k_positions, key_mask)
@@ -339,6 +332,11 @@ class Transformer(nn.Module):
         return positions.long()
 
     def _key_mask(self, attention_mask, cache, b, t, past) -> Tensor | None:
+        if cache is not None and cache.layers and cache.layers[0][0].shape[0] != b:
+            raise ValueError(
+                f"the cache holds a batch of {cache.layers[0][0].shape[0]} rows but input_ids has {b}; "
+                "continue a cache with the same batch it was built with"
+            )
         if attention_mask is None:
             if cache is not None and cache.key_mask is not None:
                 ones = torch.ones(b, t, dtype=torch.bool, device=cache.key_mask.device)

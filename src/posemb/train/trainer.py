@@ -4,6 +4,12 @@ evaluation, atomic checkpoints, exact resume, DDP, Ctrl-C and NaN handling.
 ``train(cfg, run_dir)`` runs it; ``posemb train`` is a thin wrapper. Launch on several
 processes with ``torchrun --nproc_per_node N -m posemb train ...`` (gloo on CPU, NCCL on
 GPU): each rank reads its own shard, rank 0 alone logs and writes.
+
+Rank 0 holds the run folder's writer lock (train/lock.py) from the first check of the
+folder to the end: a second writer is refused naming this process. A run killed before its
+first checkpoint resumes from step 0 with its saved settings; a new run that fails before
+it removes what it wrote. Before anything is built the memory a step needs is estimated
+(model/memory.py) and a size that cannot fit is refused.
 """
 
 from __future__ import annotations
@@ -188,6 +194,15 @@ def _claim_run(run_dir: Path, resume: bool) -> tuple[RunLock, bool]:
 _START_FILES = (CONFIG_FILE, "tokenizer.json", METRICS_FILE, "tb", LOCK_FILE)
 
 
+def _is_start_file(name: str) -> bool:
+    """A file of a run start: one of _START_FILES, a ``.next`` file of an uncommitted
+    checkpoint, or the temporary file of an atomic write a kill interrupted."""
+    if name in _START_FILES or name.endswith(".next"):
+        return True
+    inner = name[1:].rsplit(".", 2)[0] if name.startswith(".") and name.endswith(".tmp") else ""
+    return inner in (*_START_FILES, JOURNAL)
+
+
 def _check_fresh_out(run_dir: Path) -> None:
     """Refuse an --out that holds a run or other files; clear a run that never checkpointed."""
     if (run_dir / STATE_FILE).exists() or (run_dir / JOURNAL).exists():
@@ -199,12 +214,11 @@ def _check_fresh_out(run_dir: Path) -> None:
             f"{str(run_dir)!r} holds weights (model.safetensors) but no trainer state; "
             "delete it or choose another --out"
         )
-    names = {p.name for p in run_dir.iterdir() if not p.name.endswith(".next")}
-    if not names - {LOCK_FILE}:
-        return
-    if names - set(_START_FILES):
+    names = {p.name for p in run_dir.iterdir()}
+    foreign = sorted(n for n in names if not _is_start_file(n))
+    if foreign:
         raise ValueError(
-            f"{str(run_dir)!r} is not empty and is not a posemb run ({sorted(names)[0]!r} ...); "
+            f"{str(run_dir)!r} is not empty and is not a posemb run (it holds {foreign[0]!r}); "
             "choose a new or empty directory for --out"
         )
     if CONFIG_FILE in names:
@@ -220,9 +234,9 @@ def _remove_unstarted(run_dir: Path, created: bool) -> None:
     import shutil
 
     with contextlib.suppress(OSError):
-        for p in list(run_dir.glob("*.next")) + [run_dir / n for n in _START_FILES]:
-            if p.name == LOCK_FILE:
-                continue  # still held; RunLock.release removes it
+        for p in run_dir.iterdir():
+            if not _is_start_file(p.name) or p.name == LOCK_FILE:
+                continue  # not ours; or the lock, still held: RunLock.release removes it
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
             else:
