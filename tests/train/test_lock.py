@@ -111,6 +111,25 @@ def test_readers_never_take_the_lock(holder, finished, capsys):
     assert capsys.readouterr().out.strip()
 
 
+def snapshot(run: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()}
+
+
+def test_readers_never_write_into_the_run(holder, finished, tmp_path, capsys):
+    """generate, eval, probe-order, extend and export-hf read a run (while it is being
+    written: the lock is held) and leave every file of it as it was."""
+    before = snapshot(finished)
+    for argv in (
+        ["generate", finished, "--prompt", "ab", "--max-new-tokens", "3"],
+        ["eval", finished, "--lengths", "16", "--out", tmp_path / "eval"],
+        ["probe-order", finished, "ab cd", "cd ab"],
+        ["extend", finished, tmp_path / "ext", "--to", "128", "--method", "tile"],
+        ["export-hf", finished, tmp_path / "hf"],
+    ):
+        assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    assert snapshot(finished) == before
+
+
 def test_kill_9_releases_the_lock(holder, finished):
     holder.send_signal(signal.SIGKILL)
     holder.wait()
