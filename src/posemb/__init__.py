@@ -14,11 +14,21 @@ from .positional import (
 __version__ = "0.1.0"
 
 
-def load(run_dir):
-    """Load a run directory: ``(model, tokenizer)`` from config.json + model.safetensors."""
+def load(run_dir, *, verify: bool | None = None):
+    """Load a run directory: ``(model, tokenizer)`` from config.json + model.safetensors.
+
+    Args:
+        run_dir: the run folder (a str or pathlib.Path).
+        verify: check model.safetensors against the sha256 recorded when it was written
+            (default: yes, unless the environment sets ``POSEMB_VERIFY=0``).
+
+    Raises:
+        TypeError: ``run_dir`` is not a path.
+        posemb.train.CheckpointError: (a ``ValueError``) not a run, or damaged weights.
+    """
     from .train.checkpoint import load_run
 
-    return load_run(run_dir)
+    return load_run(run_dir, verify=verify)
 
 
 __all__ = [

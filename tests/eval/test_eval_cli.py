@@ -26,6 +26,12 @@ TINY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _user_cache(tmp_path, monkeypatch):
+    """The user's token cache (reading a run writes tokens there only), per test."""
+    monkeypatch.setenv("POSEMB_CACHE", str(tmp_path / "posemb-cache"))
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "text.txt"
@@ -196,7 +202,11 @@ def test_eval_bad_lengths_and_strides_exit_2(run_dir, tmp_path, capsys, extra, m
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
-def test_eval_on_text_shorter_than_one_window_exits_2(run_dir, tmp_path, capsys):
+def test_eval_on_text_shorter_than_one_window_exits_2(run_dir, tmp_path, capsys, monkeypatch):
+    # the run's own data.cache_dir as the user's cache: no note about the cache on stderr
+    monkeypatch.setenv(
+        "POSEMB_CACHE", json.loads((run_dir / "config.json").read_text())["data"]["cache_dir"]
+    )
     short = tmp_path / "short.txt"
     short.write_text("hello\n")
     import warnings

@@ -55,6 +55,7 @@ def test_random_positions_do_not_recompile():
 
 
 @pytest.mark.slow
+@pytest.mark.compiled
 def test_inductor_compiled_step_matches_eager():
     torch._dynamo.reset()
     torch.manual_seed(0)

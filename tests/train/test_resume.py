@@ -138,6 +138,47 @@ def test_kill9_at_a_random_step_then_resume_equals_uninterrupted(reference, corp
     assert_matches_reference(run, reference)
 
 
+def logged_lines(run: Path) -> int:
+    """Complete lines in metrics.jsonl (a line may be half-written while we look)."""
+    try:
+        return (run / "metrics.jsonl").read_text().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.slow
+def test_kill9_before_the_first_checkpoint_then_resume_equals_uninterrupted(
+    reference, corpus, tmp_path
+):
+    """Killed before any checkpoint: ``--resume`` starts the run from step 0 with its saved
+    settings (config.json and the tokenizer) and ends where an uninterrupted run does."""
+    run = tmp_path / "run"
+    log = open(tmp_path / "train.log", "w")
+    proc = subprocess.Popen(  # one checkpoint, at the end: every kill lands before it
+        posemb_cmd(*train_args(corpus, run)[:-2], "train.checkpoint_every=1000", "--out", run),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=subprocess_env(),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while logged_lines(run) == 0:
+            assert proc.poll() is None, (tmp_path / "train.log").read_text()
+            assert time.monotonic() < deadline, "training never logged a step"
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run / "trainer_state.json").exists(), "killed too late: a checkpoint exists"
+    assert (run / "config.json").exists() and logged_lines(run) >= 1
+
+    proc = run_posemb("train", "--resume", run)
+    assert proc.returncode == 0, proc.stderr
+    assert "training it from step 0" in proc.stderr
+    assert_matches_reference(run, reference)
+
+
 @pytest.mark.slow
 def test_sigint_saves_exits_130_and_resume_finishes(reference, corpus, tmp_path):
     run = tmp_path / "run"
@@ -190,20 +231,20 @@ def install_crash(where: str, monkeypatch: pytest.MonkeyPatch, run: Path, snapsh
         raise Crash(where)
 
     if where in ("model_file", "optimizer_file"):
-        real = ckpt.save_file
+        real = ckpt.write_weights
         fail_at = (
             5 if where == "model_file" else 6
         )  # two files per checkpoint; step 3's first/second
 
-        def save_file(*args, **kwargs):
+        def write_weights(path, *args, **kwargs):
             calls["n"] += 1
             if calls["n"] == fail_at:
-                real(*args, **kwargs)
-                Path(args[1]).write_bytes(Path(args[1]).read_bytes()[:100])  # torn mid-write
+                real(path, *args, **kwargs)
+                Path(path).write_bytes(Path(path).read_bytes()[:100])  # torn mid-write
                 crash_now()
-            return real(*args, **kwargs)
+            return real(path, *args, **kwargs)
 
-        monkeypatch.setattr(ckpt, "save_file", save_file)
+        monkeypatch.setattr(ckpt, "write_weights", write_weights)
     elif where == "journal":
         real_write = ckpt.atomic_write_text
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 from pathlib import Path
 
@@ -58,7 +59,51 @@ def existing_run(text: str) -> Path:
         raise argparse.ArgumentTypeError(
             f"run directory {text!r} does not exist (train one with `posemb train --out DIR`)"
         )
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a file, not a run directory; pass the folder a run was trained into "
+            "(posemb train --out DIR)"
+        )
     return path
+
+
+def seed_int(text: str) -> int:
+    """A ``--seed``: an integer in the range every seeded generator takes."""
+    from ..train.config import check_seed
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    try:
+        return check_seed("--seed", value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+# OSErrors about the user's own paths: bad input (exit 2), not a posemb failure
+_PATH_PROBLEMS = {
+    errno.EROFS: "the file system is read-only: choose a writable location",
+    errno.ENOSPC: "no space left on the device: free some space or choose another disk",
+    errno.EDQUOT: "the disk quota is exceeded: free some space or choose another disk",
+    errno.EFBIG: "the file is larger than this file system or your limits allow",
+    errno.EACCES: "permission denied: choose a location you may write to",
+    errno.EPERM: "operation not permitted: choose a location you may write to",
+    errno.EEXIST: "it already exists: choose another path or remove it",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: fix the path",
+    errno.EISDIR: "it is a directory, where a file is expected: fix the path",
+    errno.ENAMETOOLONG: "the name is too long: choose a shorter path",
+    errno.ELOOP: "too many symbolic links: fix the path",
+    errno.ENOENT: "no such file or directory: check the path",
+}
+
+
+def path_error(e: OSError) -> str | None:
+    """One line naming the path and the problem, for an OSError about a user's path."""
+    problem = _PATH_PROBLEMS.get(e.errno)
+    if problem is None or e.filename is None:
+        return None
+    return f"cannot use {str(e.filename)!r}: {problem}"
 
 
 def device() -> torch.device:

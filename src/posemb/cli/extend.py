@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import positive_int
+from .common import positive_int, seed_int
 
 HELP = "extend the position table of a run or a Hugging Face model directory"
 EXAMPLE = "posemb extend ~/models/bert-base-uncased bert-2048 --to 2048 --method tile"
@@ -39,7 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--allow-shrink", action="store_true", help="allow N below the current size (crops)"
     )
     p.add_argument("--force", action="store_true", help="replace DST if it exists")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fresh rows of --method random")
+    p.add_argument(
+        "--seed", type=seed_int, default=0, help="seed of the fresh rows of --method random"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

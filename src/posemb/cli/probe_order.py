@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import seed_int
+
 HELP = "compare two orderings of the same tokens, per layer, with and without positions"
 EXAMPLE = 'posemb probe-order runs/a "The cat chased the dog" "The dog chased the cat"'
 
@@ -29,7 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="model.* overrides for preset:NAME (e.g. model.causal=false model.position=nope)",
     )
-    p.add_argument("--seed", type=int, default=0, help="initialisation seed for preset:NAME")
+    p.add_argument(
+        "--seed",
+        type=seed_int,
+        default=0,
+        help="initialisation seed for preset:NAME (0 .. 2**63 - 1)",
+    )
 
 
 def load_model_arg(run: str, sets: list[str], seed: int = 0):

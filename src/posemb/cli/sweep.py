@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import length_list, positive_int
+from .common import length_list, positive_int, seed_int
 
 HELP = "train every scheme with one budget and compare losses at 1x/2x/4x/8x the training length"
 EXAMPLE = "posemb sweep --schemes learned,learned+random,rope,alibi --train-len 64 --budget quick --out runs/sweep"
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-lens", type=length_list, default=None, help="default: L,2L,4L,8L")
     p.add_argument("--budget", choices=("quick", "full"), default="quick")
     p.add_argument("--data", default="stdlib", metavar="SRC")
-    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--seed", type=seed_int, default=1337, help="0 .. 2**63 - 1")
     p.add_argument("--out", required=True, metavar="DIR")
 
 

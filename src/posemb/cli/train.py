@@ -53,13 +53,14 @@ def run(args: argparse.Namespace) -> int:
         read_toml,
         train,
     )
+    from .common import path_error
     from .main import UsageError
 
     overrides = parse_sets(args.sets)
     if args.data:
         overrides["data.source"] = args.data
     if args.resume:
-        if args.config or args.preset or args.out:
+        if args.config is not None or args.preset or args.out:
             raise UsageError(
                 "--resume RUN continues a run as it was configured; drop --config/--preset/--out"
             )
@@ -67,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.out:
             raise UsageError("--out RUN is required: the directory the run is written to")
-        settings = read_toml(args.config) if args.config else {}
+        if args.config is not None and not args.config.strip():
+            raise UsageError("--config is empty; pass a .toml experiment file (see configs/)")
+        settings = read_toml(args.config) if args.config is not None else {}
         cfg = build_config(args.preset, {**settings, **overrides})
         target = args.out
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone reports
@@ -75,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
         result = train(
             cfg, target, resume=bool(args.resume), overrides=overrides if args.resume else None
         )
+    except OSError as e:
+        line = path_error(e)
+        if line is None:
+            raise
+        raise UsageError(line) from e
     except TrainingInterrupted as e:
         if rank0:
             print(f"posemb: {e}", file=sys.stderr)

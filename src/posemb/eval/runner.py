@@ -12,9 +12,16 @@ import csv
 import io
 import json
 import math
+import sys
 from pathlib import Path
 
-from ..data import SyntheticTask, atomic_write_text, cached_tokens, open_source
+from ..data import (
+    SyntheticTask,
+    atomic_write_text,
+    cached_tokens,
+    default_cache_dir,
+    open_source,
+)
 from ..model import Transformer
 from ..positional.learned import PositionOutOfRangeError
 from .length import LengthResult, adapt_model, eval_nonoverlap, eval_sliding, eval_task
@@ -35,11 +42,26 @@ def check_lengths(
 
 
 def eval_tokens(cfg, tokenizer, data: str | None, cache_dir: str | None = None):
-    """Validation tokens (or the synthetic task) to evaluate on: ``data`` or the run's own source."""
+    """Validation tokens (or the synthetic task) to evaluate on: ``data`` or the run's own source.
+
+    The token cache is ``cache_dir`` when the caller gives one, else the user's cache
+    (``$POSEMB_CACHE`` or ``~/.cache/posemb``). A ``data.cache_dir`` read from a run's
+    config.json is used only when it *is* the user's cache: reading a run never writes
+    where the run's author pointed it (a note says which cache is used instead).
+    """
     source = open_source(data or cfg.data.source, val_fraction=cfg.data.val_fraction)
     if isinstance(source, SyntheticTask):
         return source
-    return cached_tokens(source, "val", tokenizer, cache_dir or cfg.data.cache_dir or None)
+    if cache_dir is None and cfg.data.cache_dir:
+        user = default_cache_dir()
+        if Path(cfg.data.cache_dir).expanduser().resolve() != user.resolve():
+            print(
+                f"posemb: note: the run's data.cache_dir ({cfg.data.cache_dir}) is not your token "
+                f"cache; using {user} ($POSEMB_CACHE) instead",
+                file=sys.stderr,
+            )
+        cache_dir = str(user)
+    return cached_tokens(source, "val", tokenizer, cache_dir)
 
 
 def evaluate_run(

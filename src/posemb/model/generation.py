@@ -38,6 +38,7 @@ def generate(
     top_k: int | None = None,
     generator: torch.Generator | None = None,
     vocab_size: int | None = None,
+    progress: bool = False,
 ) -> Tensor:
     """See :meth:`posemb.Transformer.generate`."""
     if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.shape[1] == 0:
@@ -73,10 +74,13 @@ def generate(
         ids_ctx = ids[:, -keep:]
     else:
         ids_ctx = ids
+    bar = _progress_bar(max_new_tokens) if progress else None
     try:
         out = model(ids_ctx, use_cache=True)
         cache = out.cache
         for step in range(max_new_tokens):
+            if bar is not None:
+                bar.update(1)
             logits = out.logits[:, -1]  # [b, V]
             if vocab_size is not None:
                 logits = logits[:, :vocab_size]  # padded ids are never sampled
@@ -93,4 +97,17 @@ def generate(
                 cache = out.cache
     finally:
         model.train(was_training)
+        if bar is not None:
+            bar.close()
     return ids
+
+
+def _progress_bar(total: int):
+    """A tqdm bar on stderr with rate and time left; silent when stderr is not a terminal."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, desc="generate", unit="tok", file=sys.stderr, disable=None, leave=False
+    )

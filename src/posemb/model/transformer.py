@@ -20,9 +20,10 @@ from torch import Tensor, nn
 
 from ..positional import build_scheme
 from ..positional.base import PositionalScheme
-from ..positional.learned import position_ids_from_mask
+from ..positional.learned import check_attention_mask, position_ids_from_mask
 from .attention import AttentionContext, SelfAttention
 from .config import ModelConfig
+from .memory import check_model_fits
 
 
 @dataclass
@@ -107,6 +108,12 @@ class Transformer(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
+        if not isinstance(cfg, ModelConfig):
+            raise TypeError(
+                f"Transformer takes a ModelConfig (posemb.ModelConfig(...) or "
+                f"ModelConfig.preset(name)), got {type(cfg).__name__}"
+            )
+        check_model_fits(cfg)  # refuse a size nobody can allocate, before allocating it
         super().__init__()
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
@@ -185,17 +192,14 @@ class Transformer(nn.Module):
         """
         cfg = self.config
         b, t = self._check_inputs(input_ids)
+        if labels is not None:
+            self._check_labels(labels, input_ids)
         past = cache.length if cache is not None else 0
         # masks and positions built on the CPU for a model on an accelerator: follow the tokens
         if isinstance(attention_mask, Tensor):
             attention_mask = attention_mask.to(input_ids.device)
         if isinstance(positions, Tensor):
             positions = positions.to(input_ids.device)
-        if cache is not None and cache.layers and cache.layers[0][0].shape[0] != b:
-            raise ValueError(
-                f"the cache holds a batch of {cache.layers[0][0].shape[0]} rows but input_ids has {b}; "
-                "continue a cache with the same batch it was built with"
-            )
         key_mask = self._key_mask(attention_mask, cache, b, t, past)
 
         host_known = positions is None and key_mask is None
@@ -234,10 +238,7 @@ class Transformer(nn.Module):
             hidden.append(x)
         logits = self.lm_head(x)  # [b, t, V]
 
-        if labels is not None:
-            self._check_labels(labels, input_ids)
-            labels = labels.to(logits.device)
-        loss = self.loss(logits, labels) if labels is not None else None
+        loss = self.loss(logits, labels.to(logits.device)) if labels is not None else None
         new_cache = None
         if use_cache:
             new_cache = KVCache(new_layers, k_positions, key_mask)
@@ -289,14 +290,23 @@ class Transformer(nn.Module):
             raise TypeError(
                 f"labels must be an integer tensor (-100 = no loss), got {labels.dtype}"
             )
-        if not torch.compiler.is_compiling() and labels.numel():
-            vocab = self.config.vocab_size
-            lo, hi = (int(v) for v in torch.aminmax(labels.detach().masked_fill(labels == -100, 0)))
-            if hi >= vocab or lo < 0:
-                raise ValueError(
-                    f"label {hi if hi >= vocab else lo} is outside the vocabulary of {vocab} ids (0–{vocab - 1}); "
-                    "use -100 for tokens without loss"
-                )
+        if torch.compiler.is_compiling():
+            return
+        causal = self.config.causal
+        scored = labels[:, 1:] if causal else labels  # a causal LM scores tokens 1 .. t-1
+        if scored.numel() == 0 or not bool((scored != -100).any()):
+            need = "two tokens (position i predicts token i+1)" if causal else "one token"
+            raise ValueError(
+                f"labels {tuple(labels.shape)} leave no token to score (a loss over zero tokens "
+                f"is NaN): give each forward with labels at least {need} whose label is not -100"
+            )
+        vocab = self.config.vocab_size
+        lo, hi = (int(v) for v in torch.aminmax(labels.detach().masked_fill(labels == -100, 0)))
+        if hi >= vocab or lo < 0:
+            raise ValueError(
+                f"label {hi if hi >= vocab else lo} is outside the vocabulary of {vocab} ids (0–{vocab - 1}); "
+                "use -100 for tokens without loss"
+            )
 
     def _check_positions(
         self, positions: Tensor, b: int, t: int, host_known: bool, past: int
@@ -322,11 +332,18 @@ class Transformer(nn.Module):
         return positions.long()
 
     def _key_mask(self, attention_mask, cache, b, t, past) -> Tensor | None:
+        if cache is not None and cache.layers and cache.layers[0][0].shape[0] != b:
+            raise ValueError(
+                f"the cache holds a batch of {cache.layers[0][0].shape[0]} rows but input_ids has {b}; "
+                "continue a cache with the same batch it was built with"
+            )
         if attention_mask is None:
             if cache is not None and cache.key_mask is not None:
                 ones = torch.ones(b, t, dtype=torch.bool, device=cache.key_mask.device)
                 return torch.cat((cache.key_mask, ones), dim=1)
             return None
+        if not torch.compiler.is_compiling():
+            check_attention_mask(attention_mask)  # 1 = token, 0 = padding; never NaN
         if (
             attention_mask.dim() != 2
             or attention_mask.shape[0] != b
@@ -356,6 +373,7 @@ class Transformer(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
         vocab_size: int | None = None,
+        progress: bool = False,
     ) -> Tensor:
         """Sample ``max_new_tokens`` tokens after ``input_ids`` ``[b, t]``; returns ``[b, t + n]``.
 
@@ -363,8 +381,11 @@ class Transformer(nn.Module):
         the context slides (the last ``max_positions - 1`` tokens are re-encoded), as nanoGPT
         crops to its block size, so generation never asks for a position the table lacks.
         ``vocab_size`` samples only ids below it (a tokenizer smaller than the model's padded
-        vocabulary: the padding ids decode to nothing).
+        vocabulary: the padding ids decode to nothing). ``progress`` shows a progress bar
+        with the time left on stderr (only when stderr is a terminal).
         """
         from .generation import generate
 
-        return generate(self, input_ids, max_new_tokens, temperature, top_k, generator, vocab_size)
+        return generate(
+            self, input_ids, max_new_tokens, temperature, top_k, generator, vocab_size, progress
+        )

@@ -27,6 +27,7 @@ import math
 import torch
 from torch import Tensor
 
+from .memory import check_fits, tensor_bytes
 from .names import unknown
 
 EXTEND_METHODS: tuple[str, ...] = (
@@ -39,6 +40,7 @@ EXTEND_METHODS: tuple[str, ...] = (
 )
 
 _F64 = torch.float64
+_F64_METHODS = ("interpolate", "cubic", "extrapolate")  # these compute in float64
 _BASE = 10000.0  # the sinusoidal table's wavelength base: its frequencies are always candidates
 _LM_STEPS = 20  # most Levenberg-Marquardt steps per round (a column stops when stuck)
 _RTOL = 1e-5  # extrapolate: a residual RMS below this times max|table| is rounding noise
@@ -77,6 +79,15 @@ def extend_table(
     """
     n_rows = _validate(weight, new_len, method, offset)
     weight = weight.detach()
+    if new_len > n_rows:
+        # the result, plus float64 work space for the methods that compute in float64
+        work = tensor_bytes(new_len * weight.shape[1], _F64) if method in _F64_METHODS else 0
+        check_fits(
+            tensor_bytes(new_len * weight.shape[1], weight.dtype) + work,
+            f"extending the table to {new_len} rows of {weight.shape[1]} ({method})",
+            "choose a smaller length (new_len; posemb extend --to N)",
+            weight.device,
+        )
     if new_len <= n_rows:  # crop (or copy) for every method
         return weight[:new_len].clone()
     trained = weight[offset:]  # [n, d]
@@ -105,8 +116,6 @@ def extend_table(
         if not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip > 0):
             raise ValueError(f"clip must be a finite number > 0, got {clip!r}")
         y = trained.to("cpu", _F64)
-        if not torch.isfinite(y).all():
-            raise ValueError("weight has NaN or inf values; extrapolate fits finite tables only")
         new = _extrapolate(y, m, n_frequencies, clip).to(weight)
     return torch.cat([weight, new])
 
@@ -120,6 +129,11 @@ def _validate(weight: Tensor, new_len: int, method: str, offset: int) -> int:
     if not weight.is_floating_point():
         raise ValueError(
             f"weight must be a floating-point table, got dtype {weight.dtype}; cast it with .float()"
+        )
+    if not bool(torch.isfinite(weight).all()):
+        raise ValueError(
+            f"weight has NaN or inf values; {method} extends finite tables only (a diverged "
+            "checkpoint? load an earlier one)"
         )
     n_rows = weight.shape[0]
     if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < n_rows:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .base import PositionalScheme
 from .extend import EXTEND_METHODS, extend_table
+from .memory import check_fits, tensor_bytes
 from .sinusoidal import sinusoidal_table
 
 Init = Literal["normal", "trunc_normal", "zeros", "sinusoidal"]
@@ -129,6 +130,12 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             )
         if not (isinstance(std, (int, float)) and math.isfinite(std) and std >= 0):
             raise ValueError(f"std must be a finite number >= 0, got {std!r}")
+        rows = offset + max_positions
+        check_fits(
+            tensor_bytes(rows * dim),
+            f"a learned position table of {rows} x {dim} (max_positions x dim)",
+            "lower max_positions (model.max_positions) or dim (model.d_model)",
+        )
         self.max_positions, self.dim, self.offset = max_positions, dim, offset
         self.init, self.std, self.overflow = init, float(std), overflow
         self.weight = nn.Parameter(torch.empty(offset + max_positions, dim))
@@ -165,6 +172,7 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             here: the lookup checks.
         """
         if attention_mask is not None:
+            check_attention_mask(attention_mask)
             if attention_mask.dim() != 2:
                 raise ValueError(
                     f"attention_mask must be [batch, length], got shape {tuple(attention_mask.shape)}"
@@ -244,10 +252,21 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             self._rows(positions, attention_mask, checked=True), self.weight
         )
 
-    def forward(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """positions LongTensor ``[...]`` -> ``[..., dim]``."""
+    def forward(
+        self, positions: Tensor | list[int] | tuple[int, ...], attention_mask: Tensor | None = None
+    ) -> Tensor:
+        """positions LongTensor ``[...]`` (or a list/tuple of ints) -> ``[..., dim]``."""
+        if isinstance(positions, (list, tuple)):
+            positions = _positions_from_sequence(positions, self.weight.device)
+        if not isinstance(positions, Tensor):
+            raise TypeError(
+                "positions must be an integer tensor or a list of ints (e.g. pe([0, 1, 2])), "
+                f"got {type(positions).__name__}"
+            )
         if positions.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"positions must be an integer tensor, got {positions.dtype}")
+        if attention_mask is not None:
+            check_attention_mask(attention_mask)
         return nn.functional.embedding(self.table_index(positions, attention_mask), self.weight)
 
     # -- extension ----------------------------------------------------------------------------------
@@ -281,6 +300,47 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             f"max_positions={self.max_positions}, dim={self.dim}, offset={self.offset}, "
             f"init={self.init!r}, overflow={self.overflow!r}"
         )
+
+
+def check_attention_mask(attention_mask: object) -> None:
+    """An attention mask holds 1 (a token) and 0 (padding) only: bool, integer or float.
+
+    Reads the values (one host sync); callers skip it under ``torch.compile``.
+    """
+    if not isinstance(attention_mask, Tensor):
+        raise TypeError(
+            "attention_mask must be a tensor [batch, length] of 1 (token) and 0 (padding), "
+            f"got {type(attention_mask).__name__}"
+        )
+    if attention_mask.dtype == torch.bool or attention_mask.numel() == 0:
+        return
+    if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+        bad = attention_mask[(attention_mask != 0) & (attention_mask != 1)].flatten()[0].item()
+        raise ValueError(
+            f"attention_mask must hold 1 (token) and 0 (padding) only, got the value {bad}; "
+            "build it as (ids != pad_id).long()"
+        )
+
+
+def _positions_from_sequence(values: list | tuple, device: torch.device) -> Tensor:
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in _flatten(values)):
+        raise TypeError(
+            f"positions given as a list must hold ints only (e.g. [0, 1, 2]), got {values!r:.80}"
+        )
+    try:
+        return torch.tensor(values, dtype=torch.long, device=device)
+    except (ValueError, RuntimeError, OverflowError) as e:
+        raise ValueError(
+            f"positions must be a (nested) list of ints of one shape, got {values!r:.80} ({e})"
+        ) from None
+
+
+def _flatten(values):
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            yield from _flatten(v)
+        else:
+            yield v
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import PositionalScheme, ScoreMod, batched
+from .memory import check_fits, tensor_bytes
 
 
 def relative_index(q_positions: Tensor, k_positions: Tensor, max_distance: int) -> Tensor:
@@ -105,6 +106,11 @@ class ShawRelativePosition(PositionalScheme):
         for key, value, low in (("head_dim", head_dim, 1), ("max_distance", max_distance, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
+        check_fits(
+            tensor_bytes((2 * max_distance + 1) * head_dim),
+            f"a Shaw table of {2 * max_distance + 1} x {head_dim} (2 max_distance + 1 x head_dim)",
+            "lower max_distance (model.position_options.max_distance)",
+        )
         self.head_dim, self.max_distance = head_dim, max_distance
         self.weight = nn.Parameter(torch.empty(2 * max_distance + 1, head_dim))  # [2k+1, dh]
         self.reset_parameters()

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import PositionalScheme, ScoreMod, batched
+from .memory import check_fits, tensor_bytes
 
 
 def relative_position_bucket(
@@ -110,6 +111,11 @@ class T5RelativeBias(PositionalScheme):
             raise ValueError(
                 f"max_distance must exceed the {exact} exact buckets, got {max_distance}"
             )
+        check_fits(
+            tensor_bytes(num_buckets * n_heads),
+            f"a T5 bias table of {num_buckets} x {n_heads} (num_buckets x n_heads)",
+            "lower num_buckets (model.position_options.num_buckets)",
+        )
         self.n_heads, self.causal = n_heads, bool(causal)
         self.num_buckets, self.max_distance = num_buckets, max_distance
         self.weight = nn.Parameter(torch.empty(num_buckets, n_heads))  # [B, h]

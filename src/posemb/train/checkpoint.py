@@ -16,20 +16,32 @@ any moment leaves either the previous checkpoint (journal not yet written: the `
 files are ignored) or a journal that the next resume completes. Readers (``posemb.load``)
 never modify the run directory: they read ``model.safetensors``, which is replaced only by
 rename, so a run can be sampled or evaluated while it trains. Nothing is ever unpickled.
+
+Integrity: safetensors has no checksum, so each weights file carries the sha256 of its own
+tensors (names, dtypes, shapes and bytes, in name order) in its header metadata
+(``posemb_sha256``), computed when the checkpoint is written and checked whenever a run's
+weights are read here (``posemb.load``, ``--resume``, generate, eval). The hash travels
+inside the file it describes, so a reader never pairs it with another checkpoint's file
+while the run trains. ``verify=False`` or ``POSEMB_VERIFY=0`` skips the check; files
+written before hashes were recorded load unchecked, with a note. Weights files get the mode
+of every other file of a run (0666 less the umask: 0644), not safetensors' 0600.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from ..data.atomic import atomic_write_text
+from ..data.atomic import atomic_write_text, file_mode
 from ..data.tokenizers import load_tokenizer
 from ..model import Transformer
 from .config import RunConfig
@@ -40,6 +52,8 @@ STATE_FILE = "trainer_state.json"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 JOURNAL = "checkpoint.commit"
+HASH_KEY = "posemb_sha256"  # safetensors metadata: sha256 of the file's tensors
+VERIFY_ENV = "POSEMB_VERIFY"  # POSEMB_VERIFY=0: load weights without checking their hash
 
 
 class CheckpointError(ValueError):
@@ -61,8 +75,38 @@ def state_dict_for_save(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
 
 
+def content_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor in name order: name, dtype, shape, then its raw bytes."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}\0{str(t.dtype).removeprefix('torch.')}\0{list(t.shape)}\n".encode())
+        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()
+
+
+def write_weights(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
+    """A safetensors file carrying its content hash, fsynced, with a normal file's mode.
+
+    safetensors writes a 0600 file; it gets the run's mode (0666 less the umask). An I/O
+    error (a full disk, a read-only folder) is an OSError naming ``path``.
+    """
+    meta = {"format": "pt", **(metadata or {}), HASH_KEY: content_sha256(tensors)}
+    try:
+        save_file(tensors, str(path), metadata=meta)
+    except SafetensorError as e:
+        code = re.search(r"os error (\d+)", str(e))
+        if code is None:
+            raise
+        raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from None
+    os.chmod(path, file_mode())
+    _fsync_file(path)
+
+
 def save_model(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    save_file(state_dict_for_save(model), str(path), metadata=metadata or {"format": "pt"})
+    write_weights(Path(path), state_dict_for_save(model), metadata)
 
 
 def optimizer_tensors(
@@ -116,11 +160,10 @@ def save_checkpoint(
     save_model(model, run_dir / f"{MODEL_FILE}.next", {"format": "pt", "step": step})
     if optimizer is not None:
         tensors, meta = optimizer_tensors(optimizer)
-        save_file(tensors, str(run_dir / f"{OPTIMIZER_FILE}.next"), metadata={"step": step})
+        write_weights(run_dir / f"{OPTIMIZER_FILE}.next", tensors, {"step": step})
         trainer_state = {**trainer_state, "optimizer": meta}
     (run_dir / f"{STATE_FILE}.next").write_text(json.dumps(trainer_state), encoding="utf-8")
-    for name in names:
-        _fsync_file(run_dir / f"{name}.next")
+    _fsync_file(run_dir / f"{STATE_FILE}.next")  # the weights files were fsynced as written
     atomic_write_text(run_dir / JOURNAL, json.dumps({"step": int(step), "files": names}))
     complete_pending(run_dir)
 
@@ -153,8 +196,23 @@ def write_config(
 
 
 # -- reading -------------------------------------------------------------------------------------
+def run_path(run_dir: object) -> Path:
+    """``run_dir`` as a Path; a TypeError that says what is wanted for anything else."""
+    if not isinstance(run_dir, (str, os.PathLike)):
+        raise TypeError(
+            f"expected a run folder path (a str or pathlib.Path, e.g. posemb.load('runs/a')), "
+            f"got {type(run_dir).__name__}"
+        )
+    return Path(run_dir)
+
+
 def read_config(run_dir: str | Path) -> RunConfig:
-    run_dir = Path(run_dir)
+    run_dir = run_path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CheckpointError(
+            f"{str(run_dir)!r} is a file, not a run directory; pass the folder a run was "
+            "trained into (posemb train --out DIR)"
+        )
     if not run_dir.is_dir():
         raise CheckpointError(
             f"run directory {str(run_dir)!r} does not exist; train one with `posemb train --out DIR`"
@@ -173,15 +231,50 @@ def read_config(run_dir: str | Path) -> RunConfig:
     return RunConfig.from_dict(data)
 
 
-def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+def read_tensors(path: Path, verify: bool | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a run's weights file, checked against the hash in its header.
+
+    Args:
+        path: ``model.safetensors`` or ``optimizer.safetensors`` of a run.
+        verify: check the content hash; None: unless ``POSEMB_VERIFY=0``.
+
+    Raises:
+        CheckpointError: missing, unreadable, or not matching its recorded hash.
+    """
     if not path.is_file():
         raise CheckpointError(f"{path} is missing; the run has no checkpoint yet")
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            recorded = (f.metadata() or {}).get(HASH_KEY)
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(
             f"{path} is truncated or corrupted ({str(e).splitlines()[0]}); restore it or retrain"
         ) from None
+    if verify is None:
+        verify = os.environ.get(VERIFY_ENV, "1").strip().lower() not in ("0", "false", "no")
+    if not verify:
+        return tensors
+    if recorded is None:
+        _note_once(
+            f"{path} has no recorded content hash (written before posemb recorded them): "
+            "loaded without verification"
+        )
+    elif content_sha256(tensors) != recorded:
+        raise CheckpointError(
+            f"{path} does not match the sha256 recorded when it was written: the file is "
+            f"corrupted; restore it from a copy or retrain ({VERIFY_ENV}=0 loads it anyway)"
+        )
+    return tensors
+
+
+_NOTED: set[str] = set()
+
+
+def _note_once(text: str) -> None:
+    if text not in _NOTED:
+        _NOTED.add(text)
+        print(f"posemb: note: {text}", file=sys.stderr)
 
 
 def load_weights(model: Transformer, tensors: dict[str, torch.Tensor], where: str) -> None:
@@ -205,21 +298,25 @@ def load_weights(model: Transformer, tensors: dict[str, torch.Tensor], where: st
 
 
 def load_model(
-    run_dir: str | Path, device: str | torch.device = "cpu"
+    run_dir: str | Path, device: str | torch.device = "cpu", verify: bool | None = None
 ) -> tuple[Transformer, RunConfig]:
-    run_dir = Path(run_dir)
+    run_dir = run_path(run_dir)
     cfg = read_config(run_dir)
     # Read-only: a reader (generate, eval) may run while the run trains, so it never finishes
     # or drops a pending checkpoint (that would delete or move the trainer's files under it).
     # model.safetensors is complete at every moment: it is only ever replaced by a rename.
     model = Transformer(cfg.model)
-    load_weights(model, read_tensors(run_dir / MODEL_FILE), str(run_dir / MODEL_FILE))
+    load_weights(model, read_tensors(run_dir / MODEL_FILE, verify), str(run_dir / MODEL_FILE))
     return model.to(device).eval(), cfg
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """``(model, tokenizer)`` of a run directory (``posemb.load``)."""
-    model, _ = load_model(run_dir, device)
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu", verify: bool | None = None):
+    """``(model, tokenizer)`` of a run directory (``posemb.load``).
+
+    ``verify`` checks each weights file against its recorded sha256 (None: unless
+    ``POSEMB_VERIFY=0``); a mismatch is a :class:`CheckpointError`.
+    """
+    model, _ = load_model(run_dir, device, verify)
     try:
         tokenizer = load_tokenizer(run_dir)
     except FileNotFoundError:

@@ -4,6 +4,12 @@ evaluation, atomic checkpoints, exact resume, DDP, Ctrl-C and NaN handling.
 ``train(cfg, run_dir)`` runs it; ``posemb train`` is a thin wrapper. Launch on several
 processes with ``torchrun --nproc_per_node N -m posemb train ...`` (gloo on CPU, NCCL on
 GPU): each rank reads its own shard, rank 0 alone logs and writes.
+
+Rank 0 holds the run folder's writer lock (train/lock.py) from the first check of the
+folder to the end: a second writer is refused naming this process. A run killed before its
+first checkpoint resumes from step 0 with its saved settings; a new run that fails before
+it removes what it wrote. Before anything is built the memory a step needs is estimated
+(model/memory.py) and a size that cannot fit is refused.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,9 +32,15 @@ import torch.distributed as dist
 
 from ..data import atomic_write_text, rng_from_json, rng_state_to_json
 from ..model import Transformer
+from ..model.compile_check import check_compile
+from ..model.memory import check_training_fits
 from .checkpoint import (
+    CONFIG_FILE,
+    JOURNAL,
     METRICS_FILE,
+    MODEL_FILE,
     OPTIMIZER_FILE,
+    STATE_FILE,
     complete_pending,
     load_optimizer_state,
     load_weights,
@@ -38,6 +51,7 @@ from .checkpoint import (
     write_config,
 )
 from .config import RunConfig
+from .lock import LOCK_FILE, RunLock
 from .optim import build_optimizer, lr_at
 from .stream import TrainData, make_tokenizer
 
@@ -96,39 +110,157 @@ def train(
     """Train a model into ``run_dir`` (or continue the run there with ``resume=True``).
 
     ``overrides`` (``{"train.max_steps": 2000}``) may change training settings on resume.
+    The run folder is locked while this process writes it (a second writer is refused);
+    a new run that fails before its first checkpoint removes what it wrote.
     """
     run_dir = Path(run_dir)
     rank, world, local_rank = _dist_env()
     if resume:
-        complete_pending(run_dir)
-        cfg = read_config(run_dir)
-        if overrides:
-            from .config import build_config
-
-            flat = {
-                f"{g}.{k}": v
-                for g, vals in cfg.to_dict().items()
-                if isinstance(vals, dict)
-                for k, v in vals.items()
-            }
-            cfg = build_config(None, {**flat, **overrides})
+        cfg = _resume_config(run_dir, overrides)
     elif cfg is None:
         raise ValueError("train() needs a RunConfig unless resume=True")
-    elif run_dir.exists() and not run_dir.is_dir():
+    elif not isinstance(cfg, RunConfig):
+        raise TypeError(f"train() takes a RunConfig (build_config(...)), got {type(cfg).__name__}")
+    tc = cfg.train
+    device = pick_device(tc.device, local_rank)
+    if tc.batch_size % (world * tc.grad_accum):
+        raise ValueError(
+            f"train.batch_size={tc.batch_size} must divide by processes x grad_accum = {world} x {tc.grad_accum}"
+        )
+    micro = tc.batch_size // (world * tc.grad_accum)
+    check_training_fits(cfg.model, micro, tc.seq_len, device, 2 if _autocast(tc, device) else 4)
+    main = rank == 0
+    lock, created = _claim_run(run_dir, resume) if main else (None, False)
+    progress = {"checkpoints": 0}
+    try:
+        return _train(cfg, run_dir, resume, device, micro, progress)
+    except BaseException:
+        if main and not resume and progress["checkpoints"] == 0:
+            _remove_unstarted(run_dir, created)  # nothing worth keeping: do not block --out
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _resume_config(run_dir: Path, overrides: dict[str, Any] | None) -> RunConfig:
+    cfg = read_config(run_dir)
+    if overrides:
+        from .config import build_config
+
+        flat = {
+            f"{g}.{k}": v
+            for g, vals in cfg.to_dict().items()
+            if isinstance(vals, dict)
+            for k, v in vals.items()
+        }
+        cfg = build_config(None, {**flat, **overrides})
+    return cfg
+
+
+def _autocast(tc, device: torch.device) -> bool:
+    return (tc.dtype == "bfloat16") or (tc.dtype == "auto" and device.type == "cuda")
+
+
+def _claim_run(run_dir: Path, resume: bool) -> tuple[RunLock, bool]:
+    """Lock the run folder (creating a new one); return the lock and whether it was created."""
+    if resume:
+        lock = RunLock(run_dir).acquire()
+        try:
+            complete_pending(run_dir)  # finish a checkpoint a kill interrupted (holding the lock)
+        except BaseException:
+            lock.release()
+            raise
+        return lock, False
+    if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(
             f"--out {str(run_dir)!r} is a file, not a directory; choose a new directory for the run"
         )
-    elif (run_dir / "trainer_state.json").exists():
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir).acquire()
+    try:
+        _check_fresh_out(run_dir)
+    except BaseException:
+        lock.release()
+        if created:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()
+        raise
+    return lock, created
+
+
+# what a run holds before its first checkpoint (config.json is written last of them)
+_START_FILES = (CONFIG_FILE, "tokenizer.json", METRICS_FILE, "tb", LOCK_FILE)
+
+
+def _is_start_file(name: str) -> bool:
+    """A file of a run start: one of _START_FILES, a ``.next`` file of an uncommitted
+    checkpoint, or the temporary file of an atomic write a kill interrupted."""
+    if name in _START_FILES or name.endswith(".next"):
+        return True
+    inner = name[1:].rsplit(".", 2)[0] if name.startswith(".") and name.endswith(".tmp") else ""
+    return inner in (*_START_FILES, JOURNAL)
+
+
+def _check_fresh_out(run_dir: Path) -> None:
+    """Refuse an --out that holds a run or other files; clear a run that never checkpointed."""
+    if (run_dir / STATE_FILE).exists() or (run_dir / JOURNAL).exists():
         raise ValueError(
             f"{str(run_dir)!r} already holds a run; continue it with --resume {run_dir} or choose another --out"
         )
-    elif (run_dir / "model.safetensors").exists() or (run_dir / "config.json").exists():
+    if (run_dir / MODEL_FILE).exists():
         raise ValueError(
-            f"{str(run_dir)!r} holds a run that has no checkpoint to resume from (it stopped before its "
-            "first one, or holds weights only); delete it or choose another --out"
+            f"{str(run_dir)!r} holds weights (model.safetensors) but no trainer state; "
+            "delete it or choose another --out"
         )
+    names = {p.name for p in run_dir.iterdir()}
+    foreign = sorted(n for n in names if not _is_start_file(n))
+    if foreign:
+        raise ValueError(
+            f"{str(run_dir)!r} is not empty and is not a posemb run (it holds {foreign[0]!r}); "
+            "choose a new or empty directory for --out"
+        )
+    if CONFIG_FILE in names:
+        _note(
+            f"{run_dir} held a run that stopped before its first checkpoint (no weights saved); "
+            "starting it anew"
+        )
+    _remove_unstarted(run_dir, created=False)
+
+
+def _remove_unstarted(run_dir: Path, created: bool) -> None:
+    """Remove what a run writes before its first checkpoint (and the folder, if ours)."""
+    import shutil
+
+    with contextlib.suppress(OSError):
+        for p in run_dir.iterdir():
+            if not _is_start_file(p.name) or p.name == LOCK_FILE:
+                continue  # not ours; or the lock, still held: RunLock.release removes it
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
+        if created:
+            (run_dir / LOCK_FILE).unlink(missing_ok=True)
+            run_dir.rmdir()
+
+
+def _note(text: str) -> None:
+    print(f"posemb: note: {text}", file=sys.stderr)
+
+
+def _train(
+    cfg: RunConfig,
+    run_dir: Path,
+    resume: bool,
+    device: torch.device,
+    micro: int,
+    progress: dict[str, int],
+) -> TrainResult:
+    """The training run itself, in a folder this process holds (rank 0) or reads (others)."""
+    rank, world, local_rank = _dist_env()
     tc = cfg.train
-    device = pick_device(tc.device, local_rank)
     if device.type == "cuda" and device.index is not None:
         # NCCL collectives on Python objects (the checkpoint's all_gather_object) and barrier()
         # run on the *current* device: without this every rank would use cuda:0
@@ -136,14 +268,12 @@ def train(
     owns_group = world > 1 and not dist.is_initialized()
     if owns_group:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if tc.batch_size % (world * tc.grad_accum):
-        raise ValueError(
-            f"train.batch_size={tc.batch_size} must divide by processes x grad_accum = {world} x {tc.grad_accum}"
-        )
-    micro = tc.batch_size // (world * tc.grad_accum)
+    if world > 1 and resume:
+        dist.barrier()  # rank 0 has completed a pending checkpoint before the others read it
     main = rank == 0
+    has_checkpoint = resume and (run_dir / STATE_FILE).exists()
 
-    tokenizer = make_tokenizer(cfg, run_dir, resume)
+    tokenizer = make_tokenizer(cfg, run_dir, resume and (run_dir / "tokenizer.json").exists())
     if (
         tokenizer.vocab_size > cfg.model.vocab_size
     ):  # grow to the tokenizer; a larger (padded) size stays
@@ -162,40 +292,26 @@ def train(
     optimizer = build_optimizer(model, tc, device)
     rng = np.random.default_rng([tc.seed, rank])
     step = 0
-    if resume:
-        state = read_trainer_state(run_dir)
-        load_weights(
-            model,
-            {k: v.to(device) for k, v in read_tensors(run_dir / "model.safetensors").items()},
-            str(run_dir / "model.safetensors"),
-        )
-        load_optimizer_state(optimizer, read_tensors(run_dir / OPTIMIZER_FILE), state["optimizer"])
-        step = int(state["step"])
-        saved = state["data_rng"]
-        # a run saved by fewer processes (or imported at step 0) gives extra ranks a fresh stream
-        rng = (
-            rng_from_json(saved[rank])
-            if rank < len(saved)
-            else np.random.default_rng([tc.seed, rank])
-        )
-        torch.set_rng_state(_unb64(state["torch_rng"]))
-        if device.type == "cuda" and state.get("cuda_rng"):
-            torch.cuda.set_rng_state(_unb64(state["cuda_rng"]), device)
+    if has_checkpoint:
+        step, rng = _restore(run_dir, model, optimizer, device, rank, tc.seed)
         if main:
             _truncate_metrics(run_dir, step)
     elif main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size})
-        tokenizer.save(run_dir)
+        if resume:  # killed before its first checkpoint: start again from step 0
+            _note(f"{run_dir} has no checkpoint yet: training it from step 0 with its settings")
+            _truncate_metrics(run_dir, 0)
+        if not (run_dir / "tokenizer.json").exists():
+            tokenizer.save(run_dir)
+        if not resume:  # config.json last: a folder with it holds a whole run start
+            write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size})
 
-    use_compile = tc.compile == "true" or (tc.compile == "auto" and device.type == "cuda")
-    autocast = (tc.dtype == "bfloat16") or (tc.dtype == "auto" and device.type == "cuda")
+    autocast = _autocast(tc, device)
     net: torch.nn.Module = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.type == "cuda" else None
         )
-    if use_compile:
+    if _use_compile(cfg, device, main):
         net = torch.compile(net)
 
     def amp():
@@ -218,6 +334,7 @@ def train(
                 optimizer,
                 _state_record(at_step, rngs, torch.get_rng_state(), cuda_rng, world),
             )
+        progress["checkpoints"] += 1
 
     stop = {"signal": None}
 
@@ -336,6 +453,48 @@ def train(
     return TrainResult(step, last_loss, val_loss, val_acc, tok_s, wall, run_dir)
 
 
+def _restore(
+    run_dir: Path,
+    model: Transformer,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    rank: int,
+    seed: int,
+) -> tuple[int, np.random.Generator]:
+    """Load the last checkpoint into ``model``/``optimizer``; return its step and data RNG."""
+    state = read_trainer_state(run_dir)
+    load_weights(
+        model,
+        {k: v.to(device) for k, v in read_tensors(run_dir / MODEL_FILE).items()},
+        str(run_dir / MODEL_FILE),
+    )
+    load_optimizer_state(optimizer, read_tensors(run_dir / OPTIMIZER_FILE), state["optimizer"])
+    saved = state["data_rng"]
+    # a run saved by fewer processes (or imported at step 0) gives extra ranks a fresh stream
+    rng = rng_from_json(saved[rank]) if rank < len(saved) else np.random.default_rng([seed, rank])
+    torch.set_rng_state(_unb64(state["torch_rng"]))
+    if device.type == "cuda" and state.get("cuda_rng"):
+        torch.cuda.set_rng_state(_unb64(state["cuda_rng"]), device)
+    return int(state["step"]), rng
+
+
+def _use_compile(cfg: RunConfig, device: torch.device, main: bool) -> bool:
+    """``train.compile``, after the compiled-kernel self-check on the CPU (model/compile_check)."""
+    tc = cfg.train
+    if not (tc.compile == "true" or (tc.compile == "auto" and device.type == "cuda")):
+        return False
+    if device.type != "cpu":
+        return True
+    check = check_compile(cfg.model, device)
+    if not check.ok and main:
+        print(
+            f"posemb: warning: train.compile=true: {check.reason}; training eagerly instead "
+            "(the same results, slower)",
+            file=sys.stderr,
+        )
+    return check.ok
+
+
 def write_initial_checkpoint(
     run_dir: str | Path, model: Transformer, cfg: RunConfig, tokenizer
 ) -> None:
@@ -369,7 +528,7 @@ def _state_record(
 
 
 def _kept(run_dir: Path) -> str:
-    if (run_dir / "trainer_state.json").exists():
+    if (run_dir / STATE_FILE).exists():
         return f"the last good checkpoint in {run_dir} is kept"
     return f"no checkpoint had been written yet in {run_dir}"
 
