@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 from ..data import atomic_write_text, rng_from_json, rng_state_to_json
 from ..model import Transformer
+from ..provenance import count_parameters
 from .checkpoint import (
     METRICS_FILE,
     OPTIMIZER_FILE,
@@ -185,8 +186,12 @@ def train(
             _truncate_metrics(run_dir, step)
     elif main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size})
+        write_config(
+            run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size}, model
+        )
         tokenizer.save(run_dir)
+    if main:
+        print(_size_line(model, cfg), flush=True)
 
     use_compile = tc.compile == "true" or (tc.compile == "auto" and device.type == "cuda")
     autocast = (tc.dtype == "bfloat16") or (tc.dtype == "auto" and device.type == "cuda")
@@ -347,7 +352,7 @@ def write_initial_checkpoint(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size})
+    write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size}, model)
     tokenizer.save(run_dir)
     optimizer = build_optimizer(model, cfg.train, torch.device("cpu"))  # no moments yet
     torch_rng = torch.Generator().manual_seed(cfg.train.seed).get_state()
@@ -366,6 +371,18 @@ def _state_record(
         "cuda_rng": _b64(cuda_rng) if cuda_rng is not None else None,
         "world_size": world,
     }
+
+
+def _size_line(model: Transformer, cfg: RunConfig) -> str:
+    """``model: 421,632 parameters (2 layers x 128 wide, learned positions: 8,192)``"""
+    m = cfg.model
+    pos = sum(
+        p.numel() for n, p in model.named_parameters() if n.startswith(("pos.", "layer_pos."))
+    )
+    return (
+        f"model: {count_parameters(model):,} parameters ({m.n_layer} layers x {m.d_model} wide, "
+        f"{m.position} positions: {pos:,})"
+    )
 
 
 def _kept(run_dir: Path) -> str:
