@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         n_tokens=args.tokens,
         seed=args.seed,
     )
+    print(f"scoring {text.summary()}", flush=True)
     records = _evaluate(args, model, cfg, tokenizer, text)
     write_results(out, records)
     reading = describe(records)

@@ -70,6 +70,11 @@ class EvalTask:
     seed: int = DEFAULT_SEED
     examples: int = TASK_EXAMPLES
 
+    def summary(self) -> str:
+        return (
+            f"{self.examples} examples per length of synthetic:{self.task.name} (seed {self.seed})"
+        )
+
     def provenance(self) -> dict[str, Any]:
         return {
             "source": f"synthetic:{self.task.name}",

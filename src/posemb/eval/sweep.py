@@ -1,7 +1,9 @@
 """Sweep: one model per positional scheme, same data, budget, seed and size, trained at
 length L and evaluated at L, 2L, 4L, 8L (learned tables: with every extension method and
-the sliding window). Interrupted sweeps resume: finished models are skipped, a model
-interrupted mid-training continues from its checkpoint.
+the sliding window). Every model scores the same evaluation text (spans drawn once with
+``eval_seed`` from across the validation split, the same targets at every length), so any
+two records are a paired comparison. Interrupted sweeps resume: finished models are
+skipped, a model interrupted mid-training continues from its checkpoint.
 """
 
 from __future__ import annotations
@@ -180,8 +182,8 @@ class _Texts:
     """The evaluation text for each tokenizer (every model of a sweep shares one when they
     share the tokenizer): drawn once, fingerprinted once."""
 
-    def __init__(self, plan: SweepPlan) -> None:
-        self.plan = plan
+    def __init__(self, plan: SweepPlan, say=print) -> None:
+        self.plan, self.say = plan, say
         self.texts: dict[str, tuple[Any, dict]] = {}
 
     def get(self, cfg, tokenizer) -> tuple[Any, dict]:
@@ -196,6 +198,7 @@ class _Texts:
                 seed=self.plan.eval_seed,
             )
             self.texts[key] = (text, text.provenance())
+            self.say(f"every model scores {text.summary()}")
         return self.texts[key]
 
 
@@ -206,13 +209,13 @@ def run_sweep(plan: SweepPlan, out: Path, log=None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "plan.json", json.dumps(plan.settings(), indent=1))
     cfgs = {name: variant_config(plan, name) for name in plan.variants}
-    texts = _Texts(plan)
+    texts = _Texts(plan, log or print)
     first = cfgs[plan.variants[0]]
     if first.data.tokenizer == "byte":  # known before training: check the lengths first
         texts.get(first, build_tokenizer("byte"))
     records: list[dict] = []
     with Progress(_plan_cost(plan, out, cfgs), "sweep") as bar:
-        say = log or bar.write
+        say = texts.say = log or bar.write
         for k, name in enumerate(plan.variants, 1):
             cfg, run_dir = cfgs[name], out / "runs" / name
             head = f"[{k}/{len(plan.variants)}] {name}"

@@ -145,6 +145,15 @@ class EvalText:
         docs = sorted({d for a, b in zip(first, last) for d in range(int(a), int(b) + 1)})
         return [self.names[d] for d in docs]
 
+    def summary(self) -> str:
+        """``66,024 tokens per length: 131 spans of 512 (seed 0) from across the val split of
+        'stdlib' (965,643 tokens)``"""
+        where = f"the {self.source.get('split', 'given')} split of {self.source.get('source')!r}"
+        return (
+            f"{self.scored_tokens:,} tokens per length: {self.n_spans} spans of {self.span_len} "
+            f"(seed {self.seed}) from across {where} ({len(self.tokens):,} tokens)"
+        )
+
     def provenance(self) -> dict[str, Any]:
         """What was scored: source, split, spans, scored tokens, fingerprint, files."""
         files = self.files()
