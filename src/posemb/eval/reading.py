@@ -67,7 +67,7 @@ def _groups(records: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
                 break
         else:
             groups.append(([name(r)], r))
-    return [(_merged(names), first) for names, first in groups]
+    return [(_merged(names, first), first) for names, first in groups]
 
 
 def _identical(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -81,11 +81,12 @@ def _identical(a: dict[str, Any], b: dict[str, Any]) -> bool:
     )
 
 
-def _merged(names: list[str]) -> str:
+def _merged(names: list[str], r: dict[str, Any]) -> str:
+    """One name, or ``learned (any of 7 methods, identical here)`` for identical records."""
     if len(names) == 1:
         return names[0]
-    scheme = names[0].split(" (")[0]
-    return f"{scheme} (all {len(names)} ways: {', '.join(names)}; identical here)"
+    recipe = f"{r['recipe']} positions, " if r["recipe"] != "start" else ""
+    return f"{r['scheme']} ({recipe}any of {len(names)} methods, identical here)"
 
 
 def _tied(a: dict[str, Any], b: dict[str, Any]) -> bool:
