@@ -90,16 +90,27 @@ def test_eval_writes_records_and_a_self_contained_report(run_dir, tmp_path, extr
             "eval_len",
             "mode",
             "loss",
+            "loss_se",
             "tokens",
+            "provenance",
         ):
             assert key in r
         assert r["loss"] is not None and r["loss"] > 0 and r["tokens"] > 0
+        a, b = r["span_losses"]  # --max-windows 2: two spans
+        assert r["loss"] == pytest.approx((a + b) / 2, abs=1e-6)
+        assert r["loss_se"] == pytest.approx(abs(a - b) / 2, abs=1e-6)  # s / sqrt(2), n = 2
+        assert r["tokens"] == records[0]["tokens"], "every length scores the same targets"
         assert len(r["per_position"]) == r["eval_len"] - 1
         assert r["bits_per_byte"] == pytest.approx(r["loss"] / 0.6931471805599453)
+    for r in records[1:]:
+        c = r["change_from"]
+        assert c["eval_len"] == 16
+        assert c["diff"] == pytest.approx(r["loss"] - records[0]["loss"], abs=1e-5)
     assert (out / "results.csv").read_text().startswith("scheme,recipe,method")
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 2
     assert "src='" not in page.replace("src='data:", "")
+    assert "Fingerprint of the scored tokens: sha256:" in page and "± " in page
     assert "## Reading" in (out / "report.md").read_text()
 
 
@@ -110,7 +121,7 @@ def test_sweep_resumes_and_skips_finished_models(tmp_path, corpus, monkeypatch, 
         {
             "preset": "tiny",
             "train_len": 16,
-            "windows": 2,
+            "tokens": 120,
             "settings": {
                 **{
                     k: v
@@ -182,6 +193,11 @@ def test_synthetic_task_reports_exact_match_per_length(tmp_path):
     assert [r["eval_len"] for r in records] == [17, 33]
     for r in records:
         assert 0.0 <= r["accuracy"] <= 1.0 and r["loss"] > 0 and r["tokens"] > 0
+        # exact match over 128 examples: its standard error is that of a mean of 0/1 values
+        p = r["accuracy"]
+        assert r["accuracy_se"] == pytest.approx((p * (1 - p) / 127) ** 0.5)
+        assert len(r["example_losses"]) == 128 and r["loss_se"] > 0
+        assert r["provenance"]["data"]["task"] == "copy"
     assert "accuracy @17" in (out / "report.md").read_text()
 
 
@@ -202,33 +218,85 @@ def test_eval_bad_lengths_and_strides_exit_2(run_dir, tmp_path, capsys, extra, m
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
-def test_eval_on_text_shorter_than_one_window_exits_2(run_dir, tmp_path, capsys, monkeypatch):
+def test_eval_on_text_shorter_than_a_length_exits_2_before_any_work(
+    run_dir, tmp_path, capsys, monkeypatch
+):
     # the run's own data.cache_dir as the user's cache: no note about the cache on stderr
     monkeypatch.setenv(
         "POSEMB_CACHE", json.loads((run_dir / "config.json").read_text())["data"]["cache_dir"]
     )
     short = tmp_path / "short.txt"
-    short.write_text("hello\n")
+    short.write_text("hello world, " * 10)  # 130 characters: a validation split of 13 tokens
+    from posemb.eval import length
+
+    def no_model_work(*a, **k):
+        raise AssertionError("the model ran before the length check")
+
+    monkeypatch.setattr(length, "token_losses", no_model_work)
+    code = main(
+        [
+            "eval",
+            str(run_dir),
+            "--lengths",
+            "8,16",
+            "--data",
+            str(short),
+            "--out",
+            str(tmp_path / "e"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "length 16 is longer than the evaluation text" in err
+    assert "has 13 tokens" in err and "lengths up to 13" in err and "--data" in err
+    assert not (tmp_path / "e").exists(), "nothing is written"
+
+
+def test_eval_of_a_task_at_a_length_too_short_for_a_problem_exits_2(tmp_path, capsys):
+    run = tmp_path / "copy"
+    cfg = build_config(
+        "tiny",
+        {
+            **TINY,
+            "train.seq_len": 17,
+            "data.source": "synthetic:copy",
+            "data.cache_dir": str(tmp_path / "cache"),
+        },
+    )
+    train(cfg, run)
+    capsys.readouterr()
+    out = tmp_path / "e"
+    assert main(["eval", str(run), "--lengths", "2,17", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "length 2 is too short for synthetic:copy" in err
+    assert not out.exists()
+
+
+def test_a_length_that_cannot_be_scored_is_a_record_with_its_error(run_dir, monkeypatch):
+    """Errors for one length are recorded, not raised; the plots draw what there is."""
     import warnings
 
+    from posemb.eval import length
+    from posemb.eval.runner import evaluate_run, load_eval_text
+    from posemb.eval.tables import write_eval_report
+    from posemb.train import load_run
+    from posemb.train.checkpoint import read_config
+
+    model, tok = load_run(run_dir)
+    cfg = read_config(run_dir)
+    text = load_eval_text(cfg, tok, None, [16, 32], n_spans=2)
+
+    def broken(m, ids):
+        raise ValueError("broken on purpose")
+
+    monkeypatch.setattr(length, "token_losses", broken)
+    records = evaluate_run(model, cfg, text, [16, 32])
+    assert [r["loss"] for r in records] == [None, None]
+    assert records[0]["error"] == "broken on purpose"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an empty plot must not warn (no legend without lines)
-        code = main(
-            [
-                "eval",
-                str(run_dir),
-                "--lengths",
-                "16",
-                "--data",
-                str(short),
-                "--out",
-                str(tmp_path / "e"),
-            ]
-        )
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1
-    assert "no length could be evaluated" in err and "fewer than one window" in err
-    assert json.loads((tmp_path / "e" / "results.json").read_text())[0]["loss"] is None
+        md, _ = write_eval_report(run_dir.parent / "r", records, "t", "", [])
+    assert "not evaluated: broken on purpose" in md.read_text()
 
 
 def test_eval_out_that_is_a_file_exits_2(run_dir, tmp_path, capsys):
@@ -244,7 +312,7 @@ def test_sweep_whose_eval_lengths_skip_the_training_length(tmp_path, corpus, mon
         {
             "preset": "tiny",
             "train_len": 16,
-            "windows": 2,
+            "tokens": 120,
             "settings": {
                 **{
                     k: v

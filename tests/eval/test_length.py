@@ -31,6 +31,7 @@ def test_uniform_model_has_loss_ln_v_at_every_position():
     assert res.loss == pytest.approx(math.log(256), abs=1e-6)
     assert res.per_position == pytest.approx([math.log(256)] * 15, abs=1e-6)
     assert res.tokens == 5 * 15
+    assert res.loss_se == pytest.approx(0.0, abs=1e-9) and len(res.units) == 5
 
 
 def test_per_position_averages_over_windows(monkeypatch):
@@ -49,6 +50,9 @@ def test_per_position_averages_over_windows(monkeypatch):
     # mean over windows 0..3 of (p + w) = p + 1.5
     assert res.per_position == pytest.approx([p + 1.5 for p in range(1, 8)])
     assert res.loss == pytest.approx(np.mean([p + 1.5 for p in range(1, 8)]))
+    # one window per span: span w's mean is 4 + w; their standard error over 4 spans
+    assert res.units == pytest.approx([4.0, 5.0, 6.0, 7.0])
+    assert res.loss_se == pytest.approx(np.std([4, 5, 6, 7], ddof=1) / 2)
 
 
 @settings(max_examples=200, deadline=None)
@@ -71,6 +75,7 @@ def test_sliding_equals_nonoverlap_within_the_table():
     b = eval_sliding(model, TOKENS, 32, max_windows=4)
     assert b.loss == pytest.approx(a.loss, abs=1e-6)
     assert b.tokens == a.tokens
+    assert b.units == pytest.approx(a.units, abs=1e-6)
 
 
 def test_sliding_goes_past_the_table_and_each_token_has_bounded_context(monkeypatch):

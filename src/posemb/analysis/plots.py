@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from ..data.atomic import atomic_open
 from .summary import TableAnalysis
 from .table import SpectrumResult, as_float64, cosine_similarity_matrix, to_ranges
 
@@ -30,10 +31,11 @@ def _figure(width: float = 6.4, height: float = 4.8) -> Figure:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
+    """Write the PNG atomically: a kill mid-write leaves the old file or none, never a torn one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    with atomic_open(path, "wb") as f:  # creates the folder
+        fig.savefig(f, format="png")
     return path
 
 

@@ -6,9 +6,11 @@
 3. runs the order probe on "The cat chased the dog" / "The dog chased the cat";
 4. shows what happens past the table: the clear error for position 64 + k, then the loss
    at 1x/2x/4x/8x the training length with every extension method and a sliding window,
-   beside RoPE and ALiBi;
+   beside RoPE and ALiBi, on 65,536 held-out tokens drawn from across the validation split
+   (the same tokens at every length), each with its standard error;
 5. writes the runs (checkpoints, metrics), a plot of the learned table's cosine
-   similarities, results.json / results.md and report.md / report.html.
+   similarities, results.json / results.md and report.md / report.html: the report holds
+   everything the terminal shows (sample, probe, the error, tables, plots, provenance).
 """
 
 from __future__ import annotations
@@ -37,29 +39,29 @@ def _section(title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     import torch
 
     from ..analysis.plots import plot_cosine_heatmap
-    from ..eval.probe import probe_order
-    from ..eval.sweep import BUDGETS, SweepPlan, run_sweep, write_sweep_outputs
+    from ..eval.reading import describe
+    from ..eval.report import Report
+    from ..eval.sweep import BUDGETS, SweepPlan, run_sweep, sweep_report
     from ..positional.learned import PositionOutOfRangeError
     from ..train import load_run
-    from .generate import generate_text
 
-    out = Path(args.out)
-    if out.exists():
-        if not (out / MARKER).exists():
-            raise FileExistsError(
-                f"{str(out)!r} exists and is not a posemb demo output; choose another --out"
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    (out / MARKER).write_text("written by `posemb demo`; safe to delete\n")
+    out = _fresh_out(Path(args.out))
     t0 = time.perf_counter()
     L = BUDGETS["quick"]["train_len"]
     plan = SweepPlan(
-        ["learned", "rope", "alibi"], L, [L, 2 * L, 4 * L, 8 * L], "quick", args.data, progress=True
+        ["learned", "rope", "alibi"],
+        L,
+        [L, 2 * L, 4 * L, 8 * L],
+        "quick",
+        args.data,
+        progress=sys.stderr.isatty(),
     )
+    shown = Report("")  # what the terminal shows, for the report
 
     _section(
         f"1. Training three small models on {args.data} at L={L}: a learned table of {L} rows, RoPE, ALiBi"
@@ -68,32 +70,71 @@ def run(args: argparse.Namespace) -> int:
     run_dir = out / "runs" / "learned"
     model, tokenizer = load_run(run_dir)
 
-    _section("2. A sample from the learned-table model (temperature 0.8, top-k 40)")
-    print(generate_text(model, tokenizer, "def ", 120, temperature=0.8, top_k=40, seed=0))
+    title = "2. A sample from the learned-table model (temperature 0.8, top-k 40)"
+    _show(shown, title, _sample(model, tokenizer))
 
-    _section("3. Does word order matter? (cosine similarity of pooled representations)")
-    probe = probe_order(model, tokenizer, "The cat chased the dog", "The dog chased the cat")
-    print(
-        f"with the learned table: {probe.final_with:.4f}   with positions removed: {probe.final_without:.4f}"
-    )
-    print(probe.reading())
+    title = "3. Does word order matter? (cosine similarity of pooled representations)"
+    _show(shown, title, _probe(model, tokenizer))
 
-    _section(f"4. Past the end of the table ({L} positions)")
+    title = f"4. Past the end of the table ({L} positions)"
     try:
         model(torch.zeros(1, L + 16, dtype=torch.long))
+        message = f"model(input of {L + 16} tokens) ran without an error"
     except PositionOutOfRangeError as e:
-        print(f"model(input of {L + 16} tokens) raises PositionOutOfRangeError:\n  {e}\n")
-    md, page = write_sweep_outputs(plan, out, records)
-    print((out / "results.md").read_text())
-
-    _section("5. Files")
+        message = f"model(input of {L + 16} tokens) raises PositionOutOfRangeError:\n  {e}"
+    _show(shown, title, message)
     heatmap = plot_cosine_heatmap(
         model.pos.weight.detach(),
         out / "position_cosine.png",
         title=f"Learned table, trained at L={L}: cosine similarity",
     )
+    shown.image("The learned table: cosine similarity between positions", heatmap)
+    report = sweep_report(plan, out, records, title="posemb demo: past the end of the table")
+    report.blocks[:0] = shown.blocks
+    md, page = report.write(out)
+    print((out / "results.md").read_text())
+    print(" ".join(describe(records)))
+
+    _section("5. Files")
     print(
         f"learned-table run (checkpoint, metrics.jsonl): {run_dir}\nposition table plot: {heatmap}\n"
-        f"results: {out / 'results.json'}\nreport: {page}\ntotal time {time.perf_counter() - t0:.0f}s"
+        f"results: {out / 'results.json'}\nreport (everything above, plots, provenance): {page}\n"
+        f"total time {time.perf_counter() - t0:.0f}s"
     )
     return 0
+
+
+def _fresh_out(out: Path) -> Path:
+    """``out`` emptied (only when a previous demo wrote it) and marked as the demo's."""
+    if out.exists():
+        if not (out / MARKER).exists():
+            raise FileExistsError(
+                f"{str(out)!r} exists and is not a posemb demo output; choose another --out"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("written by `posemb demo`; safe to delete\n")
+    return out
+
+
+def _show(report, title: str, body: str) -> None:
+    """Print a section and keep it for the report, as shown."""
+    _section(title)
+    print(body, flush=True)
+    report.text(title, body, pre=True)
+
+
+def _sample(model, tokenizer) -> str:
+    from .generate import generate_text
+
+    return generate_text(model, tokenizer, "def ", 120, temperature=0.8, top_k=40, seed=0)
+
+
+def _probe(model, tokenizer) -> str:
+    from ..eval.probe import probe_order
+
+    probe = probe_order(model, tokenizer, "The cat chased the dog", "The dog chased the cat")
+    return (
+        f"with the learned table: {probe.final_with:.4f}   with positions removed: "
+        f"{probe.final_without:.4f}\n{probe.reading()}"
+    )

@@ -1,5 +1,10 @@
 """Evaluate a run at several lengths (past the training length too).
 
+The text is drawn once, seeded (--seed), from across the whole validation split: spans of
+the longest length, each cut into windows of every length, and the same target tokens
+scored at every length, so the losses are a paired comparison. Every loss comes with its
+standard error over spans (--tokens or --max-windows sets how many).
+
 Without --extend/--overflow a length past a learned table exits 2 with the library's
 message. --mode sliding scores every token once with up to the table's size of context
 (--stride S tokens between windows). Writes results.json, results.csv, per_position.csv,
@@ -11,12 +16,14 @@ from __future__ import annotations
 import argparse
 
 from .common import existing_run, length_list, positive_int
+from .main import UsageError
 
 HELP = "loss per evaluation length, with extension methods, overflow policies or a sliding window"
 EXAMPLE = "posemb eval runs/a --lengths 128,256,512,1024 --extend interpolate --out runs/a/eval"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..eval.text import DEFAULT_SEED, DEFAULT_TOKENS
     from ..positional.extend import EXTEND_METHODS
 
     p.add_argument("run_dir", type=existing_run, metavar="RUN")
@@ -35,11 +42,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data", metavar="SRC", help="evaluation text (default: the run's validation split)"
     )
-    p.add_argument(
+    size = p.add_mutually_exclusive_group()
+    size.add_argument(
+        "--tokens",
+        type=positive_int,
+        metavar="N",
+        help=f"scored tokens per length (default {DEFAULT_TOKENS:,}); sets the number of spans",
+    )
+    size.add_argument(
         "--max-windows",
         type=positive_int,
-        default=32,
-        help="sequences of the longest length (shorter lengths cover the same text)",
+        metavar="N",
+        help="spans (sequences of the longest length) to score instead; shorter lengths "
+        "score the same tokens in more, shorter windows",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"seed of the spans drawn from the split (default {DEFAULT_SEED})",
     )
     p.add_argument("--out", required=True, metavar="DIR")
 
@@ -47,17 +68,63 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..eval.runner import (
-        check_lengths,
-        describe,
-        eval_tokens,
-        evaluate_run,
-        write_eval_report,
-        write_results,
-    )
+    from ..eval.reading import describe
+    from ..eval.runner import check_lengths, load_eval_text, write_results
+    from ..eval.tables import write_eval_report
     from ..train.checkpoint import load_run, read_config
     from .common import device
-    from .main import UsageError
+
+    _check_options(args)
+    out = Path(args.out)
+    model, tokenizer = load_run(args.run_dir, device())
+    cfg = read_config(args.run_dir)
+    _check_model(args, model)
+    check_lengths(model, args.lengths, args.extend, args.overflow, args.mode)
+    # the text (and its length check) before any model work or output
+    text = load_eval_text(
+        cfg,
+        tokenizer,
+        args.data,
+        args.lengths,
+        n_spans=args.max_windows,
+        n_tokens=args.tokens,
+        seed=args.seed,
+    )
+    print(f"scoring {text.summary()}", flush=True)
+    records = _evaluate(args, model, cfg, tokenizer, text)
+    write_results(out, records)
+    reading = describe(records)
+    md, page = write_eval_report(
+        out,
+        records,
+        f"posemb eval: {args.run_dir}",
+        f"Scheme {cfg.model.position}, trained at {cfg.train.seq_len} tokens "
+        f"(positions: {cfg.train.positions}); table size {cfg.model.max_positions}.",
+        reading,
+    )
+    metric = "accuracy" if any("accuracy" in r for r in records) else "loss"
+    for r in records:
+        value = r.get(metric)
+        se = r.get(f"{metric}_se")
+        shown = (
+            f"{value:.4f} ± {se:.4f}"
+            if value is not None and se is not None
+            else f"{value:.4f}"
+            if value is not None
+            else f"n/a ({r.get('error', '')[:80]})"
+        )
+        print(f"L={r['eval_len']:>6}  {metric}={shown}  tokens={r['tokens']}")
+    print(" ".join(reading))
+    print(f"wrote {out / 'results.json'}, {page}")
+    failed = [r for r in records if r.get("loss") is None]
+    if len(failed) == len(records):  # nothing measured: bad input, not success
+        raise UsageError(f"no length could be evaluated: {failed[0].get('error', 'unknown error')}")
+    return 0
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Option combinations that would not act, and an --out that is a file: exit 2."""
+    from pathlib import Path
 
     if args.extend and args.overflow:
         raise UsageError("choose --extend or --overflow, not both")
@@ -74,53 +141,40 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--out {str(out)!r} is a file, not a directory; choose a directory for the results"
         )
-    model, tokenizer = load_run(args.run_dir, device())
+
+
+def _check_model(args: argparse.Namespace, model) -> None:
     if (args.extend or args.overflow) and not hasattr(model.scheme(0), "extend"):
         raise UsageError(
-            f"--extend/--overflow act on a learned table; this run uses {model.config.position}, which has none "
-            "(drop the option: it evaluates at any length)"
+            f"--extend/--overflow act on a learned table; this run uses {model.config.position}, "
+            "which has none (drop the option: it evaluates at any length)"
         )
-    cfg = read_config(args.run_dir)
     window = model.position_limit
     if args.stride is not None and window is not None and args.stride >= window:
         raise UsageError(
-            f"--stride {args.stride} must be smaller than the sliding window ({window} tokens, the table's "
-            f"positions): choose --stride between 1 and {window - 1}"
+            f"--stride {args.stride} must be smaller than the sliding window ({window} tokens, the "
+            f"table's positions): choose --stride between 1 and {window - 1}"
         )
-    check_lengths(model, args.lengths, args.extend, args.overflow, args.mode)
-    data = eval_tokens(cfg, tokenizer, args.data)
-    records = evaluate_run(
-        model,
-        cfg,
-        data,
-        args.lengths,
-        method=args.extend,
-        overflow=args.overflow,
-        mode=args.mode,
-        stride=args.stride,
-        max_windows=args.max_windows,
-        byte_level=tokenizer.kind == "byte",
-    )
-    write_results(out, records)
-    reading = describe(records)
-    md, page = write_eval_report(
-        out,
-        records,
-        f"posemb eval: {args.run_dir}",
-        f"Scheme {cfg.model.position}, trained at {cfg.train.seq_len} tokens "
-        f"(positions: {cfg.train.positions}); table size {cfg.model.max_positions}.",
-        reading,
-    )
-    metric = "accuracy" if any("accuracy" in r for r in records) else "loss"
-    for r in records:
-        value = r.get(metric)
-        shown = f"{value:.4f}" if value is not None else f"n/a ({r.get('error', '')[:80]})"
-        print(f"L={r['eval_len']:>6}  {metric}={shown}  tokens={r['tokens']}")
-    print(" ".join(reading))
-    print(f"wrote {out / 'results.json'}, {page}")
-    failed = [r for r in records if r.get("loss") is None]
-    if len(failed) == len(
-        records
-    ):  # nothing measured: bad input (text too short, ...), not success
-        raise UsageError(f"no length could be evaluated: {failed[0].get('error', 'unknown error')}")
-    return 0
+
+
+def _evaluate(args: argparse.Namespace, model, cfg, tokenizer, text) -> list[dict]:
+    """Every length, with one progress bar (tokens through the model, overall ETA)."""
+    from ..eval.progress import Progress
+    from ..eval.runner import eval_cost, evaluate_run, model_provenance, record_provenance
+
+    prov = record_provenance(text.provenance(), model_provenance(args.run_dir, model, cfg))
+    total = eval_cost(model.position_limit, text, args.lengths, args.mode, args.stride)
+    with Progress(total, "eval") as bar:
+        return evaluate_run(
+            model,
+            cfg,
+            text,
+            args.lengths,
+            method=args.extend,
+            overflow=args.overflow,
+            mode=args.mode,
+            stride=args.stride,
+            byte_level=tokenizer.kind == "byte",
+            provenance=prov,
+            progress=bar,
+        )

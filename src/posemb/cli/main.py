@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 import traceback
 
@@ -86,8 +87,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..provenance import set_command
+
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    set_command(["posemb", *argv])  # what results and configs record as their command
+    _show_notices()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -113,6 +118,35 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+class _Notices(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a message comes (not when it was made), and
+    only when it is a terminal: like the progress bars, notices are for a person watching."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if sys.stderr.isatty() or record.levelno >= logging.WARNING:
+            super().emit(record)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _show_notices() -> None:
+    """The library's progress notices (``posemb.*`` loggers at INFO, e.g. "tokenising the
+    validation split ...") go to stderr as ``posemb: ...`` lines."""
+    logger = logging.getLogger("posemb")
+    if not any(isinstance(h, _Notices) for h in logger.handlers):
+        handler = _Notices()
+        handler.setFormatter(logging.Formatter("posemb: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _one_line(e: BaseException) -> str:

@@ -2,8 +2,11 @@
 
 Same data, budget, seed and size for every scheme; each is trained at --train-len L and
 evaluated at L, 2L, 4L, 8L (learned tables with every extension method and a sliding
-window). --budget quick fits in about 10 minutes on a 2-core CPU; --budget full is sized
-for one GPU. Rerunning the same command resumes an interrupted sweep.
+window), every model on the same held-out text: spans drawn with --eval-seed from across
+the validation split, the same target tokens at every length, so results are paired and
+each loss has a standard error over spans. --budget quick fits in about 10 minutes on a
+2-core CPU; --budget full is sized for one GPU. Rerunning the same command resumes an
+interrupted sweep.
 Schemes: learned, learned+random (randomised positions), sinusoidal, rope, alibi, t5, shaw, nope.
 """
 
@@ -18,6 +21,8 @@ EXAMPLE = "posemb sweep --schemes learned,learned+random,rope,alibi --train-len 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..eval.text import DEFAULT_SEED
+
     p.add_argument(
         "--schemes", nargs="+", metavar="NAME", help="default: all (comma or space separated)"
     )
@@ -25,14 +30,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-lens", type=length_list, default=None, help="default: L,2L,4L,8L")
     p.add_argument("--budget", choices=("quick", "full"), default="quick")
     p.add_argument("--data", default="stdlib", metavar="SRC")
-    p.add_argument("--seed", type=seed_int, default=1337, help="0 .. 2**63 - 1")
+    p.add_argument(
+        "--seed", type=seed_int, default=1337, help="training seed of every model (0 .. 2**63 - 1)"
+    )
+    p.add_argument(
+        "--eval-seed",
+        type=seed_int,
+        default=DEFAULT_SEED,
+        help=f"seed of the evaluation spans (default {DEFAULT_SEED}; the same for every model)",
+    )
+    p.add_argument(
+        "--tokens",
+        type=positive_int,
+        metavar="N",
+        help="scored tokens per length (default: the budget's, 65,536 for quick)",
+    )
     p.add_argument("--out", required=True, metavar="DIR")
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
     from pathlib import Path
 
+    from ..eval.reading import describe
     from ..eval.sweep import BUDGETS, SweepPlan, parse_variants, run_sweep, write_sweep_outputs
     from .main import UsageError
 
@@ -46,13 +67,17 @@ def run(args: argparse.Namespace) -> int:
         args.budget,
         args.data,
         args.seed,
+        progress=sys.stderr.isatty(),
+        eval_seed=args.eval_seed,
+        eval_tokens=args.tokens,
     )
     out = Path(args.out)
     previous = out / "plan.json"
     if previous.exists():
         old = json.loads(previous.read_text())
-        if {k: old.get(k) for k in ("train_len", "eval_lens", "budget", "data", "seed")} != {
-            k: getattr(plan, k) for k in ("train_len", "eval_lens", "budget", "data", "seed")
+        new = plan.settings()
+        if {k: old.get(k) for k in new if k != "variants"} != {
+            k: v for k, v in new.items() if k != "variants"
         }:
             raise UsageError(
                 f"{out} holds a sweep with other settings ({old}); use another --out to start anew"
@@ -60,5 +85,6 @@ def run(args: argparse.Namespace) -> int:
     records = run_sweep(plan, out)
     md, page = write_sweep_outputs(plan, out, records)
     print((out / "results.md").read_text())
+    print(" ".join(describe(records)))
     print(f"wrote {out / 'results.json'}, {page}")
     return 0

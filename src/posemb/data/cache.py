@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,6 +37,7 @@ from .sources import SEPARATOR, TextSource, check_split
 from .synthetic import SyntheticTask
 from .tokenizers import Tokenizer
 
+log = logging.getLogger(__name__)  # "tokenising ..." notices (the CLI shows them)
 FORMAT = "posemb-tokens"
 PIECE_CHARS = 1 << 20  # encode long documents in pieces of about this many characters
 
@@ -91,6 +93,9 @@ def cached_tokens(
 
     meta = _read_meta(meta_path, bin_path, dtype)
     if meta is None:
+        log.info(
+            "tokenising the %s split of %s (first use; cached in %s)", split, name, bin_path.parent
+        )
         length = _write_tokens(bin_path, _chunks(texts(), tokenizer, separator, dtype))
         meta = {
             "format": FORMAT,

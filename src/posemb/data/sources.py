@@ -84,6 +84,10 @@ class TextSource(abc.ABC):
     def fingerprint(self) -> str:
         """A cheap hash that changes when the content or the split changes (a cache key)."""
 
+    def names(self, split: str) -> list[str] | None:
+        """The name of each document ``texts(split)`` yields (file paths), or None if unnamed."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
@@ -103,6 +107,9 @@ class FileSource(TextSource):
 
     def fingerprint(self) -> str:
         return _hash(["file", self.val_fraction, _stat(self.path)])
+
+    def names(self, split: str) -> list[str] | None:
+        return [self.name]  # one document: this file's share of the split
 
 
 class FilesSource(TextSource):
@@ -142,6 +149,12 @@ class FilesSource(TextSource):
             return split_chars(self._read_all, split, self.val_fraction)
         want_val = split == "val"
         return (_read(f, self.strict) for f, v in zip(self.files, self._is_val) if v == want_val)
+
+    def names(self, split: str) -> list[str] | None:
+        if self.by_chars:  # the split cuts the concatenation: documents are not whole files
+            return None
+        want_val = check_split(split) == "val"
+        return [r for r, v in zip(self.relpaths, self._is_val) if v == want_val]
 
     def _read_all(self) -> Iterator[str]:
         return (_read(f, self.strict) for f in self.files)

@@ -1,31 +1,40 @@
 """Length generalisation: loss at evaluation lengths past the training length.
 
-Two ways to score a long text with a model:
+Two ways to score a text with a model at length ``L``:
 
-- ``nonoverlap``: cut the tokens into windows of exactly ``eval_len`` and score each window
+- ``nonoverlap``: cut the text into windows of exactly ``L`` tokens and score each window
   in one pass. Past a learned table's end this needs an extension method or an overflow
   policy; otherwise it raises :class:`~posemb.PositionOutOfRangeError` (the clear message).
-- ``sliding``: score a sequence of ``eval_len`` tokens so that every token (but the first)
-  is predicted once, with up to ``window`` (default: the table size) tokens of context:
+- ``sliding``: score sequences of ``L`` tokens so that every token (but the first) is
+  predicted once, with up to ``window`` (default: the table size) tokens of context:
   windows start every ``stride`` tokens and only the tokens not yet scored count
   (the standard strided-perplexity evaluation).
 
-Every function returns per-position mean losses as well as the mean, so the cliff past
-the trained length is visible. Losses are mean nats per scored token.
+The text is an :class:`~posemb.eval.text.EvalText`: seeded spans from across the split,
+and the targets scored at every length, so both modes and every length score the same
+tokens. Each result holds the mean loss (nats per scored token), its standard error over
+spans, every span's mean (for paired comparisons) and the mean loss at each position of a
+window (over all its targets, the cliff past the trained length).
+
+Shapes: ``n`` spans, ``S`` span length, ``L`` evaluation length, ``w`` windows (``n * S // L``).
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import iter_windows
 from ..model import Transformer
+from .stats import mean_se
+from .text import EvalText
+
+Advance = Callable[[int], None]  # progress: called with the tokens just run through the model
 
 
 def check_eval_len(eval_len: int) -> None:
@@ -46,6 +55,11 @@ class LengthResult:
     per_position: list[float] = field(default_factory=list)  # mean loss at each target position
     accuracy: float | None = None  # synthetic tasks: exact match
     error: str | None = None
+    loss_se: float | None = None  # standard error of ``loss`` over ``units``
+    units: list[float] = field(default_factory=list)  # per span (text) or example (task) means
+    unit: str = "spans"  # what ``units`` and the standard errors are over
+    per_position_bins: dict = field(default_factory=dict)  # binned curve with standard errors
+    accuracy_se: float | None = None
 
     @property
     def perplexity(self) -> float | None:
@@ -70,6 +84,8 @@ def adapt_model(
         return model
     if not hasattr(scheme, "extend"):
         return model  # sinusoidal/rope/alibi/...: nothing to extend
+    if overflow is None and (new_max is None or new_max <= scheme.max_positions):
+        return model  # the table already covers new_max: nothing to change
     new = copy.deepcopy(model)
     if method is not None and new_max is not None and new_max > scheme.max_positions:
         new.pos = new.pos.extend(new_max, method)
@@ -86,39 +102,52 @@ def token_losses(model: Transformer, ids: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")  # [b, t-1]
 
 
+def batch_windows(eval_len: int, vocab_size: int) -> int:
+    """Windows per forward pass: about 16k tokens, fewer when the logits ``[b, L, V]`` or an
+    ``L × L`` attention bias would take more than about 256 MiB."""
+    by_tokens = 16384 // eval_len
+    by_logits = (1 << 26) // (vocab_size * eval_len)
+    by_bias = (1 << 24) // (eval_len * eval_len)
+    return max(1, min(by_tokens, by_logits, by_bias))
+
+
+def as_text(text: EvalText | np.ndarray, eval_len: int, max_windows: int) -> EvalText:
+    """``text`` itself, or ``max_windows`` seeded spans of ``eval_len`` drawn from a token array."""
+    if isinstance(text, EvalText):
+        if eval_len not in text.lengths:
+            raise ValueError(
+                f"length {eval_len} is not one of the lengths the text was drawn for "
+                f"({text.lengths}): draw it with EvalText.draw(tokens, lengths=[..., {eval_len}])"
+            )
+        return text
+    return EvalText.draw(text, [eval_len], n_spans=max_windows)
+
+
 def eval_nonoverlap(
     model: Transformer,
-    tokens: np.ndarray,
+    text: EvalText | np.ndarray,
     eval_len: int,
     *,
     max_windows: int = 64,
-    batch_size: int = 8,
+    batch_size: int | None = None,
+    advance: Advance | None = None,
 ) -> LengthResult:
-    """Score up to ``max_windows`` disjoint windows of ``eval_len`` tokens."""
+    """Score every span of ``text`` cut into windows of ``eval_len`` tokens.
+
+    ``text`` may be a token array: ``max_windows`` seeded spans of ``eval_len`` are drawn.
+    """
     check_eval_len(eval_len)
+    text = as_text(text, eval_len, max_windows)
     device = next(model.parameters()).device
-    windows = list(_take(iter_windows(tokens, eval_len), max_windows))
-    if not windows:
-        raise ValueError(
-            f"the evaluation text has {len(tokens)} tokens, fewer than one window of {eval_len}"
-        )
-    sums = torch.zeros(eval_len - 1, dtype=torch.float64)
-    count = 0
-    for i in range(0, len(windows), batch_size):
-        ids = torch.stack(
-            [torch.as_tensor(np.asarray(w, dtype=np.int64)) for w in windows[i : i + batch_size]]
-        )
-        losses = token_losses(model, ids.to(device)).double().cpu()  # [b, t-1]
-        sums += losses.sum(0)
-        count += losses.shape[0]
-    per_pos = (sums / count).tolist()
-    return LengthResult(
-        eval_len,
-        "nonoverlap",
-        float(sums.sum() / (count * (eval_len - 1))),
-        count * (eval_len - 1),
-        per_pos,
-    )
+    ids = text.windows(eval_len)  # [w, L]
+    b = batch_size or batch_windows(eval_len, model.config.vocab_size)
+    losses = np.empty((len(ids), eval_len - 1))  # [w, L-1]
+    for i in range(0, len(ids), b):
+        x = torch.from_numpy(ids[i : i + b]).to(device)
+        losses[i : i + b] = token_losses(model, x).double().cpu().numpy()
+        if advance is not None:
+            advance(x.numel())
+    return _result(text, eval_len, "nonoverlap", losses)
 
 
 def sliding_targets(seq_len: int, window: int, stride: int) -> list[tuple[int, int, int]]:
@@ -144,70 +173,146 @@ def sliding_targets(seq_len: int, window: int, stride: int) -> list[tuple[int, i
     return spans
 
 
+def sliding_plan(
+    limit: int | None, eval_len: int, window: int | None = None, stride: int | None = None
+) -> list[tuple[int, int, int]]:
+    """The windows a sliding evaluation of one sequence of ``eval_len`` runs (see
+    :func:`sliding_targets`); ``window`` defaults to the table size ``limit``, ``stride`` to
+    half the window."""
+    window = min(window or limit or eval_len, eval_len)
+    if window >= eval_len:
+        return [(0, eval_len, 1)]
+    stride = stride or max(1, window // 2)
+    return sliding_targets(eval_len, window, min(stride, window - 1))
+
+
 def eval_sliding(
     model: Transformer,
-    tokens: np.ndarray,
+    text: EvalText | np.ndarray,
     eval_len: int,
     *,
     window: int | None = None,
     stride: int | None = None,
     max_windows: int = 16,
+    batch_size: int | None = None,
+    advance: Advance | None = None,
 ) -> LengthResult:
-    """Score sequences of ``eval_len`` tokens with a sliding window of ``window`` tokens."""
+    """Score the spans of ``text`` as sequences of ``eval_len`` with a sliding window."""
     check_eval_len(eval_len)
+    text = as_text(text, eval_len, max_windows)
     device = next(model.parameters()).device
-    window = window or model.position_limit or eval_len
-    window = min(window, eval_len)
-    stride = stride or max(1, window // 2)
-    spans = (
-        sliding_targets(eval_len, window, min(stride, window - 1))
-        if window < eval_len
-        else [(0, eval_len, 1)]
+    plan = sliding_plan(model.position_limit, eval_len, window, stride)
+    seqs = text.windows(eval_len)  # [w, L]
+    widest = max(end - begin for begin, end, _ in plan)
+    b = batch_size or batch_windows(widest, model.config.vocab_size)
+    per_target = np.empty((len(seqs), eval_len - 1))  # [w, L-1]
+    for i in range(0, len(seqs), b):
+        ids = torch.from_numpy(seqs[i : i + b]).to(device)
+        for begin, end, first in plan:
+            losses = token_losses(model, ids[:, begin:end]).double().cpu().numpy()
+            # losses[:, j] is the loss of token begin+j+1; keep targets first .. end-1
+            per_target[i : i + b, first - 1 : end - 1] = losses[:, first - begin - 1 :]
+            if advance is not None:
+                advance(ids.shape[0] * (end - begin))
+    return _result(text, eval_len, "sliding", per_target)
+
+
+def forward_tokens(
+    limit: int | None,
+    n_spans: int,
+    span_len: int,
+    eval_len: int,
+    mode: str = "nonoverlap",
+    stride: int | None = None,
+) -> int:
+    """Tokens one evaluation of ``n_spans`` spans of ``span_len`` runs through the model (the
+    unit of the progress bar); ``limit`` is the model's table size (``model.position_limit``)."""
+    windows = n_spans * (span_len // eval_len)
+    if mode != "sliding":
+        return windows * eval_len
+    plan = sliding_plan(limit, eval_len, None, stride)
+    return windows * sum(end - begin for begin, end, _ in plan)
+
+
+def _result(text: EvalText, eval_len: int, mode: str, losses: np.ndarray) -> LengthResult:
+    """Summarise per-window target losses ``[w, L-1]`` over the text's scored targets."""
+    n, per = text.n_spans, text.span_len // eval_len
+    grid = np.full((n, per, eval_len), np.nan)
+    grid[:, :, 1:] = losses.reshape(n, per, eval_len - 1)
+    by_offset = np.full((n, text.span_len), np.nan)  # [n, S]: loss of the target at each offset
+    by_offset[:, : per * eval_len] = grid.reshape(n, per * eval_len)
+    units = by_offset[:, text.targets].mean(axis=1)  # [n] each span's mean over the targets
+    loss, loss_se = mean_se(units)
+    return LengthResult(
+        eval_len,
+        mode,
+        loss,
+        text.scored_tokens,
+        losses.mean(axis=0).tolist(),
+        loss_se=loss_se,
+        units=units.tolist(),
+        per_position_bins=position_bins(losses),
     )
-    seqs = list(_take(iter_windows(tokens, eval_len), max_windows))
-    if not seqs:
-        raise ValueError(
-            f"the evaluation text has {len(tokens)} tokens, fewer than one sequence of {eval_len}"
-        )
-    ids = torch.stack([torch.as_tensor(np.asarray(s, dtype=np.int64)) for s in seqs]).to(
-        device
-    )  # [n, L]
-    per_target = torch.zeros(ids.shape[0], eval_len - 1, dtype=torch.float64)
-    for begin, end, first in spans:
-        losses = token_losses(model, ids[:, begin:end]).double().cpu()  # [n, end-begin-1]
-        # losses[:, j] is the loss of token begin+j+1; keep targets first .. end-1
-        per_target[:, first - 1 : end - 1] = losses[:, first - begin - 1 :]
-    per_pos = per_target.mean(0).tolist()
-    return LengthResult(eval_len, "sliding", float(per_target.mean()), per_target.numel(), per_pos)
+
+
+def position_bins(losses: np.ndarray, n_bins: int = 32) -> dict:
+    """Per-position losses ``[w, L-1]`` in ``min(n_bins, L-1)`` bins of (nearly) equal size:
+    each bin's mean and its standard error over windows (a window's mean over the bin is one
+    observation). ``first``: the first target position of each bin (1-based)."""
+    w, t = losses.shape
+    starts = np.linspace(0, t, min(n_bins, t) + 1).astype(np.int64)[:-1]  # [bins]
+    sizes = np.diff(np.append(starts, t))  # [bins]
+    per_window = np.add.reduceat(losses, starts, axis=1) / sizes  # [w, bins]
+    se = per_window.std(axis=0, ddof=1) / math.sqrt(w) if w > 1 else np.zeros(len(starts))
+    return {
+        "first": (starts + 1).tolist(),
+        "mean": [round(float(v), 5) for v in per_window.mean(axis=0)],
+        "se": [round(float(v), 5) for v in se],
+    }
 
 
 @torch.no_grad()
 def eval_task(
-    model: Transformer, task, eval_len: int, *, n: int = 128, seed: int = 0, batch_size: int = 32
+    model: Transformer,
+    task,
+    eval_len: int,
+    *,
+    n: int = 128,
+    seed: int = 0,
+    batch_size: int = 32,
+    advance: Advance | None = None,
 ) -> LengthResult:
-    """Loss on answer tokens and exact-match accuracy of a synthetic task at ``eval_len``."""
-    from ..data import exact_match
-
+    """Loss on answer tokens and exact-match accuracy of a synthetic task at ``eval_len``,
+    with standard errors over the ``n`` examples (drawn with ``seed``)."""
     check_eval_len(eval_len)
     device = next(model.parameters()).device
     rng = np.random.default_rng([seed, eval_len])
-    losses, right, total, scored = [], 0.0, 0, 0
+    ex_loss, ex_right, loss_sum, scored = [], [], 0.0, 0
     for i in range(0, n, batch_size):
         x, y = task.sample(min(batch_size, n - i), eval_len, rng)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        out = model(x, labels=y)
-        mask = y[:, 1:] != -100
-        losses.append(float(out.loss) * int(mask.sum()))
-        scored += int(mask.sum())
-        pred = torch.full_like(y, -1)
-        pred[:, 1:] = out.logits[:, :-1].argmax(-1)
-        right += exact_match(pred.cpu().numpy(), y.cpu().numpy()) * x.shape[0]
-        total += x.shape[0]
-    return LengthResult(eval_len, "task", sum(losses) / scored, scored, [], accuracy=right / total)
-
-
-def _take(it, n):
-    for i, x in enumerate(it):
-        if i >= n:
-            return
-        yield x
+        logits = model(x).logits[:, :-1].float()  # [b, t-1, V]
+        target = y[:, 1:]  # [b, t-1]
+        mask = target != -100
+        tl = F.cross_entropy(logits.transpose(1, 2), target, reduction="none", ignore_index=-100)
+        counts = mask.sum(1)  # [b]
+        ex_loss += (tl.sum(1) / counts.clamp_min(1)).double().cpu().tolist()
+        right = ((logits.argmax(-1) == target) | ~mask).all(1) & (y[:, 0] == -100)  # [b]
+        ex_right += right.double().cpu().tolist()
+        loss_sum += float(tl.sum())
+        scored += int(counts.sum())
+        if advance is not None:
+            advance(x.numel())
+    accuracy, accuracy_se = mean_se(ex_right)
+    return LengthResult(
+        eval_len,
+        "task",
+        loss_sum / scored,
+        scored,
+        [],
+        accuracy=accuracy,
+        loss_se=mean_se(ex_loss)[1],
+        units=ex_loss,
+        unit="examples",
+        accuracy_se=accuracy_se,
+    )

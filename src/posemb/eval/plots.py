@@ -1,14 +1,40 @@
-"""Plots of length-generalisation results (matplotlib, Agg backend: no screen needed)."""
+"""Plots of length-generalisation results (matplotlib's Agg canvas; no screen, no global state).
+
+Lengths are plain numbers on the x axis (64, 128, ...), each series has its own colour,
+marker and line style, legends sit outside the data, and every point carries its standard
+error (bars on the loss-by-length plot, bands on the per-position plot). Files are written
+atomically.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from ..data import atomic_open
+
+DPI = 110
+# Okabe-Ito and tab10 hues, ordered so neighbours differ; markers and dashes vary with them
+COLOURS = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+    "#8C564B",
+    "#7F7F7F",
+    "#BCBD22",
+    "#9467BD",
+)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+DASHES = ("-", "--", "-.", ":")
 
 
 def label(r: dict) -> str:
@@ -23,25 +49,36 @@ def label(r: dict) -> str:
     return name
 
 
-def _style(i: int) -> dict:
-    """Distinct colour and line style for up to 20 series."""
-    return {"color": plt.get_cmap("tab20")(i % 20), "ls": ("-", "--", ":")[(i // 10) % 3]}
+def style(i: int) -> dict:
+    """Series ``i``'s colour, marker and line style: 11 colours × 7 markers × 4 dashes."""
+    return {
+        "color": COLOURS[i % len(COLOURS)],
+        "marker": MARKERS[i % len(MARKERS)],
+        "ls": DASHES[(i // len(COLOURS)) % len(DASHES)],
+    }
 
 
 def plot_loss_vs_length(
     records: list[dict], path: Path, title: str = "Loss against evaluation length"
 ) -> Path:
-    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    train_lens = set()
+    """Mean loss at each evaluation length, one line per configuration, ± 1 standard error."""
+    series: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
     for r in records:
-        train_lens.add(r["train_len"])
         if r.get("loss") is not None:
-            series[label(r)].append((r["eval_len"], r["loss"]))
-    fig, ax = plt.subplots(figsize=(8, 5))
+            series[label(r)].append((r["eval_len"], r["loss"], r.get("loss_se") or 0.0))
+    fig, ax = _figure()
     for i, (name, pts) in enumerate(sorted(series.items())):
         pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name, **_style(i))
-    ax.set_xscale("log", base=2)
+        x, y, e = (list(v) for v in zip(*pts))
+        ax.errorbar(x, y, yerr=e, label=name, capsize=3, ms=4, lw=1.3, **style(i))
+    lengths = sorted({r["eval_len"] for r in records})
+    if lengths:
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(FixedLocator(lengths))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([str(L) for L in lengths])
+        ax.set_xlim(lengths[0] / 1.25, lengths[-1] * 1.25)
+    train_lens = {r["train_len"] for r in records}
     return _finish(
         fig,
         ax,
@@ -56,20 +93,25 @@ def plot_loss_vs_length(
 def plot_per_position(
     records: list[dict], path: Path, title: str = "Loss at each position"
 ) -> Path:
-    """Per-position loss curves for each record's longest evaluation length."""
+    """Per-position loss curves for each configuration's longest evaluation length, in bins
+    of positions (``per_position_bins``), with a band of ± 1 standard error over windows."""
     longest: dict[str, dict] = {}
     for r in records:
         if r.get("per_position") and (
             label(r) not in longest or r["eval_len"] > longest[label(r)]["eval_len"]
         ):
             longest[label(r)] = r
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = _figure()
     for i, (name, r) in enumerate(sorted(longest.items())):
-        y = r["per_position"]
-        k = max(1, len(y) // 32)  # mean over bins of k positions: few windows make raw curves noisy
-        ys = [sum(y[i : i + k]) / len(y[i : i + k]) for i in range(0, len(y), k)]
-        xs = [i + 1 + (min(k, len(y) - i) - 1) / 2 for i in range(0, len(y), k)]  # bin centres
-        ax.plot(xs, ys, label=f"{name} (L={r['eval_len']})", lw=1, **_style(i))
+        bins = r.get("per_position_bins") or _bins(r["per_position"])
+        first, ys = np.asarray(bins["first"]), np.asarray(bins["mean"])
+        sizes = np.diff(np.append(first, len(r["per_position"]) + 1))
+        xs = first + (sizes - 1) / 2  # bin centres
+        st = style(i)
+        ax.plot(xs, ys, label=f"{name} (L={r['eval_len']})", lw=1.2, color=st["color"], ls=st["ls"])
+        if bins.get("se"):
+            es = np.asarray(bins["se"])
+            ax.fill_between(xs, ys - es, ys + es, color=st["color"], alpha=0.15, lw=0)
     return _finish(
         fig,
         ax,
@@ -81,6 +123,29 @@ def plot_per_position(
     )
 
 
+def _bins(per_position: list[float], n_bins: int = 32) -> dict:
+    """Bin means of a per-position curve (records without ``per_position_bins``)."""
+    y = np.asarray(per_position)
+    starts = np.linspace(0, len(y), min(n_bins, len(y)) + 1).astype(np.int64)[:-1]
+    means = np.add.reduceat(y, starts) / np.diff(np.append(starts, len(y)))
+    return {"first": (starts + 1).tolist(), "mean": means.tolist()}
+
+
+def save_png(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG atomically (a temporary file in the folder, then a rename):
+    a kill mid-write never leaves a truncated image."""
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def _figure():
+    fig = Figure(figsize=(9.5, 5))
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
 def _finish(fig, ax, path: Path, train_lens, xlabel: str, ylabel: str, title: str) -> Path:
     for L in sorted(train_lens):
         ax.axvline(L, color="grey", ls="--", lw=1)
@@ -88,9 +153,6 @@ def _finish(fig, ax, path: Path, train_lens, xlabel: str, ylabel: str, title: st
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:  # nothing evaluated: no legend (and no warning)
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

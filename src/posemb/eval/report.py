@@ -1,4 +1,9 @@
-"""report.md and a single self-contained report.html (plots embedded as data URIs)."""
+"""report.md and a single self-contained report.html (plots embedded as data URIs).
+
+A report is a title, an introduction, a plain-language reading, then blocks in order:
+tables (wide ones scroll sideways in the page), images, text (paragraphs, or a
+preformatted block for terminal output), and notes at the end.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +14,39 @@ from pathlib import Path
 
 from ..data import atomic_write_text
 
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+    ".scroll{overflow-x:auto;margin:1em 0}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}"
+    "th{background:#f3f3f3}img{max-width:100%}"
+    ".reading{background:#f6f8fa;padding:.8em 1em;border-left:4px solid #4a7}"
+    "pre{background:#f6f8fa;padding:.8em 1em;overflow-x:auto;white-space:pre-wrap}"
+    "details{margin:1em 0}summary{cursor:pointer;font-weight:600}"
+)
+
 
 @dataclass
 class Report:
     title: str
     intro: str = ""
     reading: list[str] = field(default_factory=list)  # plain-language sentences
-    tables: list[tuple[str, list[str], list[list[object]]]] = field(default_factory=list)
-    images: list[tuple[str, Path]] = field(default_factory=list)
+    blocks: list[tuple] = field(default_factory=list)  # (kind, caption, ...) in page order
     notes: list[str] = field(default_factory=list)
 
     def table(self, caption: str, header: list[str], rows: list[list[object]]) -> None:
-        self.tables.append((caption, header, rows))
+        self.blocks.append(("table", caption, header, rows))
 
     def image(self, caption: str, path: Path) -> None:
-        self.images.append((caption, Path(path)))
+        self.blocks.append(("image", caption, Path(path)))
+
+    def text(self, caption: str, body: str, *, pre: bool = False, folded: bool = False) -> None:
+        """Paragraphs (blank-line separated), or ``pre``: text shown as it is (terminal
+        output, a generated sample). ``folded``: collapsed in the HTML page."""
+        self.blocks.append(("pre" if pre else "text", caption, body, folded))
+
+    @property
+    def images(self) -> list[tuple[str, Path]]:
+        return [(b[1], b[2]) for b in self.blocks if b[0] == "image"]
 
     def markdown(self, out_dir: Path) -> str:
         lines = [f"# {self.title}", ""]
@@ -31,11 +54,18 @@ class Report:
             lines += [self.intro, ""]
         if self.reading:
             lines += ["## Reading", "", " ".join(self.reading), ""]
-        for caption, header, rows in self.tables:
-            lines += [f"## {caption}", "", markdown_table(header, rows), ""]
-        for caption, path in self.images:
-            rel = path.relative_to(out_dir) if path.is_relative_to(out_dir) else path
-            lines += [f"![{caption}]({rel})", ""]
+        for kind, caption, *rest in self.blocks:
+            lines += [f"## {caption}", ""]
+            if kind == "table":
+                lines += [markdown_table(*rest), ""]
+            elif kind == "image":
+                path = rest[0]
+                rel = path.relative_to(out_dir) if path.is_relative_to(out_dir) else path
+                lines += [f"![{caption}]({rel})", ""]
+            elif kind == "pre":
+                lines += ["```", rest[0].rstrip("\n"), "```", ""]
+            else:
+                lines += [rest[0], ""]
         if self.notes:
             lines += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         return "\n".join(lines)
@@ -45,31 +75,15 @@ class Report:
         parts = [
             "<!doctype html><html><head><meta charset='utf-8'>",
             f"<title>{esc(self.title)}</title>",
-            "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
-            "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-            "text-align:right}th{background:#f3f3f3}img{max-width:100%}.reading{background:#f6f8fa;"
-            "padding:.8em 1em;border-left:4px solid #4a7}</style></head><body>",
+            f"<style>{STYLE}</style></head><body>",
             f"<h1>{esc(self.title)}</h1>",
         ]
         if self.intro:
             parts.append(f"<p>{esc(self.intro)}</p>")
         if self.reading:
             parts.append(f"<p class='reading'>{esc(' '.join(self.reading))}</p>")
-        for caption, header, rows in self.tables:
-            parts.append(
-                f"<h2>{esc(caption)}</h2><table><tr>"
-                + "".join(f"<th>{esc(h)}</th>" for h in header)
-                + "</tr>"
-            )
-            for row in rows:
-                parts.append("<tr>" + "".join(f"<td>{esc(fmt(v))}</td>" for v in row) + "</tr>")
-            parts.append("</table>")
-        for caption, path in self.images:
-            data = base64.b64encode(path.read_bytes()).decode()
-            parts.append(
-                f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>"
-                f"<figcaption>{esc(caption)}</figcaption></figure>"
-            )
+        for kind, caption, *rest in self.blocks:
+            parts.append(_html_block(kind, caption, rest))
         if self.notes:
             parts.append(
                 "<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>"
@@ -85,11 +99,41 @@ class Report:
         return md, page
 
 
+def _html_block(kind: str, caption: str, rest: list) -> str:
+    esc = html.escape
+    if kind == "table":
+        header, rows = rest
+        body = "".join(
+            "<tr>" + "".join(f"<td>{esc(fmt(v))}</td>" for v in row) + "</tr>" for row in rows
+        )
+        return (
+            f"<h2>{esc(caption)}</h2><div class='scroll'><table><tr>"
+            + "".join(f"<th>{esc(h)}</th>" for h in header)
+            + f"</tr>{body}</table></div>"
+        )
+    if kind == "image":
+        data = base64.b64encode(rest[0].read_bytes()).decode()
+        return (
+            f"<h2>{esc(caption)}</h2><figure><img alt='{esc(caption)}' "
+            f"src='data:image/png;base64,{data}'></figure>"
+        )
+    body, folded = rest
+    if kind == "pre":
+        inner = f"<pre>{esc(body.rstrip())}</pre>"
+    else:
+        inner = "".join(f"<p>{esc(p)}</p>" for p in body.split("\n\n") if p.strip())
+    if folded:
+        return f"<details><summary>{esc(caption)}</summary>{inner}</details>"
+    return f"<h2>{esc(caption)}</h2>{inner}"
+
+
 def fmt(v: object) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 1e4 else f"{v:.4g}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
     return str(v)
 
 

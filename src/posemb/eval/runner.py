@@ -2,8 +2,12 @@
 sliding window, and write results.json, results.csv, per_position.csv, plots and reports.
 
 A record per (scheme, recipe, method, eval_len, mode), with at least ``scheme``, ``recipe``,
-``method``, ``train_len``, ``eval_len``, ``mode``, ``loss`` (mean nats per token) and
-``tokens``; a length that could not be evaluated has ``loss: None`` and an ``error``.
+``method``, ``train_len``, ``eval_len``, ``mode``, ``loss`` (mean nats per token),
+``loss_se`` (its standard error over spans), ``tokens`` (tokens scored), ``span_losses``
+(each span's mean, for paired comparisons) and ``provenance``; a length that could not be
+evaluated has ``loss: None`` and an ``error``. ``write_results`` adds each record's paired
+``change_from`` (the same configuration at the shortest length) and ``vs_best`` (the
+lowest loss at its length).
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import io
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..data import (
+    DataError,
     SyntheticTask,
     atomic_write_text,
     cached_tokens,
@@ -24,9 +31,23 @@ from ..data import (
 )
 from ..model import Transformer
 from ..positional.learned import PositionOutOfRangeError
-from .length import LengthResult, adapt_model, eval_nonoverlap, eval_sliding, eval_task
-from .plots import plot_loss_vs_length, plot_per_position
-from .report import Report
+from ..provenance import count_parameters, environment
+from .length import (
+    LengthResult,
+    adapt_model,
+    eval_nonoverlap,
+    eval_sliding,
+    eval_task,
+    forward_tokens,
+    sliding_plan,
+)
+from .progress import Progress
+from .reading import name
+from .stats import add_comparisons
+from .text import DEFAULT_SEED, EvalText, document_bounds
+
+TASK_EXAMPLES = 128  # examples per length of a synthetic task
+BOUNDS_MAX_TOKENS = 50_000_000  # past this, the files behind the spans are not recounted
 
 
 def check_lengths(
@@ -64,31 +85,141 @@ def eval_tokens(cfg, tokenizer, data: str | None, cache_dir: str | None = None):
     return cached_tokens(source, "val", tokenizer, cache_dir)
 
 
+@dataclass
+class EvalTask:
+    """A synthetic task evaluated on ``examples`` seeded examples per length."""
+
+    task: SyntheticTask
+    seed: int = DEFAULT_SEED
+    examples: int = TASK_EXAMPLES
+
+    def summary(self) -> str:
+        return (
+            f"{self.examples} examples per length of synthetic:{self.task.name} (seed {self.seed})"
+        )
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "source": f"synthetic:{self.task.name}",
+            "task": self.task.name,
+            "seed": self.seed,
+            "examples": self.examples,
+            "standard_error_over": "examples",
+            "fingerprint": self.task.fingerprint(),
+        }
+
+
+def load_eval_text(
+    cfg,
+    tokenizer,
+    data: str | None,
+    lengths: list[int],
+    *,
+    n_spans: int | None = None,
+    n_tokens: int | None = None,
+    seed: int = DEFAULT_SEED,
+) -> EvalText | EvalTask:
+    """The text every length and method will score: seeded spans from across the validation
+    split of ``data`` (default: the run's own source), or a synthetic task.
+
+    Raises:
+        DataError: the split is shorter than the longest length (checked before any model
+            work, naming the length, the tokens available and the fix).
+    """
+    spec = data or cfg.data.source
+    tokens = eval_tokens(cfg, tokenizer, data)
+    if isinstance(tokens, SyntheticTask):
+        if min(lengths) < tokens.min_seq_len:
+            raise DataError(
+                f"length {min(lengths)} is too short for {spec}: a problem needs at least "
+                f"{tokens.min_seq_len} tokens; use --lengths of {tokens.min_seq_len} or more"
+            )
+        return EvalTask(tokens, seed)
+    longest = max(lengths)
+    if len(tokens) < longest:
+        raise DataError(
+            f"length {longest} is longer than the evaluation text: the validation split of "
+            f"{spec!r} has {len(tokens)} tokens, fewer than one window of {longest}; evaluate "
+            f"at lengths up to {len(tokens)} (--lengths) or on more text (--data FILE|DIR)"
+        )
+    names = bounds = None
+    if not spec.startswith("hf:") and len(tokens) <= BOUNDS_MAX_TOKENS:
+        source = open_source(spec, val_fraction=cfg.data.val_fraction)
+        names, bounds = document_bounds(source, tokenizer, "val", len(tokens))
+    info = {"source": spec, "split": "val", "tokenizer": tokenizer.kind}
+    return EvalText.draw(
+        tokens,
+        lengths,
+        n_spans=n_spans,
+        n_tokens=n_tokens,
+        seed=seed,
+        source=info,
+        names=names,
+        bounds=bounds,
+    )
+
+
+def model_provenance(run_dir: str | Path, model: Transformer, cfg) -> dict[str, Any]:
+    """Parameters, training steps and tokens seen of the run behind a record."""
+    from ..train.checkpoint import read_trainer_state
+
+    try:
+        steps: int | None = int(read_trainer_state(Path(run_dir))["step"])
+    except (ValueError, KeyError, OSError):
+        steps = None
+    tc = cfg.train
+    return {
+        "run": str(run_dir),
+        "parameters": count_parameters(model),
+        "steps": steps,
+        "tokens_seen": None if steps is None else steps * tc.batch_size * tc.seq_len,
+        "train_len": tc.seq_len,
+        "positions": tc.positions,
+        "max_positions": cfg.model.max_positions,
+        "seed": tc.seed,
+    }
+
+
+def record_provenance(text_provenance: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``provenance``: versions and command, the scored text (``text.provenance()``,
+    computed once per text) and the model (:func:`model_provenance`)."""
+    return {**environment(), "data": text_provenance, "model": model}
+
+
+def eval_cost(
+    limit: int | None,
+    text: EvalText | EvalTask,
+    lengths: list[int],
+    mode: str = "nonoverlap",
+    stride: int | None = None,
+) -> int:
+    """Tokens :func:`evaluate_run` runs through the model (the progress bar's total)."""
+    if isinstance(text, EvalTask):
+        return sum(text.examples * L for L in lengths)
+    return sum(forward_tokens(limit, text.n_spans, text.span_len, L, mode, stride) for L in lengths)
+
+
 def evaluate_run(
     model: Transformer,
     cfg,
-    tokens_or_task,
+    text: EvalText | EvalTask,
     lengths: list[int],
     *,
     method: str | None = None,
     overflow: str | None = None,
     mode: str = "nonoverlap",
     stride: int | None = None,
-    max_windows: int = 32,
     byte_level: bool = False,
     recipe: str | None = None,
+    provenance: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    memo: dict | None = None,
 ) -> list[dict]:
-    """One record per length. Errors for one length are recorded, not raised.
-
-    ``max_windows`` counts sequences of the longest length; shorter lengths score the same
-    tokens in more, shorter windows.
-    """
+    """One record per length, all scored on ``text``. Errors for one length are recorded,
+    not raised. ``memo`` (a dict shared between calls on one model) reuses a length's
+    result where another method runs the very same computation (no extension needed)."""
     records = []
-    longest = max(lengths)
     for L in lengths:
-        # every length scores the same stretch of text (max_windows sequences of the longest
-        # length): differences between lengths come from context, not from different text
-        windows = max(1, max_windows * longest // L)
         # each length gets the table extended to exactly that length (a table that already
         # covers L is used as it is): what a user evaluating at L would do
         m = adapt_model(model, new_max=L, method=method, overflow=overflow)
@@ -100,25 +231,50 @@ def evaluate_run(
             "eval_len": L,
             "mode": mode,
         }
-        try:
-            if isinstance(tokens_or_task, SyntheticTask):
-                res = eval_task(m, tokens_or_task, L)
-            elif mode == "sliding":
-                res = eval_sliding(m, tokens_or_task, L, stride=stride, max_windows=windows)
-            else:
-                res = eval_nonoverlap(m, tokens_or_task, L, max_windows=windows)
-        except (PositionOutOfRangeError, ValueError) as e:
-            res = LengthResult(L, mode, None, 0, error=" ".join(str(e).split()))
-        rec.update(loss=res.loss, tokens=res.tokens, perplexity=res.perplexity)
+        if progress is not None:
+            progress.stage(f"{name(rec)} @{L}")
+        res = _evaluate_length(m, model, text, L, mode, stride, progress, memo)
+        rec.update(loss=res.loss, loss_se=res.loss_se, tokens=res.tokens)
+        rec["perplexity"] = res.perplexity
         if byte_level and res.loss is not None:
             rec["bits_per_byte"] = res.loss / math.log(2)
         if res.accuracy is not None:
-            rec["accuracy"] = res.accuracy
+            rec.update(accuracy=res.accuracy, accuracy_se=res.accuracy_se)
         if res.error:
             rec["error"] = res.error
-        rec["per_position"] = res.per_position
+        if res.units:  # span_losses (text) or example_losses (task): for paired comparisons
+            key = "span_losses" if res.unit == "spans" else "example_losses"
+            rec[key] = [round(u, 6) for u in res.units]
+        rec["per_position"] = [round(v, 5) for v in res.per_position]
+        if res.per_position_bins:
+            rec["per_position_bins"] = res.per_position_bins
+        rec["provenance"] = provenance or {}
         records.append(rec)
     return records
+
+
+def _evaluate_length(m, model, text, L, mode, stride, progress, memo) -> LengthResult:
+    advance = progress.advance if progress is not None else None
+    limit = m.position_limit
+    plan = sliding_plan(limit, L, None, stride) if mode == "sliding" else None
+    # a sliding window as long as L is one pass: the same computation as nonoverlap
+    key = (L, "full" if plan is None or plan == [(0, L, 1)] else ("sliding", stride))
+    if memo is not None and m is model and key in memo:
+        if advance is not None and not isinstance(text, EvalTask):
+            advance(forward_tokens(limit, text.n_spans, text.span_len, L, mode, stride))
+        return memo[key]
+    try:
+        if isinstance(text, EvalTask):
+            res = eval_task(m, text.task, L, n=text.examples, seed=text.seed, advance=advance)
+        elif mode == "sliding":
+            res = eval_sliding(m, text, L, stride=stride, advance=advance)
+        else:
+            res = eval_nonoverlap(m, text, L, advance=advance)
+    except (PositionOutOfRangeError, ValueError) as e:
+        return LengthResult(L, mode, None, 0, error=" ".join(str(e).split()))
+    if memo is not None and m is model:
+        memo[key] = res
+    return res
 
 
 SCALARS = (
@@ -129,22 +285,48 @@ SCALARS = (
     "eval_len",
     "mode",
     "loss",
+    "loss_se",
     "perplexity",
     "bits_per_byte",
     "accuracy",
+    "accuracy_se",
     "tokens",
+    "change_from_len",
+    "change",
+    "change_se",
+    "vs_best",
+    "diff_from_best",
+    "diff_from_best_se",
+    "tie_with_best",
     "error",
 )
 
 
+def _csv_row(r: dict) -> list[object]:
+    c, b = r.get("change_from") or {}, r.get("vs_best") or {}
+    flat = {
+        **r,
+        "change_from_len": c.get("eval_len"),
+        "change": c.get("diff"),
+        "change_se": c.get("diff_se"),
+        "vs_best": b.get("name"),
+        "diff_from_best": b.get("diff"),
+        "diff_from_best_se": b.get("diff_se"),
+        "tie_with_best": b.get("tie"),
+    }
+    return [flat.get(k) for k in SCALARS]
+
+
 def write_results(out_dir: Path, records: list[dict]) -> None:
+    """results.json (with paired comparisons added), results.csv and per_position.csv."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    add_comparisons(records, name)
     atomic_write_text(out_dir / "results.json", json.dumps(records, indent=1) + "\n")
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(SCALARS)
     for r in records:
-        w.writerow([r.get(k) for k in SCALARS])
+        w.writerow(_csv_row(r))
     atomic_write_text(out_dir / "results.csv", buf.getvalue())
     curves = [r for r in records if r.get("per_position")]
     if curves:
@@ -155,109 +337,9 @@ def write_results(out_dir: Path, records: list[dict]) -> None:
         ]
         w.writerow(["position", *names])
         for i in range(max(len(r["per_position"]) for r in curves)):
-            w.writerow(
-                [
-                    i + 1,
-                    *[
-                        (f"{r['per_position'][i]:.6f}" if i < len(r["per_position"]) else "")
-                        for r in curves
-                    ],
-                ]
-            )
-        atomic_write_text(out_dir / "per_position.csv", buf.getvalue())
-
-
-def results_table(records: list[dict]) -> tuple[list[str], list[list[object]]]:
-    """Rows: (scheme, recipe, method, mode); columns: each evaluation length."""
-    lengths = sorted({r["eval_len"] for r in records})
-    keyed: dict[tuple, dict[int, dict]] = {}
-    for r in records:
-        keyed.setdefault((r["scheme"], r["recipe"], r["method"], r["mode"]), {})[r["eval_len"]] = r
-    metric = "accuracy" if any("accuracy" in r for r in records) else "loss"
-    header = ["scheme", "recipe", "method", "mode", *[f"{metric} @{L}" for L in lengths]]
-    rows = []
-    for key, by_len in keyed.items():
-        rows.append(
-            [
-                *key,
-                *[
-                    (
-                        by_len[L].get(metric)
-                        if L in by_len and by_len[L].get("loss") is not None
-                        else ("n/a" if L in by_len else None)
-                    )
-                    for L in lengths
-                ],
+            cells = [
+                (f"{r['per_position'][i]:.5f}" if i < len(r["per_position"]) else "")
+                for r in curves
             ]
-        )
-    return header, rows
-
-
-def write_eval_report(
-    out_dir: Path, records: list[dict], title: str, intro: str, reading: list[str]
-) -> tuple[Path, Path]:
-    report = Report(title, intro, reading)
-    header, rows = results_table(records)
-    report.table(
-        "Mean loss (nats per token) by evaluation length"
-        if "loss @" in header[-1]
-        else "Exact match",
-        header,
-        rows,
-    )
-    report.image(
-        "Loss against evaluation length",
-        plot_loss_vs_length(records, out_dir / "loss_vs_length.png"),
-    )
-    if any(r.get("per_position") for r in records):
-        report.image(
-            "Loss at each position (longest length per curve)",
-            plot_per_position(records, out_dir / "per_position.png"),
-        )
-    errors = sorted({r["error"] for r in records if r.get("error")})
-    report.notes += [f"not evaluated: {e}" for e in errors]
-    return report.write(out_dir)
-
-
-def describe(records: list[dict]) -> list[str]:
-    """Two plain sentences about a set of records."""
-    ok = [r for r in records if r.get("loss") is not None]
-    if not ok:
-        return ["No length could be evaluated."]
-    train_len = ok[0]["train_len"]
-    at_train = [r for r in ok if r["eval_len"] == train_len]
-    where = f"At the training length ({train_len} tokens)"
-    if not at_train:
-        shortest = min(r["eval_len"] for r in ok)
-        at_train = [r for r in ok if r["eval_len"] == shortest]
-        where = f"At {shortest} tokens, the shortest length evaluated (trained at {train_len}),"
-    longest = max(r["eval_len"] for r in ok)
-    return [
-        f"{where} {_spread(at_train)}.",
-        f"At {longest} tokens {_spread([r for r in ok if r['eval_len'] == longest])}.",
-    ]
-
-
-def _spread(records: list[dict]) -> str:
-    """'the loss is 2.46' or 'the best configuration is X (2.39) and the worst Y (3.13)'."""
-    best = min(records, key=lambda r: r["loss"])
-    worst = max(records, key=lambda r: r["loss"])
-    if len({_name(r) for r in records}) == 1 or worst["loss"] == best["loss"]:
-        return f"the loss is {best['loss']:.3f} nats per token"
-    return (
-        f"the best configuration is {_name(best)} ({best['loss']:.3f} nats per token) "
-        f"and the worst {_name(worst)} ({worst['loss']:.3f})"
-    )
-
-
-def _name(r: dict) -> str:
-    method = r["method"]
-    extra = [
-        f"{r['recipe']} positions" if r["recipe"] != "start" else None,
-        None
-        if method == "none"
-        else (f"overflow={method}" if method in ("clamp", "wrap") else f"extended by {method}"),
-        "sliding window" if r["mode"] == "sliding" else None,
-    ]
-    extra = [x for x in extra if x]
-    return r["scheme"] + (f" ({', '.join(extra)})" if extra else "")
+            w.writerow([i + 1, *cells])
+        atomic_write_text(out_dir / "per_position.csv", buf.getvalue())

@@ -1,29 +1,37 @@
 """Sweep: one model per positional scheme, same data, budget, seed and size, trained at
 length L and evaluated at L, 2L, 4L, 8L (learned tables: with every extension method and
-the sliding window). Interrupted sweeps resume: finished models are skipped, a model
-interrupted mid-training continues from its checkpoint.
+the sliding window). Every model scores the same evaluation text (spans drawn once with
+``eval_seed`` from across the validation split, the same targets at every length), so any
+two records are a paired comparison. Interrupted sweeps resume: finished models are
+skipped, a model interrupted mid-training continues from its checkpoint.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data import atomic_write_text
+from ..data import atomic_write_text, build_tokenizer
 from ..positional.extend import EXTEND_METHODS
 from ..positional.names import unknown
 from ..train import build_config, load_run, train
 from ..train.checkpoint import read_trainer_state
+from .length import forward_tokens
+from .progress import TRAIN_COST, Progress
+from .reading import describe, pm
+from .report import Report, markdown_table
 from .runner import (
-    describe,
-    eval_tokens,
     evaluate_run,
-    results_table,
-    write_eval_report,
+    load_eval_text,
+    model_provenance,
+    record_provenance,
     write_results,
 )
+from .tables import eval_report, results_table
+from .text import DEFAULT_SEED, spans_for
 
 # name -> (scheme, training position recipe)
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -42,7 +50,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "quick": {
         "preset": "tiny",
         "train_len": 64,
-        "windows": 8,
+        "tokens": 65536,  # scored tokens per length (131 spans of 512 at L = 64)
         "settings": {
             "model.n_layer": 2,
             "model.n_head": 4,
@@ -60,7 +68,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "full": {
         "preset": "tiny",
         "train_len": 256,
-        "windows": 32,
+        "tokens": 262144,
         "settings": {
             "model.n_layer": 6,
             "model.n_head": 6,
@@ -84,8 +92,19 @@ class SweepPlan:
     eval_lens: list[int]
     budget: str
     data: str
-    seed: int = 1337
-    progress: bool = False  # progress bars while training
+    seed: int = 1337  # training seed (every model)
+    progress: bool = False  # training progress bars
+    eval_seed: int = DEFAULT_SEED  # the evaluation text's spans: the same for every model
+    eval_tokens: int | None = None  # scored tokens per length; None: the budget's
+
+    @property
+    def scored_tokens(self) -> int:
+        return self.eval_tokens or BUDGETS[self.budget]["tokens"]
+
+    def settings(self) -> dict[str, Any]:
+        """What identifies the sweep (plan.json): a rerun with other settings is refused."""
+        out = {k: v for k, v in self.__dict__.items() if k not in ("progress", "eval_tokens")}
+        return {**out, "eval_tokens": self.scored_tokens}
 
 
 def parse_variants(names: list[str] | None) -> list[str]:
@@ -121,118 +140,173 @@ def variant_config(plan: SweepPlan, name: str):
     return build_config(budget["preset"], settings)
 
 
-def _finished(run_dir: Path, max_steps: int) -> bool:
+def _finished(run_dir: Path, max_steps: int) -> int | None:
+    """The run's step when it has a checkpoint (``max_steps`` or more: finished), else None."""
     try:
-        return int(read_trainer_state(run_dir)["step"]) >= max_steps
+        return int(read_trainer_state(run_dir)["step"])
     except (ValueError, KeyError, OSError):
-        return False
+        return None
 
 
-def run_sweep(plan: SweepPlan, out: Path, log=print) -> list[dict]:
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        out / "plan.json",
-        json.dumps({k: v for k, v in plan.__dict__.items() if k != "progress"}, indent=1),
-    )
-    records: list[dict] = []
-    for k, name in enumerate(plan.variants, 1):
-        cfg = variant_config(plan, name)
+def _jobs(limit: int | None, lengths: list[int]) -> list[tuple[str | None, str]]:
+    """``(method, mode)`` evaluations of one model: past a learned table's end, every
+    extension method and the sliding window; otherwise the model as it is."""
+    if limit is not None and max(lengths) > limit:
+        return [(m, "nonoverlap") for m in EXTEND_METHODS] + [(None, "sliding")]
+    return [(None, "nonoverlap")]
+
+
+def _limit(cfg) -> int | None:
+    return cfg.model.max_positions if cfg.model.position == "learned" else None
+
+
+def _plan_cost(plan: SweepPlan, out: Path, cfgs: dict) -> int:
+    """The progress bar's total: training still to do and every evaluation still to run."""
+    n_spans, span_len = spans_for(plan.eval_lens, plan.scored_tokens), max(plan.eval_lens)
+    total = 0
+    for name, cfg in cfgs.items():
         run_dir = out / "runs" / name
-        done_file = run_dir / "sweep_eval.json"
-        if done_file.exists():
-            log(f"[{k}/{len(plan.variants)}] {name}: finished earlier, skipped")
-            records += json.loads(done_file.read_text())
+        if (run_dir / "sweep_eval.json").exists():
             continue
-        if _finished(run_dir, cfg.train.max_steps):
-            log(f"[{k}/{len(plan.variants)}] {name}: trained earlier, evaluating")
-        elif (run_dir / "trainer_state.json").exists():
-            log(f"[{k}/{len(plan.variants)}] {name}: resuming training")
-            train(None, run_dir, resume=True)
-        else:
-            log(
-                f"[{k}/{len(plan.variants)}] {name}: training ({cfg.train.max_steps} steps at L={plan.train_len})"
+        tc = cfg.train
+        left = tc.max_steps - (_finished(run_dir, tc.max_steps) or 0)
+        total += TRAIN_COST * max(left, 0) * tc.batch_size * tc.seq_len
+        for _, mode in _jobs(_limit(cfg), plan.eval_lens):
+            total += sum(
+                forward_tokens(_limit(cfg), n_spans, span_len, L, mode) for L in plan.eval_lens
             )
-            if run_dir.exists():  # a start that never reached its first checkpoint
-                import shutil
+    return total
 
-                shutil.rmtree(run_dir)
-            train(cfg, run_dir)
-        model, tokenizer = load_run(run_dir)
-        data = eval_tokens(cfg, tokenizer, None)
-        windows = BUDGETS[plan.budget]["windows"]
-        recipe = name.split("+")[1] if "+" in name else "start"
-        recs = []
-        if model.position_limit is not None and max(plan.eval_lens) > model.position_limit:
-            for method in EXTEND_METHODS:
-                recs += evaluate_run(
-                    model,
-                    cfg,
-                    data,
-                    plan.eval_lens,
-                    method=method,
-                    max_windows=windows,
-                    recipe=recipe,
-                    byte_level=True,
-                )
-            recs += evaluate_run(
-                model,
+
+class _Texts:
+    """The evaluation text for each tokenizer (every model of a sweep shares one when they
+    share the tokenizer): drawn once, fingerprinted once."""
+
+    def __init__(self, plan: SweepPlan, say=print) -> None:
+        self.plan, self.say = plan, say
+        self.texts: dict[str, tuple[Any, dict]] = {}
+
+    def get(self, cfg, tokenizer) -> tuple[Any, dict]:
+        key = tokenizer.fingerprint()
+        if key not in self.texts:
+            text = load_eval_text(
                 cfg,
-                data,
-                plan.eval_lens,
-                mode="sliding",
-                max_windows=windows,
-                recipe=recipe,
-                byte_level=True,
+                tokenizer,
+                None,
+                self.plan.eval_lens,
+                n_tokens=self.plan.scored_tokens,
+                seed=self.plan.eval_seed,
             )
-        else:
-            recs += evaluate_run(
-                model,
-                cfg,
-                data,
-                plan.eval_lens,
-                max_windows=windows,
-                recipe=recipe,
-                byte_level=True,
-            )
-        atomic_write_text(done_file, json.dumps(recs))
-        best = min(
-            (r for r in recs if r["loss"] is not None and r["eval_len"] == max(plan.eval_lens)),
-            key=lambda r: r["loss"],
-            default=None,
-        )
-        # the shortest length evaluated (the training length when the plan includes it)
-        first = min(plan.eval_lens, key=lambda n: (n != plan.train_len, n))
-        loss = next(
-            (r["loss"] for r in recs if r["eval_len"] == first and r["loss"] is not None), None
-        )
-        log(
-            f"    loss @{first}: "
-            + (f"{loss:.3f}" if loss is not None else "n/a")
-            + (
-                f"   best @{max(plan.eval_lens)}: {best['loss']:.3f} ({best['method']}, {best['mode']})"
-                if best
-                else ""
-            )
-        )
-        records += recs
+            self.texts[key] = (text, text.provenance())
+            self.say(f"every model scores {text.summary()}")
+        return self.texts[key]
+
+
+def run_sweep(plan: SweepPlan, out: Path, log=None) -> list[dict]:
+    """Train (or resume) every model of ``plan`` under ``out/runs`` and evaluate each on one
+    shared evaluation text. Returns every record (without paired comparisons: see
+    :func:`write_sweep_outputs`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "plan.json", json.dumps(plan.settings(), indent=1))
+    cfgs = {name: variant_config(plan, name) for name in plan.variants}
+    texts = _Texts(plan, log or print)
+    first = cfgs[plan.variants[0]]
+    if first.data.tokenizer == "byte":  # known before training: check the lengths first
+        texts.get(first, build_tokenizer("byte"))
+    records: list[dict] = []
+    with Progress(_plan_cost(plan, out, cfgs), "sweep") as bar:
+        say = texts.say = log or bar.write
+        for k, name in enumerate(plan.variants, 1):
+            cfg, run_dir = cfgs[name], out / "runs" / name
+            head = f"[{k}/{len(plan.variants)}] {name}"
+            done_file = run_dir / "sweep_eval.json"
+            if done_file.exists():
+                say(f"{head}: finished earlier, skipped")
+                records += json.loads(done_file.read_text())
+                continue
+            _train_variant(cfg, run_dir, head, plan.train_len, say, bar)
+            recs = _evaluate_variant(plan, name, cfg, run_dir, texts, bar)
+            atomic_write_text(done_file, json.dumps(recs))
+            say(_summary_line(plan, recs))
+            records += recs
     return records
 
 
-def write_sweep_outputs(plan: SweepPlan, out: Path, records: list[dict]) -> tuple[Path, Path]:
+def _train_variant(cfg, run_dir: Path, head: str, L: int, say, bar: Progress) -> None:
+    tc = cfg.train
+    step = _finished(run_dir, tc.max_steps)
+    bar.stage(f"{head}: training")
+    if step is not None and step >= tc.max_steps:
+        say(f"{head}: trained earlier, evaluating")
+        return
+    if step is not None:
+        say(f"{head}: resuming training at step {step}")
+        train(None, run_dir, resume=True)
+    else:
+        say(f"{head}: training ({tc.max_steps} steps at L={L})")
+        if run_dir.exists():  # a start that never reached its first checkpoint
+            shutil.rmtree(run_dir)
+        train(cfg, run_dir)
+    bar.advance(TRAIN_COST * (tc.max_steps - (step or 0)) * tc.batch_size * tc.seq_len)
+
+
+def _evaluate_variant(plan: SweepPlan, name: str, cfg, run_dir: Path, texts, bar) -> list[dict]:
+    model, tokenizer = load_run(run_dir)
+    text, text_prov = texts.get(cfg, tokenizer)
+    common = {
+        "recipe": VARIANTS[name][1],
+        "byte_level": tokenizer.kind == "byte",
+        "provenance": record_provenance(text_prov, model_provenance(run_dir, model, cfg)),
+        "progress": bar,
+        "memo": {},  # lengths inside the table: one computation for every method
+    }
+    recs: list[dict] = []
+    for method, mode in _jobs(model.position_limit, plan.eval_lens):
+        recs += evaluate_run(model, cfg, text, plan.eval_lens, method=method, mode=mode, **common)
+    return recs
+
+
+def _summary_line(plan: SweepPlan, recs: list[dict]) -> str:
+    """``    loss @64: 2.461 ± 0.012   best @512: 2.402 ± 0.013 (none, sliding)``"""
+    longest = max(plan.eval_lens)
+    best = min(
+        (r for r in recs if r["loss"] is not None and r["eval_len"] == longest),
+        key=lambda r: r["loss"],
+        default=None,
+    )
+    # the shortest length evaluated (the training length when the plan includes it)
+    first = min(plan.eval_lens, key=lambda n: (n != plan.train_len, n))
+    at_first = next((r for r in recs if r["eval_len"] == first and r["loss"] is not None), None)
+    line = f"    loss @{first}: " + (
+        pm(at_first["loss"], at_first.get("loss_se")) if at_first else "n/a"
+    )
+    if best:
+        line += (
+            f"   best @{longest}: {pm(best['loss'], best.get('loss_se'))} "
+            f"({best['method']}, {best['mode']})"
+        )
+    return line
+
+
+def sweep_report(
+    plan: SweepPlan,
+    out: Path,
+    records: list[dict],
+    title: str = "posemb sweep: length generalisation by positional scheme",
+) -> Report:
+    """Write results.json/csv/md and the plots; return the report (not yet written: the demo
+    adds to it)."""
     write_results(out, records)
     header, rows = results_table(records)
-    from .report import markdown_table
-
     atomic_write_text(out / "results.md", markdown_table(header, rows) + "\n")
     intro = (
         f"{len(plan.variants)} models ({', '.join(plan.variants)}), budget {plan.budget}, same data "
-        f"({plan.data}), seed and size, trained at L={plan.train_len} and evaluated at "
-        f"{', '.join(map(str, plan.eval_lens))} tokens. Loss: mean nats per token on held-out text."
+        f"({plan.data}), seed ({plan.seed}) and size, trained at L={plan.train_len} and evaluated "
+        f"at {', '.join(map(str, plan.eval_lens))} tokens on the same held-out text. Loss: mean "
+        "nats per token, ± its standard error over spans."
     )
-    return write_eval_report(
-        out,
-        records,
-        "posemb sweep: length generalisation by positional scheme",
-        intro,
-        describe(records),
-    )
+    return eval_report(out, records, title, intro, describe(records))
+
+
+def write_sweep_outputs(plan: SweepPlan, out: Path, records: list[dict]) -> tuple[Path, Path]:
+    return sweep_report(plan, out, records).write(out)

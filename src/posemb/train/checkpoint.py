@@ -44,6 +44,7 @@ from safetensors.torch import load_file, save_file
 from ..data.atomic import atomic_write_text, file_mode
 from ..data.tokenizers import load_tokenizer
 from ..model import Transformer
+from ..provenance import run_provenance
 from .config import RunConfig
 
 MODEL_FILE = "model.safetensors"
@@ -187,11 +188,18 @@ def complete_pending(run_dir: Path) -> None:
 
 
 def write_config(
-    run_dir: Path, cfg: RunConfig, tokenizer_info: dict[str, Any] | None = None
+    run_dir: Path,
+    cfg: RunConfig,
+    tokenizer_info: dict[str, Any] | None = None,
+    model: torch.nn.Module | None = None,
 ) -> None:
+    """config.json: the settings, the tokenizer, and with ``model`` the run's ``provenance``
+    (versions, command, data source and fingerprint, parameter count)."""
     data = cfg.to_dict()
     if tokenizer_info:
         data["tokenizer"] = tokenizer_info
+    if model is not None:
+        data["provenance"] = run_provenance(cfg, model)
     atomic_write_text(Path(run_dir) / CONFIG_FILE, json.dumps(data, indent=2) + "\n")
 
 

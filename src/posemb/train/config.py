@@ -168,6 +168,7 @@ class RunConfig:
                 f"config schema_version {version} is not supported (this posemb reads {SCHEMA_VERSION})"
             )
         data.pop("tokenizer", None)  # informational copy written beside the run
+        data.pop("provenance", None)  # how the run was made: informational
         flat: dict[str, Any] = {}
         for group, values in data.items():
             if group not in GROUPS:

@@ -34,6 +34,7 @@ from ..data import atomic_write_text, rng_from_json, rng_state_to_json
 from ..model import Transformer
 from ..model.compile_check import check_compile
 from ..model.memory import check_training_fits
+from ..provenance import count_parameters
 from .checkpoint import (
     CONFIG_FILE,
     JOURNAL,
@@ -303,7 +304,11 @@ def _train(
         if not (run_dir / "tokenizer.json").exists():
             tokenizer.save(run_dir)
         if not resume:  # config.json last: a folder with it holds a whole run start
-            write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size})
+            write_config(
+                run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size}, model
+            )
+    if main:
+        print(_size_line(model, cfg), flush=True)
 
     autocast = _autocast(tc, device)
     net: torch.nn.Module = model
@@ -506,7 +511,7 @@ def write_initial_checkpoint(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size})
+    write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size}, model)
     tokenizer.save(run_dir)
     optimizer = build_optimizer(model, cfg.train, torch.device("cpu"))  # no moments yet
     torch_rng = torch.Generator().manual_seed(cfg.train.seed).get_state()
@@ -525,6 +530,18 @@ def _state_record(
         "cuda_rng": _b64(cuda_rng) if cuda_rng is not None else None,
         "world_size": world,
     }
+
+
+def _size_line(model: Transformer, cfg: RunConfig) -> str:
+    """``model: 421,632 parameters (2 layers x 128 wide, learned positions: 8,192)``"""
+    m = cfg.model
+    pos = sum(
+        p.numel() for n, p in model.named_parameters() if n.startswith(("pos.", "layer_pos."))
+    )
+    return (
+        f"model: {count_parameters(model):,} parameters ({m.n_layer} layers x {m.d_model} wide, "
+        f"{m.position} positions: {pos:,})"
+    )
 
 
 def _kept(run_dir: Path) -> str:
