@@ -6,8 +6,8 @@ those loads the results. Nothing is unpickled.
 
 - :func:`export_run`: a posemb run -> a ``GPT2LMHeadModel`` directory (``posemb export-hf``).
 - :func:`import_hf_dir`: a GPT-2 directory -> a posemb run (``posemb import-hf``).
-- :func:`extend`: grow a position table of a posemb run or of a GPT-2, BERT, RoBERTa, OPT
-  or DistilBERT directory (``posemb extend``).
+- :func:`extend`: grow the position tables of a posemb run or of a directory of one of the
+  families of :data:`FAMILIES` (``posemb extend``).
 - :func:`key_map`: the one posemb <-> GPT-2 weight-name map.
 """
 
