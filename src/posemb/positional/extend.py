@@ -20,8 +20,8 @@ Trained rows ``[a b c]`` extended to 5 (``offset`` rows, if any, stay in front):
 with ``std`` the model's init (0.02, as GPT-2/BERT's ``initializer_range``; ``posemb
 extend`` passes the model's own). Hugging Face's ``resize_position_embeddings``
 (DistilBERT) also keeps the old rows and appends new ones, but builds them with a plain
-``nn.Embedding``, i.e. ``N(0, 1)``: about 50 times the scale of trained rows, which
-swamps the token embeddings at those positions.
+``nn.Embedding``, i.e. ``N(0, 1)``: 50 times the 0.02 of an initialised table, so those
+positions start far larger than the token embeddings they are added to.
 
 Notation: ``N`` rows in, ``d`` width, ``n = N - offset`` trained rows in, ``m = new_len -
 offset`` trained rows out.
