@@ -41,6 +41,7 @@ from .files import (
     write_safetensors,
 )
 from .limits import read_limit_files, update_limits
+from .metadata import HF_METADATA
 from .outdir import copy_file, files_to_copy, output_dir
 from .runs import write_run
 
@@ -135,6 +136,8 @@ def _extend_run(src: Path, dst, to, method, allow_shrink, force, generator) -> E
     tokenizer = load_tokenizer(src)
     with output_dir(dst, force=force, src=src) as out:
         write_run(out, model, new_cfg, tokenizer)
+        if inside(src, HF_METADATA).is_file():  # an imported run: its token ids, dtype, ...
+            copy_file(src / HF_METADATA, out / HF_METADATA)
     notes = [
         "the new run starts at step 0 with a fresh optimizer; fine-tune it with "
         f"`posemb train --resume {dst} --set train.max_steps=...` (metrics were not copied)"
