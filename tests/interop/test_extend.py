@@ -324,6 +324,9 @@ def test_limits_outside_config_follow_the_table(tmp_path, hf_dir, capsys, kept):
     src, *_ = hf_dir("bert")
     seq = 32 if kept else OLD  # a sentence-transformers model may encode fewer on purpose
     _word_tokenizer(OLD).save(str(src / "tokenizer.json"))
+    (src / "tokenizer_config.json").write_text(  # transformers 4 reads no tokenizer.json without it
+        json.dumps({"model_max_length": OLD, "tokenizer_class": "PreTrainedTokenizerFast"})
+    )
     (src / "sentence_bert_config.json").write_text(
         json.dumps({"max_seq_length": seq, "do_lower_case": False})
     )
