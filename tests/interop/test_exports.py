@@ -278,3 +278,33 @@ def hf_gpt2_fp16(perturb):
         return directory
 
     return build
+
+
+def test_docs_export_table_matches_the_architectures():
+    from pathlib import Path
+
+    from posemb.interop.architectures import ARCHITECTURES, NO_COUNTERPART
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "HF.md"
+    section = docs.read_text(encoding="utf-8").split("<!-- exports -->")[1]
+    rows = {}
+    for line in section.split("<!-- /exports -->")[0].split("|---|")[-1].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) > 1:
+            rows[cells[0].strip("`")] = cells[1]
+    assert set(rows) == set(posemb.SCHEMES)
+    for arch in ARCHITECTURES.values():
+        for scheme in arch.schemes:
+            assert f"`{arch.name}`" in rows[scheme], scheme
+    for scheme in NO_COUNTERPART:
+        assert rows[scheme] == "none"
+
+
+def test_text_generation_pipeline_runs_on_an_export(tmp_path, make_run):
+    """What lm-evaluation-harness's hf model and pipelines load: AutoModelForCausalLM and
+    AutoTokenizer from the folder."""
+    make_run(tmp_path / "run", position="rope")
+    main(["export-hf", str(tmp_path / "run"), str(tmp_path / "hf")])
+    generate = transformers.pipeline("text-generation", model=str(tmp_path / "hf"))
+    out = generate("def main", max_new_tokens=5, do_sample=False)[0]["generated_text"]
+    assert out.startswith("def main") and len(out) > len("def main")

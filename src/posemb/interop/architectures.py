@@ -35,8 +35,8 @@ class Architecture:
         name: its class (``config.json``'s ``architectures``).
         label: how messages call it.
         schemes: the posemb schemes it holds.
-        module: ``key_map``, ``to_hf``, ``from_hf``, ``incompatibilities``, ``hf_config``
-            and ``model_config_from_hf`` for it.
+        module: ``key_map``, ``to_hf``, ``from_hf``, ``incompatibilities``, ``hf_config``,
+            ``export_notes`` and ``model_config_from_hf`` for it.
     """
 
     model_type: str

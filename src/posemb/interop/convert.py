@@ -84,12 +84,7 @@ def export_run(run_dir: str | Path, dst: str | Path, *, force: bool = False) -> 
         if meta.get("generation_config"):
             write_json(out / "generation_config.json", meta["generation_config"])
         notes = export_tokenizer(tokenizer, out, cfg.max_positions, meta.get("tokenizer"))
-    if cfg.position == "sinusoidal":
-        notes.append(
-            f"GPT-2 holds the sinusoid as a table of {cfg.max_positions} rows: the export serves "
-            "that many positions (posemb's scheme serves any)"
-        )
-    return notes
+    return arch.module.export_notes(cfg) + notes
 
 
 def import_hf_dir(hf_dir: str | Path, dst: str | Path, *, force: bool = False) -> list[str]:

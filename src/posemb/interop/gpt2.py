@@ -175,6 +175,16 @@ def hf_config(cfg: ModelConfig) -> dict[str, Any]:
     }
 
 
+def export_notes(cfg: ModelConfig) -> list[str]:
+    """What the user should know about a GPT-2 export of ``cfg``."""
+    if cfg.position != "sinusoidal":
+        return []
+    return [
+        f"GPT-2 holds the sinusoid as a table of {cfg.max_positions} rows: the export serves "
+        "that many positions (posemb's scheme serves any)"
+    ]
+
+
 def model_config_from_hf(config: dict[str, Any], where: str) -> ModelConfig:
     """A posemb ``gpt2``-preset ModelConfig from a GPT-2 ``config.json``; refuses what posemb
     cannot compute identically, naming each field."""

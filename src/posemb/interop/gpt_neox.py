@@ -166,6 +166,11 @@ def hf_config(cfg: ModelConfig) -> dict[str, Any]:
     }
 
 
+def export_notes(cfg: ModelConfig) -> list[str]:
+    """What the user should know about a GPT-NeoX export of ``cfg`` (nothing: it is exact)."""
+    return []
+
+
 def _rope(config: dict[str, Any], where: str) -> tuple[float, float, float, list[str]]:
     """(rotary fraction, base, linear scale, problems) from either config generation."""
     params = config.get("rope_parameters") or config.get("rope_scaling") or {}

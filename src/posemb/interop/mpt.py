@@ -129,6 +129,20 @@ def hf_config(cfg: ModelConfig) -> dict[str, Any]:
     }
 
 
+def export_notes(cfg: ModelConfig) -> list[str]:
+    """What the user should know about an MPT export of ``cfg``."""
+    notes = [
+        f"MPT builds its ALiBi bias for max_seq_len={cfg.max_positions} keys: raise max_seq_len "
+        "in config.json to run longer inputs (ALiBi itself has no limit)"
+    ]
+    if cfg.dropout:
+        notes.append(
+            f"attn_config.attn_pdrop is written as 0 (transformers 5 types it as an integer); "
+            f"set it to {cfg.dropout} to fine-tune with posemb's dropout"
+        )
+    return notes
+
+
 def model_config_from_hf(config: dict[str, Any], where: str) -> ModelConfig:
     """A posemb ModelConfig from an MPT ``config.json``; what transformers' MPT computes
     differently from posemb is refused, naming each field."""
