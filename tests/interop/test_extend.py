@@ -360,3 +360,23 @@ def test_generation_length_below_the_limit_is_kept(tmp_path, hf_dir):
     assert main(["extend", str(src), str(dst), "--to", str(NEW), "--method", "tile"]) == 0
     copied = (dst / "generation_config.json").read_bytes()
     assert copied == (src / "generation_config.json").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("architectures", "named"),
+    [
+        (["RobertaForMaskedLM"], "RobertaForMaskedLM"),
+        (None, "AutoModel"),  # nothing to name: the base model is all we know
+        (["x; import os"], "AutoModel"),  # a config is data: never pasted into a command
+    ],
+)
+def test_pickle_only_folder_conversion_names_the_head_class(tmp_path, architectures, named):
+    from posemb.interop.files import conversion_hint, weight_files
+
+    (tmp_path / "pytorch_model.bin").write_bytes(b"never read")
+    if architectures is not None:
+        (tmp_path / "config.json").write_text(json.dumps({"architectures": architectures}))
+    with pytest.raises(ValueError, match="never unpickles") as info:
+        weight_files(tmp_path)
+    assert f"from transformers import {named}; {named}.from_pretrained('SRC')" in str(info.value)
+    assert conversion_hint(tmp_path) in str(info.value)
