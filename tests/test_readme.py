@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -24,9 +25,19 @@ def test_quick_start_runs(tmp_path):
     assert blocks, "the README has a Python quick start"
     script = tmp_path / "quick_start.py"
     script.write_text("\n".join(blocks))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    # the Python API examples write runs/, models/ and hf/: in a folder of the test's own
+    env = {**os.environ, "POSEMB_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     assert "position 599 is past the end of the learned table (512 positions: 0–511)" in out.stdout
+    assert out.stdout.rstrip().endswith("512")  # the API examples' last line: the extended run
 
 
 def test_readme_error_text_is_the_library_text():

@@ -174,3 +174,34 @@ def test_run_table_and_exact_initial_table(causal_run):
     assert not torch.equal(
         loaded.initial[:23], stored[:23]
     )  # sanity: training moved the early rows
+
+
+def test_families_of_the_extend_table(tmp_path):
+    """analyze reads the same family table as extend: XLM-R's reserved rows, BART's two."""
+    t = transformers
+    torch.manual_seed(0)
+    small = dict(d_model=16, encoder_layers=1, decoder_layers=1, encoder_ffn_dim=32)
+    bart = save_hf(
+        t.BartModel(
+            t.BartConfig(
+                vocab_size=50,
+                max_position_embeddings=32,
+                encoder_attention_heads=2,
+                decoder_attention_heads=2,
+                decoder_ffn_dim=32,
+                **small,
+            )
+        ),
+        tmp_path / "bart",
+    )
+    with pytest.raises(ValueError, match="2 candidate position tables: encoder.*decoder"):
+        load_table(bart)
+    loaded = load_table(bart, key="decoder.embed_positions.weight")
+    assert loaded.offset == 2 and loaded.table.shape == (34, 16)
+    xlmr = save_hf(
+        t.XLMRobertaModel(
+            t.XLMRobertaConfig(max_position_embeddings=34, hidden_size=16, pad_token_id=1, **SMALL)
+        ),
+        tmp_path / "xlmr",
+    )
+    assert load_table(xlmr).offset == 2

@@ -115,3 +115,169 @@ def _make_gpt2_dir(directory: Path, shards: int = 1, seed: int = 0) -> Path:
 @pytest.fixture
 def make_gpt2_dir():
     return _make_gpt2_dir
+
+
+# -- tiny random Hugging Face models, one per family of posemb.interop.families.FAMILIES ----------
+_TEXT = dict(
+    vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+)
+_SEQ2SEQ = dict(
+    vocab_size=99,
+    d_model=32,
+    encoder_layers=1,
+    decoder_layers=1,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=64,
+    decoder_ffn_dim=64,
+)
+_GPT = dict(n_layer=2, n_embd=32, n_head=2, vocab_size=99)
+
+
+def _bert(cls: str, **extra):
+    return cls, lambda n: {**_TEXT, **extra, "max_position_embeddings": n}, "text"
+
+
+def _roberta(cls: str):  # RoBERTa's config counts its 2 reserved rows
+    return cls, lambda n: {**_TEXT, "max_position_embeddings": n + 2, "pad_token_id": 1}, "text"
+
+
+def _bart(cls: str):
+    return cls, lambda n: {**_SEQ2SEQ, "max_position_embeddings": n}, "seq2seq"
+
+
+# model_type -> (class, config kwargs for a table of n positions, inputs)
+HF_TINY = {
+    "gpt2": ("GPT2LMHeadModel", lambda n: {**_GPT, "n_positions": n}, "text"),
+    "gpt_neo": (
+        "GPTNeoForCausalLM",
+        lambda n: dict(
+            vocab_size=99,
+            hidden_size=32,
+            num_layers=2,
+            num_heads=2,
+            intermediate_size=64,
+            attention_types=[[["global", "local"], 1]],
+            window_size=16,
+            max_position_embeddings=n,
+        ),
+        "text",
+    ),
+    "gpt_bigcode": ("GPTBigCodeForCausalLM", lambda n: {**_GPT, "n_positions": n}, "text"),
+    "imagegpt": ("ImageGPTForCausalImageModeling", lambda n: {**_GPT, "n_positions": n}, "text"),
+    "opt": (
+        "OPTForCausalLM",
+        lambda n: dict(
+            vocab_size=99,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            ffn_dim=64,
+            word_embed_proj_dim=32,
+            max_position_embeddings=n,
+        ),
+        "text",
+    ),
+    "biogpt": _bert("BioGptForCausalLM"),
+    "bert": _bert("BertForMaskedLM"),
+    "distilbert": (
+        "DistilBertForMaskedLM",
+        lambda n: dict(
+            vocab_size=99, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=n
+        ),
+        "text",
+    ),
+    "electra": _bert("ElectraForMaskedLM", embedding_size=16),
+    "albert": _bert("AlbertForMaskedLM", embedding_size=16),
+    "ernie": _bert("ErnieForMaskedLM"),
+    "megatron-bert": _bert("MegatronBertForMaskedLM"),
+    # block-sparse attention from 37 tokens on (5 + 2 * 2 blocks of 4), full attention below
+    "big_bird": _bert(
+        "BigBirdForMaskedLM", attention_type="block_sparse", block_size=4, num_random_blocks=2
+    ),
+    "layoutlm": _bert("LayoutLMForMaskedLM"),
+    "splinter": _bert("SplinterModel"),
+    "mobilebert": _bert("MobileBertForMaskedLM", embedding_size=16, intra_bottleneck_size=16),
+    "convbert": _bert("ConvBertForMaskedLM", embedding_size=32),
+    "rembert": _bert("RemBertForMaskedLM", input_embedding_size=16, output_embedding_size=16),
+    "roberta": _roberta("RobertaForMaskedLM"),
+    "xlm-roberta": _roberta("XLMRobertaForMaskedLM"),
+    "camembert": _roberta("CamembertForMaskedLM"),
+    "xlm-roberta-xl": _roberta("XLMRobertaXLForMaskedLM"),
+    "data2vec-text": _roberta("Data2VecTextForMaskedLM"),
+    "roberta-prelayernorm": _roberta("RobertaPreLayerNormForMaskedLM"),
+    "bart": _bart("BartForConditionalGeneration"),
+    "mbart": _bart("MBartForConditionalGeneration"),
+    "plbart": _bart("PLBartForConditionalGeneration"),
+    "mvp": _bart("MvpForConditionalGeneration"),
+    "blenderbot": _bart("BlenderbotForConditionalGeneration"),
+    "blenderbot-small": _bart("BlenderbotSmallForConditionalGeneration"),
+    "whisper": (
+        "WhisperForConditionalGeneration",
+        lambda n: {
+            **{k: v for k, v in _SEQ2SEQ.items()},
+            "max_source_positions": 16,
+            "max_target_positions": n,
+            "num_mel_bins": 8,
+            "pad_token_id": 0,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "decoder_start_token_id": 1,
+            "begin_suppress_tokens": None,
+        },
+        "whisper",
+    ),
+}
+
+
+def _build_hf(model_type: str, directory: Path, n: int, seed: int = 0, **save) -> torch.nn.Module:
+    """A tiny random (perturbed) model of ``model_type`` whose table serves ``n`` positions,
+    saved to ``directory``; returned in eval mode."""
+    import transformers
+
+    cls, config, _ = HF_TINY[model_type]
+    torch.manual_seed(seed)
+    cfg = transformers.AutoConfig.for_model(model_type, **config(n))
+    model = getattr(transformers, cls)(cfg)
+    _perturb(model, seed)
+    model.save_pretrained(directory, **save)
+    return model.eval()
+
+
+def _hf_inputs(model_type: str, n: int, batch: int = 2) -> dict[str, torch.Tensor]:
+    """Inputs of ``n`` tokens (ids >= 3: never a padding id, so positions are 0 .. n-1)."""
+    ids = torch.randint(3, 99, (batch, n), generator=torch.Generator().manual_seed(n))
+    kind = HF_TINY[model_type][2]
+    if kind == "whisper":  # 2 frames per encoder position; the decoder reads the n tokens
+        features = torch.randn(batch, 8, 32, generator=torch.Generator().manual_seed(1))
+        return {"input_features": features, "decoder_input_ids": ids}
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if kind == "seq2seq":
+        inputs["decoder_input_ids"] = ids
+    return inputs
+
+
+def _hf_output(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(**inputs)
+    return out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
+
+
+@pytest.fixture
+def build_hf():
+    return _build_hf
+
+
+@pytest.fixture
+def hf_inputs():
+    return _hf_inputs
+
+
+@pytest.fixture
+def hf_output():
+    return _hf_output
+
+
+@pytest.fixture
+def hf_tiny():
+    return HF_TINY

@@ -1,6 +1,7 @@
-"""posemb extend on tiny random GPT-2, BERT, RoBERTa, OPT and DistilBERT directories and on
-posemb runs: loads with AutoModel, runs at N tokens, keeps trained and reserved rows,
-agrees everywhere on the new size, and never touches the source."""
+"""posemb extend: every method on tiny random GPT-2 and RoBERTa directories (offset 0 and
+2), the limits repeated in tokenizer, sentence-transformers and generation files, old
+buffers, shards, posemb runs and the refusals. Every family of the table:
+test_families.py."""
 
 from __future__ import annotations
 
@@ -20,91 +21,36 @@ transformers = pytest.importorskip("transformers")
 OLD, NEW = 64, 128
 KEEPING = ("random", "tile", "repeat-last", "extrapolate")  # keep every trained row
 RESAMPLING = ("interpolate", "cubic")  # move every position: outputs change
-
-
-def family_model(name: str):
-    """(model with random weights, table key, config limit field, offset, limit stored in config)."""
-    t = transformers
-    small = dict(
-        vocab_size=256,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    if name == "gpt2":
-        cfg = t.GPT2Config(
-            n_layer=2,
-            n_embd=32,
-            n_head=2,
-            n_positions=OLD,
-            vocab_size=256,
-            bos_token_id=0,
-            eos_token_id=0,
-        )
-        return t.GPT2LMHeadModel(cfg), "transformer.wpe.weight", "n_positions", 0, OLD
-    if name == "bert":
-        return (
-            t.BertForMaskedLM(t.BertConfig(**small, max_position_embeddings=OLD)),
-            "bert.embeddings.position_embeddings.weight",
-            "max_position_embeddings",
-            0,
-            OLD,
-        )
-    if name == "roberta":
-        cfg = t.RobertaConfig(**small, max_position_embeddings=OLD + 2, pad_token_id=1)
-        return (
-            t.RobertaModel(cfg),
-            "embeddings.position_embeddings.weight",
-            "max_position_embeddings",
-            2,
-            OLD + 2,
-        )
-    if name == "opt":
-        cfg = t.OPTConfig(
-            vocab_size=256,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            ffn_dim=64,
-            max_position_embeddings=OLD,
-            word_embed_proj_dim=32,
-        )
-        return (
-            t.OPTForCausalLM(cfg),
-            "model.decoder.embed_positions.weight",
-            "max_position_embeddings",
-            2,
-            OLD,
-        )
-    cfg = t.DistilBertConfig(
-        vocab_size=256, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=OLD
-    )
-    return (
-        t.DistilBertModel(cfg),
-        "embeddings.position_embeddings.weight",
+# model_type -> (table key in the saved model, config limit field, reserved rows, stored limit)
+TABLES = {
+    "gpt2": ("transformer.wpe.weight", "n_positions", 0, OLD),
+    "roberta": (
+        "roberta.embeddings.position_embeddings.weight",
+        "max_position_embeddings",
+        2,
+        OLD + 2,
+    ),
+    "bert": ("bert.embeddings.position_embeddings.weight", "max_position_embeddings", 0, OLD),
+    "opt": ("model.decoder.embed_positions.weight", "max_position_embeddings", 2, OLD),
+    "distilbert": (
+        "distilbert.embeddings.position_embeddings.weight",
         "max_position_embeddings",
         0,
         OLD,
-    )
-
-
-FAMILIES = ("gpt2", "bert", "roberta", "opt", "distilbert")
+    ),
+}
 
 
 @pytest.fixture
-def hf_dir(tmp_path, perturb):
+def hf_dir(tmp_path, build_hf):
     def build(name: str, **save):
-        torch.manual_seed(0)
-        model, key, field, offset, stored = family_model(name)
-        perturb(model)
         src = tmp_path / name
-        model.save_pretrained(src, **save)
+        build_hf(name, src, OLD, **save)
         (src / "tokenizer_config.json").write_text(
             json.dumps({"model_max_length": OLD, "do_lower_case": True})
         )
         (src / "README.md").write_text("a model card\n")
-        return src, key, field, offset, stored
+        return (src, *TABLES[name])
 
     return build
 
@@ -116,12 +62,12 @@ def hidden(directory: Path, ids: torch.Tensor) -> torch.Tensor:
 
 
 def token_ids(n: int) -> torch.Tensor:  # ids >= 3: no padding token, so positions are 0..n-1
-    return torch.randint(3, 256, (2, n), generator=torch.Generator().manual_seed(n))
+    return torch.randint(3, 99, (2, n), generator=torch.Generator().manual_seed(n))
 
 
-# every method on GPT-2 (offset 0) and RoBERTa (offset 2); two on the others (time budget)
+# every method on GPT-2 (offset 0) and RoBERTa (offset 2); a resampling one on the others
 CASES = [(f, m) for f in ("gpt2", "roberta") for m in KEEPING + RESAMPLING] + [
-    (f, m) for f in ("bert", "opt", "distilbert") for m in ("tile", "cubic")
+    (f, "cubic") for f in ("bert", "opt", "distilbert")
 ]
 
 
@@ -160,16 +106,27 @@ def test_old_checkpoint_buffers_are_resized(tmp_path, hf_dir):
     """Older BERT/RoBERTa checkpoints store position_ids (and token_type_ids) buffers."""
     src, *_ = hf_dir("roberta")
     sd = load_file(src / "model.safetensors")
-    sd["embeddings.position_ids"] = torch.arange(OLD + 2).unsqueeze(0)
-    sd["embeddings.token_type_ids"] = torch.zeros(1, OLD + 2, dtype=torch.long)
+    sd["roberta.embeddings.position_ids"] = torch.arange(OLD + 2).unsqueeze(0)
+    sd["roberta.embeddings.token_type_ids"] = torch.zeros(1, OLD + 2, dtype=torch.long)
     save_file(sd, src / "model.safetensors", metadata={"format": "pt"})
     assert (
         main(["extend", str(src), str(tmp_path / "out"), "--to", str(NEW), "--method", "tile"]) == 0
     )
     out = load_file(tmp_path / "out" / "model.safetensors")
-    assert torch.equal(out["embeddings.position_ids"], torch.arange(NEW + 2).unsqueeze(0))
-    assert torch.equal(out["embeddings.token_type_ids"], torch.zeros(1, NEW + 2, dtype=torch.long))
+    assert torch.equal(out["roberta.embeddings.position_ids"], torch.arange(NEW + 2).unsqueeze(0))
+    assert torch.equal(
+        out["roberta.embeddings.token_type_ids"], torch.zeros(1, NEW + 2, dtype=torch.long)
+    )
     assert hidden(tmp_path / "out", token_ids(NEW)).shape == (2, NEW, 32)
+
+
+def test_position_ids_buffers_keep_their_start():
+    """MRA-style buffers count from the offset (2, 3, ...): the grown buffer does too."""
+    from posemb.interop.hf_extend import _fix_buffers
+
+    tensors = {"mra.embeddings.position_ids": torch.arange(2, OLD + 2).unsqueeze(0)}
+    assert _fix_buffers(tensors, OLD, NEW, ())
+    assert torch.equal(tensors["mra.embeddings.position_ids"], torch.arange(2, NEW + 2)[None])
 
 
 def test_sharded_gpt2_and_stale_mask_buffers(tmp_path, hf_dir):
@@ -283,13 +240,6 @@ def test_errors(tmp_path, run_dir, hf_dir, capsys):
         assert len(err.strip().splitlines()) == 1, err
         return err
 
-    llama = tmp_path / "llama"
-    llama.mkdir()
-    (llama / "config.json").write_text(
-        json.dumps({"model_type": "llama", "max_position_embeddings": 64})
-    )
-    err = fails(str(llama), str(tmp_path / "x"), "--to", "128", "--method", "tile")
-    assert "'llama'" in err and "gpt2, bert, roberta, opt, distilbert" in err
     assert "does not exist" in fails(
         str(tmp_path / "missing"), str(tmp_path / "x"), "--to", "128", "--method", "tile"
     )
@@ -324,9 +274,9 @@ def test_errors(tmp_path, run_dir, hf_dir, capsys):
 
     src, *_ = hf_dir("bert")
     (src / "model.safetensors").rename(src / "pytorch_model.bin")
-    assert "never unpickles" in fails(
-        str(src), str(tmp_path / "x"), "--to", "128", "--method", "tile"
-    )
+    err = fails(str(src), str(tmp_path / "x"), "--to", "128", "--method", "tile")
+    # the conversion keeps the task head: the class of config.json's architectures
+    assert "never unpickles" in err and "BertForMaskedLM.from_pretrained('SRC')" in err
 
     src, *_ = hf_dir("distilbert")
     config = json.loads((src / "config.json").read_text())
@@ -353,3 +303,80 @@ def test_non_learned_run_is_refused(tmp_path, make_run, capsys):
         == 2
     )
     assert "model.position='rope'" in capsys.readouterr().err
+
+
+def _word_tokenizer(max_length: int):
+    """A tokenizers file that truncates and pads to ``max_length`` (as many BERT repos ship)."""
+    import tokenizers as tk
+
+    vocab = {"[UNK]": 0, "[PAD]": 1, "a": 3, "b": 4}
+    tok = tk.Tokenizer(tk.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tk.pre_tokenizers.Whitespace()
+    tok.enable_truncation(max_length)
+    tok.enable_padding(length=max_length, pad_id=1, pad_token="[PAD]")
+    return tok
+
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_limits_outside_config_follow_the_table(tmp_path, hf_dir, capsys, kept):
+    """tokenizer.json's truncation/padding, sentence-transformers' max_seq_length and a
+    generation max_length equal to the table's size used to keep the old limit."""
+    src, *_ = hf_dir("bert")
+    seq = 32 if kept else OLD  # a sentence-transformers model may encode fewer on purpose
+    _word_tokenizer(OLD).save(str(src / "tokenizer.json"))
+    (src / "tokenizer_config.json").write_text(  # transformers 4 reads no tokenizer.json without it
+        json.dumps({"model_max_length": OLD, "tokenizer_class": "PreTrainedTokenizerFast"})
+    )
+    (src / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": seq, "do_lower_case": False})
+    )
+    (src / "generation_config.json").write_text(json.dumps({"max_length": OLD, "num_beams": 2}))
+    capsys.readouterr()
+    dst = tmp_path / "out"
+    assert main(["extend", str(src), str(dst), "--to", str(NEW), "--method", "tile"]) == 0
+    tok = json.loads((dst / "tokenizer.json").read_text())
+    assert tok["truncation"]["max_length"] == NEW and tok["padding"]["strategy"] == {"Fixed": NEW}
+    sbert = json.loads((dst / "sentence_bert_config.json").read_text())
+    assert sbert == {"max_seq_length": seq if kept else NEW, "do_lower_case": False}
+    assert json.loads((dst / "generation_config.json").read_text()) == {
+        "max_length": NEW,
+        "num_beams": 2,
+    }
+    assert ("kept sentence_bert_config.json max_seq_length=32" in capsys.readouterr().err) == kept
+    import tokenizers
+
+    # the tokenizers file itself (text-embeddings-inference, sentence-transformers) and
+    # transformers' truncation (model_max_length) both stop at the new 128, not at 64
+    raw = tokenizers.Tokenizer.from_file(str(dst / "tokenizer.json"))
+    assert len(raw.encode("a b " * 100).ids) == NEW
+    fast = transformers.AutoTokenizer.from_pretrained(dst)
+    assert len(fast("a b " * 100, truncation=True)["input_ids"]) == NEW
+
+
+def test_generation_length_below_the_limit_is_kept(tmp_path, hf_dir):
+    src, *_ = hf_dir("gpt2")
+    (src / "generation_config.json").write_text(json.dumps({"max_length": 20}))
+    dst = tmp_path / "out"
+    assert main(["extend", str(src), str(dst), "--to", str(NEW), "--method", "tile"]) == 0
+    copied = (dst / "generation_config.json").read_bytes()
+    assert copied == (src / "generation_config.json").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("architectures", "named"),
+    [
+        (["RobertaForMaskedLM"], "RobertaForMaskedLM"),
+        (None, "AutoModel"),  # nothing to name: the base model is all we know
+        (["x; import os"], "AutoModel"),  # a config is data: never pasted into a command
+    ],
+)
+def test_pickle_only_folder_conversion_names_the_head_class(tmp_path, architectures, named):
+    from posemb.interop.files import conversion_hint, weight_files
+
+    (tmp_path / "pytorch_model.bin").write_bytes(b"never read")
+    if architectures is not None:
+        (tmp_path / "config.json").write_text(json.dumps({"architectures": architectures}))
+    with pytest.raises(ValueError, match="never unpickles") as info:
+        weight_files(tmp_path)
+    assert f"from transformers import {named}; {named}.from_pretrained('SRC')" in str(info.value)
+    assert conversion_hint(tmp_path) in str(info.value)

@@ -10,8 +10,11 @@ index, and links, must stay inside the directory) and :func:`posemb.interop.file
   ``train.seed`` and building the model as the trainer does.
 - safetensors file: the tensor named by ``--key``, else the unique 2-D tensor whose name
   contains ``pos``.
-- Hugging Face directory: the position table of GPT-2, BERT, RoBERTa, OPT or DistilBERT,
-  with the reserved rows of RoBERTa (``padding_idx + 1``) and OPT (2).
+- Hugging Face directory: the position table of a family of the one table
+  :data:`posemb.interop.families.FAMILIES` (the one ``posemb extend`` grows), with its
+  reserved rows (RoBERTa: ``padding_idx + 1``; OPT, BART: 2). A model with several tables
+  (an encoder's and a decoder's) needs ``--key``; another model type, the unique 2-D
+  tensor named ``*pos*``.
 """
 
 from __future__ import annotations
@@ -25,22 +28,11 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from ..data.paths import inside
-from ..interop.files import SAFETENSORS, config_int, read_json, weight_files
+from ..interop.families import FAMILIES, matches, table_offset
+from ..interop.files import SAFETENSORS, conversion_hint, read_json, weight_files
 from ..positional.names import closest
 
 RUN_KEY = "pos.weight"
-# model_type -> (the table's name, reserved rows). Names match as a suffix after a '.', so
-# GPT2Model's "wpe.weight" and GPT2LMHeadModel's "transformer.wpe.weight" both match.
-HF_TABLES: dict[str, tuple[str, int]] = {
-    "gpt2": ("wpe.weight", 0),
-    "bert": ("embeddings.position_embeddings.weight", 0),
-    "roberta": ("embeddings.position_embeddings.weight", 2),  # padding_idx + 1 (see _hf_offset)
-    "xlm-roberta": ("embeddings.position_embeddings.weight", 2),
-    "camembert": ("embeddings.position_embeddings.weight", 2),
-    "opt": ("decoder.embed_positions.weight", 2),  # OPTLearnedPositionalEmbedding: offset 2
-    "distilbert": ("embeddings.position_embeddings.weight", 0),
-}
-_ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert")
 _PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
@@ -273,15 +265,15 @@ def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> Loaded
         shapes.update(found)
         files.update(dict.fromkeys(found, model_dir / name))
     where = f"{model_dir} ({model_type})"
-    known = HF_TABLES.get(model_type)
-    if key is None and known is None:
+    family = FAMILIES.get(model_type)
+    if key is None and family is None:
         key = guess_table_key(shapes, f"{where}, a model type analyze has no rule for,")
     elif key is None:
-        suffix = known[0]
-        found = [k for k in shapes if k == suffix or k.endswith("." + suffix)]
+        found = [k for t in family.tables for k in shapes if matches(k, t.key)]
         if not found:
+            names = " or ".join(f"*{t.key}" for t in family.tables)
             raise ValueError(
-                f"{where} has no tensor named *{suffix}; choose the table with --key NAME "
+                f"{where} has no tensor named {names}; choose the table with --key NAME "
                 f"(2-D tensors: {_names(k for k, s in shapes.items() if len(s) == 2)})"
             )
         if len(found) > 1:
@@ -292,8 +284,9 @@ def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> Loaded
         key = found[0]
     _check_key(shapes, key, where)
     offset = 0
-    if known is not None and (key == known[0] or key.endswith("." + known[0])):
-        offset = _hf_offset(model_type, config, known[1], f"{model_dir / 'config.json'}")
+    for table in family.tables if family is not None else ():
+        if matches(key, table.key):
+            offset = table_offset(table, config, f"{model_dir / 'config.json'}")
     return LoadedTable(
         read_tensor(files[key], key),
         offset,
@@ -305,18 +298,10 @@ def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> Loaded
     )
 
 
-def _hf_offset(model_type: str, config: dict[str, Any], default: int, where: str) -> int:
-    if model_type in _ROBERTA_LIKE and config.get("pad_token_id") is not None:
-        # RobertaEmbeddings: positions start at padding_idx + 1
-        return config_int(config, "pad_token_id", where, minimum=0) + 1
-    return default
-
-
 def _refuse_pickles(model_dir: Path) -> None:
     pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in _PICKLES)
     if pickles:
         raise ValueError(
-            f"{model_dir} has only {pickles[0]} (a pickle) and no model.safetensors; posemb never unpickles "
-            "weights. Convert it once where you trust the file: "
-            "AutoModel.from_pretrained(DIR).save_pretrained(DIR) writes model.safetensors"
+            f"{model_dir} has only {pickles[0]} (a pickle) and no model.safetensors; posemb never "
+            f"unpickles weights. Convert it once where you trust the file: {conversion_hint(model_dir)}"
         )

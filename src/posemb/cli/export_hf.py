@@ -1,11 +1,13 @@
-"""Export a run as a Hugging Face GPT-2 directory (GPT2LMHeadModel.from_pretrained(DST) loads it).
+"""Export a run as a Hugging Face causal LM (AutoModelForCausalLM.from_pretrained(DST) loads it).
 
-The run must be GPT-2 shaped: learned table (no offset, overflow 'error'), causal,
-LayerNorm, biases; activation gelu_tanh (GPT-2's gelu_new), gelu, relu or silu; tied or
-untied embeddings. Anything else exits 2 naming each field. Tokenizers: a BPE run's
-tokenizer.json and a byte run's tokenizer are written for transformers (AutoTokenizer
-loads them); a char tokenizer cannot be expressed and is only kept as
-posemb_tokenizer.json. Written: config.json, model.safetensors, tokenizer files.
+Each scheme goes to the architecture that computes exactly what the run computes:
+learned and sinusoidal -> GPT-2, rope and nope -> GPT-NeoX, alibi -> MPT (bias=false,
+activation gelu). The run must be causal with LayerNorm; a field with no exact counterpart
+exits 2, naming each one (t5 and shaw have none). Tokenizers: a BPE run's tokenizer.json
+and a byte run's tokenizer are written for transformers (AutoTokenizer loads them); a char
+tokenizer cannot be expressed and is only kept as posemb_tokenizer.json. Written:
+config.json, model.safetensors, tokenizer files (and, for an imported run, its
+generation_config.json, special tokens and dtype). See docs/HF.md.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = "export a run as a Hugging Face GPT-2 directory"
-EXAMPLE = "posemb export-hf runs/a hf/a   # then GPT2LMHeadModel.from_pretrained('hf/a')"
+HELP = "export a run as a Hugging Face causal LM (GPT-2, GPT-NeoX or MPT)"
+EXAMPLE = "posemb export-hf runs/a hf/a   # then AutoModelForCausalLM.from_pretrained('hf/a')"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,8 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..interop import export_run
+    from ..interop.files import read_json
 
     for note in export_run(Path(args.run_dir), Path(args.dst), force=args.force):
         print(f"posemb: note: {note}", file=sys.stderr)
-    print(f"exported {args.run_dir} -> {args.dst} (GPT2LMHeadModel)")
+    (name,) = read_json(Path(args.dst) / "config.json")["architectures"]
+    print(f"exported {args.run_dir} -> {args.dst} ({name})")
     return 0

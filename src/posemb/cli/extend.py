@@ -1,10 +1,13 @@
 """Extend (or crop) the position table of a posemb run or a local Hugging Face model directory.
 
-SRC is a posemb run (learned scheme) or a GPT-2, BERT, RoBERTa, OPT or DistilBERT
-directory with safetensors weights. N counts usable positions: RoBERTa and OPT keep their
-2 reserved rows in front (tables of N+2 rows; RoBERTa's max_position_embeddings becomes
-N+2, OPT's N). Config limits, position_ids buffers and model_max_length in
-tokenizer_config.json are updated; other files are copied; SRC is never modified.
+SRC is a posemb run (learned scheme) or a Hugging Face directory with safetensors weights
+of one of 31 families with learned tables (GPT-2, GPT-Neo, OPT, BERT, RoBERTa,
+XLM-RoBERTa, ELECTRA, ALBERT, BART, Whisper, ...: the table in docs/HF.md). N counts
+usable positions: RoBERTa-likes, OPT and BART keep their 2 reserved rows in front (tables
+of N+2 rows; RoBERTa's max_position_embeddings becomes N+2, OPT's N); encoder-decoder
+models grow both tables. Config limits, position_ids buffers and the limits repeated in
+tokenizer, sentence-transformers and generation files are updated; other files are
+copied; SRC is never modified.
 A shard name or a link that leads outside SRC is refused (see docs/HF.md).
 
 Methods that keep every trained row (random, tile, repeat-last, extrapolate) leave outputs

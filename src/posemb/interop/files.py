@@ -142,10 +142,30 @@ def weight_files(directory: Path) -> list[str]:
     if pickled:
         raise ValueError(
             f"{str(directory)!r} has only {', '.join(pickled)} and no model.safetensors; posemb never "
-            "unpickles weights. Convert it once where you trust the file: "
-            "AutoModel.from_pretrained(SRC).save_pretrained(NEW_DIR, safe_serialization=True)"
+            f"unpickles weights. Convert it once where you trust the file: {conversion_hint(directory)}"
         )
     raise FileNotFoundError(f"{str(directory)!r} has no {SAFETENSORS} (nor {SAFETENSORS_INDEX})")
+
+
+def conversion_hint(directory: Path) -> str:
+    """The Python line that rewrites a pickled Hugging Face folder as safetensors.
+
+    It names the class of ``config.json``'s ``architectures`` (``BertForMaskedLM``), not
+    ``AutoModel``: ``AutoModel`` loads the base model only, and its ``save_pretrained``
+    drops the task head (``cls.predictions.*``), silently breaking fill-mask.
+    """
+    cls = "AutoModel"
+    try:
+        architectures = read_json(inside(directory, "config.json")).get("architectures")
+    except (OSError, ValueError):  # no readable config: the base model is all we can name
+        architectures = None
+    if isinstance(architectures, list) and architectures and isinstance(architectures[0], str):
+        if architectures[0].isidentifier():
+            cls = architectures[0]
+    return (
+        f'python -c "from transformers import {cls}; '
+        f"{cls}.from_pretrained('SRC').save_pretrained('NEW_DIR', safe_serialization=True)\""
+    )
 
 
 @contextlib.contextmanager

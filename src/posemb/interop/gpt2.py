@@ -17,19 +17,22 @@ names and in one layout: GPT-2's ``Conv1D`` stores its weight as ``[in, out]`` w
     ln_f.{w,b}                    transformer.ln_f.{w,b}
     lm_head.weight                lm_head.weight  (only when untied)
 
+Two more posemb settings have an exact GPT-2 form (:mod:`.layouts`): ``bias=false`` is
+GPT-2 with biases of zeros, and the ``sinusoidal`` scheme is GPT-2 whose ``wpe`` holds the
+fixed vectors of positions ``0 .. N-1`` (the same function up to GPT-2's limit of ``N``).
+
 Notation: ``d`` width, ``f`` MLP width, ``V`` vocabulary, ``N`` positions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ..model import ModelConfig
 from .files import config_float, config_int
+from .layouts import KeyPair, map_from_hf, map_to_hf, narrow, widen, widened
 
 HF_PREFIX = "transformer."
 # GPT-2 checkpoints of older transformers also hold the causal mask as buffers; we never need them.
@@ -45,16 +48,6 @@ ACTIVATION_FROM_HF = {
     "silu": "silu",
     "swish": "silu",
 }
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    """One tensor under its two names; ``transpose``: Conv1D ``[in, out]`` vs Linear ``[out, in]``."""
-
-    posemb: str
-    hf: str
-    transpose: bool
-    shape: tuple[int, ...]  # the posemb shape; the HF shape is reversed when transpose
 
 
 def key_map(cfg: ModelConfig) -> list[KeyPair]:
@@ -89,33 +82,16 @@ def key_map(cfg: ModelConfig) -> list[KeyPair]:
     return pairs
 
 
-def _check_keys(given: set[str], expected: set[str], where: str) -> None:
-    missing, unexpected = sorted(expected - given), sorted(given - expected)
-    if missing or unexpected:
-        raise ValueError(
-            f"{where} does not match a GPT-2 of this config: missing {missing[:4]}"
-            f"{' ...' if len(missing) > 4 else ''}, unexpected {unexpected[:4]}{' ...' if len(unexpected) > 4 else ''}"
-        )
-
-
-def _check_shape(name: str, tensor: Tensor, shape: tuple[int, ...], where: str) -> None:
-    if tuple(tensor.shape) != shape:
-        raise ValueError(
-            f"{where}: {name} has shape {tuple(tensor.shape)}, the config expects {shape}"
-        )
+def wide_config(cfg: ModelConfig) -> ModelConfig:
+    """The GPT-2-shaped config equal to ``cfg`` (biases of zeros, a sinusoid as the table)."""
+    return widened(cfg, fill_bias=True, table=True)
 
 
 def to_hf(tensors: dict[str, Tensor], cfg: ModelConfig) -> dict[str, Tensor]:
     """posemb state dict (tied ``lm_head.weight`` optional) -> GPT2LMHeadModel tensors."""
-    pairs = key_map(cfg)
     given = {k: v for k, v in tensors.items() if not (cfg.tie_embeddings and k == "lm_head.weight")}
-    _check_keys(set(given), {p.posemb for p in pairs}, "the posemb weights")
-    out = {}
-    for p in pairs:
-        t = given[p.posemb]
-        _check_shape(p.posemb, t, p.shape, "the posemb weights")
-        out[p.hf] = (t.T if p.transpose else t).contiguous()
-    return out
+    wide = wide_config(cfg)
+    return map_to_hf(key_map(wide), widen(given, cfg, wide), "GPT-2")
 
 
 def normalise_hf_keys(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -132,32 +108,19 @@ def normalise_hf_keys(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def from_hf(tensors: dict[str, Tensor], cfg: ModelConfig) -> dict[str, Tensor]:
     """GPT-2 tensors (either naming) -> posemb state dict (without ``lm_head`` when tied)."""
-    pairs = key_map(cfg)
     given = normalise_hf_keys(tensors)
     if cfg.tie_embeddings:
         given.pop("lm_head.weight", None)  # some checkpoints store the tied copy too
-    _check_keys(set(given), {p.hf for p in pairs}, "the Hugging Face weights")
-    out = {}
-    for p in pairs:
-        t = given[p.hf]
-        _check_shape(
-            p.hf,
-            t,
-            tuple(reversed(p.shape)) if p.transpose else p.shape,
-            "the Hugging Face weights",
-        )
-        out[p.posemb] = (t.T if p.transpose else t).to(torch.float32).contiguous()
-    return out
+    wide = wide_config(cfg)
+    return narrow(map_from_hf(key_map(wide), given, "GPT-2"), cfg, wide)
 
 
 # -- configs ---------------------------------------------------------------------------------------
 def incompatibilities(cfg: ModelConfig) -> list[str]:
     """Each field of ``cfg`` that GPT-2 cannot express, with its value and what GPT-2 needs."""
     problems = []
-    if cfg.position != "learned":
-        problems.append(f"model.position={cfg.position!r} (GPT-2 has a learned table: 'learned')")
-    else:
-        opts = cfg.position_options
+    opts = cfg.position_options
+    if cfg.position == "learned":
         if opts.get("offset", 0) != 0:
             problems.append(
                 f"model.position_options.offset={opts['offset']} (GPT-2 has no reserved rows: 0)"
@@ -166,12 +129,14 @@ def incompatibilities(cfg: ModelConfig) -> list[str]:
             problems.append(
                 f"model.position_options.overflow={opts['overflow']!r} (GPT-2 has no overflow policy: 'error')"
             )
+    elif cfg.position != "sinusoidal":
+        problems.append(
+            f"model.position={cfg.position!r} (GPT-2 has a learned table: 'learned' or 'sinusoidal')"
+        )
     if not cfg.causal:
         problems.append("model.causal=false (GPT-2 is a causal LM: true)")
     if cfg.norm != "layernorm":
         problems.append(f"model.norm={cfg.norm!r} (GPT-2 uses 'layernorm')")
-    if not cfg.bias:
-        problems.append("model.bias=false (GPT-2 has biases: true)")
     if cfg.activation not in ACTIVATION_TO_HF:
         problems.append(
             f"model.activation={cfg.activation!r} (one of {', '.join(ACTIVATION_TO_HF)})"
@@ -181,6 +146,7 @@ def incompatibilities(cfg: ModelConfig) -> list[str]:
 
 def hf_config(cfg: ModelConfig) -> dict[str, Any]:
     """``config.json`` of a GPT2LMHeadModel equivalent to ``cfg`` (check compatibility first)."""
+    cfg = wide_config(cfg)
     return {
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
@@ -209,24 +175,19 @@ def hf_config(cfg: ModelConfig) -> dict[str, Any]:
     }
 
 
+def export_notes(cfg: ModelConfig) -> list[str]:
+    """What the user should know about a GPT-2 export of ``cfg``."""
+    if cfg.position != "sinusoidal":
+        return []
+    return [
+        f"GPT-2 holds the sinusoid as a table of {cfg.max_positions} rows: the export serves "
+        "that many positions (posemb's scheme serves any)"
+    ]
+
+
 def model_config_from_hf(config: dict[str, Any], where: str) -> ModelConfig:
     """A posemb ``gpt2``-preset ModelConfig from a GPT-2 ``config.json``; refuses what posemb
     cannot compute identically, naming each field."""
-    model_type = config.get("model_type")
-    if model_type is None:
-        hint = (
-            " (it is a posemb run: use it directly)"
-            if isinstance(config.get("model"), dict)
-            else ""
-        )
-        raise ValueError(
-            f"{where} has no model_type: not a Hugging Face model config{hint}; import-hf reads a "
-            "local GPT-2 directory (model_type 'gpt2')"
-        )
-    if model_type != "gpt2":
-        raise ValueError(
-            f"{where} is a {model_type!r} model; import-hf reads GPT-2 (model_type 'gpt2') only"
-        )
     act = config.get("activation_function", "gelu_new")
     problems = []
     if not isinstance(act, str) or act not in ACTIVATION_FROM_HF:

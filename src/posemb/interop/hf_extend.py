@@ -1,24 +1,14 @@
 """``posemb extend``: grow (or crop) the position table of a posemb run or a local Hugging
 Face model directory, updating everything that has to agree with its size.
 
-Supported Hugging Face families (``model_type`` in ``config.json``)::
-
-    family      table key (base-model prefix optional)          limit in config.json          offset
-    gpt2        [transformer.]wpe.weight                        n_positions (+ n_ctx)         0
-    bert        [bert.]embeddings.position_embeddings.weight    max_position_embeddings       0
-    roberta     [roberta.]embeddings.position_embeddings.weight max_position_embeddings = N+2 pad_token_id+1 (2)
-    opt         [model.]decoder.embed_positions.weight          max_position_embeddings = N   2
-    distilbert  [distilbert.]embeddings.position_embeddings.weight  max_position_embeddings   0
-
-The offset convention: ``N`` (``--to N``) always counts the positions a model can serve.
-RoBERTa and OPT reserve 2 leading rows (RoBERTa's ``padding_idx`` row and the one before;
-OPT's fixed offset 2), so both tables have ``N + 2`` rows; RoBERTa's config counts them
-(``max_position_embeddings = N + 2``: 514 for 512 positions), OPT's does not (2048 for
-2048). The reserved rows are copied exactly by every method.
+Which Hugging Face families are supported, where their tables live and how their reserved
+rows are counted: the one table :data:`posemb.interop.families.FAMILIES`. ``N`` (``--to
+N``) always counts the positions the model can serve; reserved rows are copied exactly by
+every method. Every table of a row grows (BART: the encoder's and the decoder's).
 
 Also updated: ``position_ids`` / ``token_type_ids`` buffers stored in the weights (older
-checkpoints), ``model_max_length`` in ``tokenizer_config.json``; GPT-2's stale
-``attn.bias`` causal-mask buffers (``[1, 1, N, N]``, rebuilt by transformers >= 4.40) are
+checkpoints); the limits repeated in tokenizer, sentence-transformers and generation files
+(:mod:`.limits`); stale ``[1, 1, N, N]`` causal-mask buffers (rebuilt by transformers) are
 dropped. Every other file is copied unchanged (a link as the file it points to; a link
 leaving ``src`` is refused, see :func:`posemb.data.inside`); other weight formats are never
 copied.
@@ -36,12 +26,12 @@ from ..data import inside, load_tokenizer
 from ..model import Transformer
 from ..positional import extend_table
 from ..train.checkpoint import load_weights, read_config
+from .families import FAMILIES, Family, family_of, matches, positions_served
 from .files import (
     OTHER_WEIGHTS,
     SAFETENSORS,
     SAFETENSORS_INDEX,
     config_float,
-    config_int,
     read_json,
     read_safetensors,
     require_dir,
@@ -50,32 +40,12 @@ from .files import (
     write_json,
     write_safetensors,
 )
+from .limits import read_limit_files, update_limits
+from .metadata import HF_METADATA
 from .outdir import copy_file, files_to_copy, output_dir
 from .runs import write_run
 
-TOKENIZER_CONFIG = "tokenizer_config.json"
-_NO_LIMIT = 10**20  # transformers writes int(1e30) as model_max_length for "no limit"
-
-
-@dataclass(frozen=True)
-class Family:
-    """Where a Hugging Face architecture keeps its table and its size."""
-
-    table: str  # key suffix of the table, without the base-model prefix
-    limit: str  # config.json field holding the size
-    offset: int  # reserved leading rows
-    counts_offset: bool  # the config field counts the reserved rows too (RoBERTa)
-    also: tuple[str, ...] = ()  # other config fields equal to the limit when present
-
-
-_EMBEDDINGS = "embeddings.position_embeddings.weight"
-FAMILIES: dict[str, Family] = {
-    "gpt2": Family("wpe.weight", "n_positions", 0, False, also=("n_ctx",)),
-    "bert": Family(_EMBEDDINGS, "max_position_embeddings", 0, False),
-    "roberta": Family(_EMBEDDINGS, "max_position_embeddings", 2, True),
-    "opt": Family("decoder.embed_positions.weight", "max_position_embeddings", 2, False),
-    "distilbert": Family(_EMBEDDINGS, "max_position_embeddings", 0, False),
-}
+__all__ = ["FAMILIES", "Extension", "extend"]
 
 
 @dataclass
@@ -166,6 +136,8 @@ def _extend_run(src: Path, dst, to, method, allow_shrink, force, generator) -> E
     tokenizer = load_tokenizer(src)
     with output_dir(dst, force=force, src=src) as out:
         write_run(out, model, new_cfg, tokenizer)
+        if inside(src, HF_METADATA).is_file():  # an imported run: its token ids, dtype, ...
+            copy_file(src / HF_METADATA, out / HF_METADATA)
     notes = [
         "the new run starts at step 0 with a fresh optimizer; fine-tune it with "
         f"`posemb train --resume {dst} --set train.max_steps=...` (metrics were not copied)"
@@ -174,31 +146,25 @@ def _extend_run(src: Path, dst, to, method, allow_shrink, force, generator) -> E
 
 
 # -- Hugging Face directories --------------------------------------------------------------------------
-def _family(config: dict, src: Path, where: str) -> tuple[str, Family, int]:
-    model_type = config.get("model_type")
-    if not isinstance(model_type, str) or model_type not in FAMILIES:
-        raise ValueError(
-            f"{str(src)!r} is a {model_type!r} model; posemb extend supports {', '.join(FAMILIES)} "
-            "(learned absolute tables) and posemb runs"
-        )
-    family = FAMILIES[model_type]
-    offset = family.offset
-    if model_type == "roberta":  # positions start after padding_idx
-        offset = config_int(config, "pad_token_id", where, minimum=0, default=1) + 1
-    if model_type == "distilbert" and config.get("sinusoidal_pos_embds", False):
-        raise ValueError(
-            f"{str(src)!r} uses fixed sinusoidal positions (sinusoidal_pos_embds=true), not a learned table"
-        )
-    return model_type, family, offset
+@dataclass
+class _Grown:
+    """One table of a family in one directory: where it is and its sizes."""
+
+    file: str  # the weights file holding it
+    key: str  # its full tensor name
+    limit: str  # its config field
+    also: tuple[str, ...]
+    offset: int  # reserved rows
+    stored: int  # the config value now
+    old: int  # positions now
+    new_stored: int  # the config value to write
 
 
 def _find_table(src: Path, files: list[str], suffix: str) -> tuple[str, str]:
     """(file, key) of the one tensor named ``suffix`` or ``PREFIX.suffix``."""
     found = []
     for name in files:
-        found += [
-            (name, k) for k in tensor_names(src / name) if k == suffix or k.endswith("." + suffix)
-        ]
+        found += [(name, k) for k in tensor_names(src / name) if matches(k, suffix)]
     if len(found) != 1:
         what = (
             "no tensor" if not found else f"{len(found)} tensors ({', '.join(k for _, k in found)})"
@@ -209,8 +175,25 @@ def _find_table(src: Path, files: list[str], suffix: str) -> tuple[str, str]:
     return found[0]
 
 
-def _fix_buffers(tensors: dict[str, torch.Tensor], old_len: int, new_len: int, gpt2: bool) -> bool:
-    """Resize length-dependent buffers in place; True if anything changed."""
+def _tables(src: Path, config: dict, family: Family, files: list[str], to: int) -> list[_Grown]:
+    where = str(src / "config.json")
+    grown = []
+    for table in family.tables:
+        stored, offset, old = positions_served(table, config, where)
+        new_stored = to + offset if table.counts_offset else to
+        file, key = _find_table(src, files, table.key)
+        grown.append(_Grown(file, key, table.limit, table.also, offset, stored, old, new_stored))
+    return grown
+
+
+def _fix_buffers(
+    tensors: dict[str, torch.Tensor], old_len: int, new_len: int, masks: tuple[str, ...]
+) -> bool:
+    """Resize length-dependent buffers in place; True if anything changed.
+
+    ``position_ids`` ``[..., old_len]`` keeps its first value (0, or an offset) and counts
+    on; ``token_type_ids`` becomes zeros; a causal mask named by ``masks`` is dropped.
+    """
     changed = False
     for key in list(tensors):
         t = tensors[key]
@@ -220,68 +203,70 @@ def _fix_buffers(tensors: dict[str, torch.Tensor], old_len: int, new_len: int, g
             and t.dim() in (1, 2)
             and t.shape[-1] == old_len
         ):
-            base = torch.arange(new_len) if leaf == "position_ids" else torch.zeros(new_len)
+            start = int(t.reshape(-1)[0]) if leaf == "position_ids" and t.numel() else 0
+            base = torch.arange(start, start + new_len) if leaf == "position_ids" else None
+            base = torch.zeros(new_len) if base is None else base
             tensors[key] = base.to(t.dtype).reshape(*t.shape[:-1], new_len)
             changed = True
-        elif gpt2 and key.endswith(".attn.bias") and t.dim() == 4:  # stale causal mask
+        elif t.dim() == 4 and key.endswith(masks):  # stale causal mask
             del tensors[key]
             changed = True
     return changed
+
+
+def _grow(tensors, g: _Grown, config: dict, where: str, method: str, to: int, generator) -> None:
+    table = tensors[g.key]
+    if table.shape[0] != g.offset + g.old:
+        raise ValueError(
+            f"{g.key} has {table.shape[0]} rows but {g.limit}={g.stored} implies "
+            f"{g.offset + g.old} ({g.offset} reserved + {g.old} positions)"
+        )
+    std_key = "initializer_range" if "initializer_range" in config else "init_std"
+    std = config_float(config, std_key, where, default=0.02)
+    tensors[g.key] = extend_table(
+        table, g.offset + to, method, g.offset, std=std, generator=generator
+    )
 
 
 def _extend_hf(
     src: Path, config: dict, dst, to, method, allow_shrink, force, generator
 ) -> Extension:
     where = str(src / "config.json")
-    model_type, family, offset = _family(config, src, where)
-    stored = config_int(
-        config, family.limit, where, minimum=offset + 1 if family.counts_offset else 1
-    )
-    old = stored - offset if family.counts_offset else stored
-    new_stored = to + offset if family.counts_offset else to
-    _check_size(old, to, allow_shrink)
+    model_type, family = family_of(config, where)
     files = weight_files(src)  # refuses pickled-only directories
-    table_file, table_key = _find_table(src, files, family.table)
+    grown = _tables(src, config, family, files, to)
+    for g in grown:
+        _check_size(g.old, to, allow_shrink)
+    first = grown[0]
+    limit_files = read_limit_files(src, config)
+    for g in grown:
+        for key in (g.limit, *g.also):
+            if key in config:
+                config[key] = g.new_stored
+    rewritten, notes = update_limits(limit_files, first.old, to)
+    rewritten.add("config.json")
 
-    notes: list[str] = []
-    skip = {"config.json", TOKENIZER_CONFIG, SAFETENSORS_INDEX, *files, *OTHER_WEIGHTS}
+    skip = {SAFETENSORS_INDEX, *rewritten, *files, *OTHER_WEIGHTS}
     copied, skipped = files_to_copy(src, skip)  # refuses links leaving src before any write
     with output_dir(dst, force=force, src=src) as out:
         removed: set[str] = set()
         for name in files:
             tensors, metadata = read_safetensors(src / name)
             before = set(tensors)
-            changed = _fix_buffers(tensors, stored, new_stored, model_type == "gpt2")
-            if name == table_file:
-                table = tensors[table_key]
-                if table.shape[0] != offset + old:
-                    raise ValueError(
-                        f"{table_key} has {table.shape[0]} rows but {family.limit}={stored} implies "
-                        f"{offset + old} ({offset} reserved + {old} positions)"
-                    )
-                std_key = "initializer_range" if "initializer_range" in config else "init_std"
-                std = config_float(config, std_key, where, default=0.02)
-                tensors[table_key] = extend_table(
-                    table, offset + to, method, offset, std=std, generator=generator
-                )
-                changed = True
+            changed = _fix_buffers(tensors, first.stored, first.new_stored, family.masks)
+            for g in grown:
+                if g.file == name:
+                    _grow(tensors, g, config, where, method, to, generator)
+                    changed = True
             removed |= before - set(tensors)
             if changed:
                 write_safetensors(out / name, tensors, metadata)
-            else:  # a shard without the table or buffers: byte-for-byte copy
+            else:  # a shard without a table or buffers: byte-for-byte copy
                 copy_file(src / name, out / name)
         if inside(src, SAFETENSORS_INDEX).is_file():
             _write_index(src, out, files, removed)
-        for key in (family.limit, *family.also):
-            if key in config:
-                config[key] = new_stored
-        write_json(out / "config.json", config)
-        if inside(src, TOKENIZER_CONFIG).is_file():
-            tok_cfg = read_json(src / TOKENIZER_CONFIG)
-            for key in ("model_max_length", "max_len"):
-                if isinstance(tok_cfg.get(key), int) and tok_cfg[key] < _NO_LIMIT:
-                    tok_cfg[key] = to
-            write_json(out / TOKENIZER_CONFIG, tok_cfg)
+        for name in sorted(rewritten):
+            write_json(out / name, limit_files[name])
         for path in copied:
             copy_file(path, out / path.name)
     if removed:
@@ -293,7 +278,7 @@ def _extend_hf(
         notes.append(f"not copied (old, unextended weights): {', '.join(left)}")
     if skipped:
         notes.append(f"folders not copied: {', '.join(skipped)}")
-    return Extension(model_type, old, to, notes)
+    return Extension(model_type, first.old, to, notes)
 
 
 def _write_index(src: Path, out: Path, files: list[str], removed: set[str]) -> None:

@@ -61,8 +61,17 @@ def byte_level_tokenizer() -> Any:
     return hf
 
 
-def export_tokenizer(tokenizer: Tokenizer | None, dst: Path, model_max_length: int) -> list[str]:
-    """Write the HF tokenizer files that express ``tokenizer``; return notes for the user."""
+def export_tokenizer(
+    tokenizer: Tokenizer | None,
+    dst: Path,
+    model_max_length: int,
+    special: dict[str, Any] | None = None,
+) -> list[str]:
+    """Write the HF tokenizer files that express ``tokenizer``; return notes for the user.
+
+    ``special``: ``tokenizer_config.json`` fields kept from the model this run was imported
+    from (``eos_token``, ``bos_token``, ...; see :mod:`.metadata`).
+    """
     if tokenizer is None:
         return ["the run has no tokenizer.json: no tokenizer files were written"]
     if tokenizer.kind != "bpe":  # posemb's own file, under a name transformers ignores
@@ -83,6 +92,7 @@ def export_tokenizer(tokenizer: Tokenizer | None, dst: Path, model_max_length: i
             "tokenizer_class": "PreTrainedTokenizerFast",
             "model_max_length": model_max_length,
             "clean_up_tokenization_spaces": False,
+            **(special or {}),
         },
     )
     return []

@@ -165,6 +165,25 @@ class Transformer(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    # -- run folders (Hugging Face's names) --------------------------------------------------
+    def save_pretrained(self, save_directory, tokenizer=None):
+        """Write a posemb run folder: ``config.json`` + ``model.safetensors`` (+ the tokenizer).
+
+        ``Transformer.from_pretrained(dir)`` reads it back; with a tokenizer,
+        ``posemb.load(dir)`` too. See :func:`posemb.interop.runs.save_pretrained`.
+        """
+        from ..interop.runs import save_pretrained
+
+        return save_pretrained(self, save_directory, tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, directory, device="cpu") -> Transformer:
+        """The model of a posemb run folder (``posemb train``, ``save_pretrained``,
+        ``import-hf``, ``extend``), in eval mode; as ``posemb.load`` without the tokenizer."""
+        from ..train.checkpoint import load_model
+
+        return load_model(directory, device)[0]
+
     # -- forward ----------------------------------------------------------------------------------
     def forward(
         self,

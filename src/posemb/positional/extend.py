@@ -8,13 +8,20 @@ keeps the reserved rows exactly; ``interpolate`` and ``cubic`` resample the trai
 
 Trained rows ``[a b c]`` extended to 5 (``offset`` rows, if any, stay in front)::
 
-    random       [a b c r r]              r ~ N(0, std^2) fresh (HF DistilBERT-style resize)
+    random       [a b c r r]              r ~ N(0, std^2) fresh, std 0.02 by default (see below)
     tile         [a b c a b]              cyclic copy (Longformer from RoBERTa's 512 rows)
     repeat-last  [a b c c c]
     interpolate  [a (a+b)/2 b (b+c)/2 c]  old position j*(n-1)/(m-1): 0, .5, 1, 1.5, 2
     cubic        [a ~ b ~ c]              same positions, Catmull-Rom cubic convolution
     extrapolate  [a b c f(3) f(4)]        f: sinusoids + constant fitted to [a b c] per column
     any, to 2    [a b]                    shrinking crops; same length returns a copy
+
+``random`` draws the new rows at the scale of a freshly initialised table: ``N(0, std^2)``
+with ``std`` the model's init (0.02, as GPT-2/BERT's ``initializer_range``; ``posemb
+extend`` passes the model's own). Hugging Face's ``resize_position_embeddings``
+(DistilBERT) also keeps the old rows and appends new ones, but builds them with a plain
+``nn.Embedding``, i.e. ``N(0, 1)``: 50 times the 0.02 of an initialised table, so those
+positions start far larger than the token embeddings they are added to.
 
 Notation: ``N`` rows in, ``d`` width, ``n = N - offset`` trained rows in, ``m = new_len -
 offset`` trained rows out.
