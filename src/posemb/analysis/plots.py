@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ..data.atomic import atomic_open
+from ..files import atomic_open
 from .summary import TableAnalysis
 from .table import SpectrumResult, as_float64, cosine_similarity_matrix, to_ranges
 

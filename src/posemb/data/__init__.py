@@ -11,10 +11,10 @@ Typical use (what ``posemb train`` does)::
 
 ``open_source("synthetic:copy")`` returns a :class:`SyntheticTask` instead, which samples
 ``(input_ids, labels)`` batches itself; :func:`is_synthetic` tells the two apart by spec.
-This package imports nothing of posemb outside ``posemb.data``.
+This package imports nothing of posemb outside ``posemb.data`` but :mod:`posemb.files`.
 """
 
-from .atomic import atomic_open, atomic_write_text
+from ..files import atomic_open, atomic_write_text
 from .batching import (
     count_windows,
     iter_windows,

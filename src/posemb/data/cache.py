@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_open, atomic_write_text
+from ..files import atomic_open, atomic_write_text
 from .errors import DataError
 from .sources import SEPARATOR, TextSource, check_split
 from .synthetic import SyntheticTask

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data import atomic_write_text, build_tokenizer
+from ..data import build_tokenizer
+from ..files import atomic_write_text
 from ..positional.extend import EXTEND_METHODS
 from ..positional.names import unknown
 from ..train import build_config, load_run, train
