@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..analysis.plots import plot_cosine_heatmap
     from ..eval.reading import describe
-    from ..eval.report import Report
     from ..eval.sweep import BUDGETS, SweepPlan, run_sweep, sweep_report
     from ..positional.learned import PositionOutOfRangeError
+    from ..report import Report
     from ..train import load_run
 
     out = _fresh_out(Path(args.out))

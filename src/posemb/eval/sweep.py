@@ -18,12 +18,12 @@ from ..data import build_tokenizer
 from ..files import atomic_write_text
 from ..positional.extend import EXTEND_METHODS
 from ..positional.names import unknown
+from ..report import Report, markdown_table
 from ..train import build_config, load_run, train
 from ..train.checkpoint import read_trainer_state
 from .length import forward_tokens
 from .progress import TRAIN_COST, Progress
 from .reading import describe, pm
-from .report import Report, markdown_table
 from .runner import (
     evaluate_run,
     load_eval_text,
