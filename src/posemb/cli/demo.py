@@ -125,7 +125,7 @@ def _show(report, title: str, body: str) -> None:
 
 
 def _sample(model, tokenizer) -> str:
-    from .generate import generate_text
+    from ..model.generation import generate_text
 
     return generate_text(model, tokenizer, "def ", 120, temperature=0.8, top_k=40, seed=0)
 

@@ -13,6 +13,8 @@ import math
 import os
 import sys
 
+from .common import UsageError, path_error
+
 HELP = "train a model into a run directory"
 EXAMPLE = "posemb train --preset tiny --data stdlib --set train.max_steps=200 model.position=rope --out runs/a"
 
@@ -53,8 +55,6 @@ def run(args: argparse.Namespace) -> int:
         read_toml,
         train,
     )
-    from .common import path_error
-    from .main import UsageError
 
     overrides = parse_sets(args.sets)
     if args.data:

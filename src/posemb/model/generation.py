@@ -111,3 +111,35 @@ def _progress_bar(total: int):
     return tqdm(
         total=total, desc="generate", unit="tok", file=sys.stderr, disable=None, leave=False
     )
+
+
+def generate_text(
+    model,
+    tokenizer,
+    prompt: str,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> str:
+    """Continue ``prompt`` (text in, text out); ``progress`` shows a bar on stderr when it is a
+    terminal. ``tokenizer`` is any posemb tokenizer (``encode``, ``decode``, ``vocab_size``)."""
+    ids = tokenizer.encode(prompt)
+    if not ids:
+        raise ValueError("the prompt encodes to no tokens; give a non-empty --prompt")
+    device = next(model.parameters()).device
+    x = torch.tensor([ids], device=device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    # a model's vocabulary may be padded past the tokenizer's (nanoGPT-style): never sample padding
+    vocab = min(tokenizer.vocab_size, model.config.vocab_size)
+    out = model.generate(
+        x,
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        generator=g,
+        vocab_size=vocab,
+        progress=progress,
+    )
+    return tokenizer.decode(out[0].tolist())
