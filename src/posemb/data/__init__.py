@@ -28,10 +28,8 @@ from .errors import DataError
 from .paths import UnsafePathError, inside
 from .sources import (
     DEFAULT_SOURCE,
-    SPLITS,
     FileSource,
     FilesSource,
-    TextSource,
     is_synthetic,
     open_source,
     stdlib_source,
@@ -43,6 +41,7 @@ from .synthetic import (
     exact_match,
     exact_match_from_logits,
 )
+from .text import SPLITS, TextSource
 from .tokenizers import (
     KINDS,
     TOKENIZER_FILE,

@@ -33,8 +33,8 @@ import numpy as np
 
 from ..files import atomic_open, atomic_write_text
 from .errors import DataError
-from .sources import SEPARATOR, TextSource, check_split
 from .synthetic import SyntheticTask
+from .text import SEPARATOR, TextSource, check_split
 from .tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)  # "tokenising ..." notices (the CLI shows them)

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..positional import SCHEMES, scheme_class, validate_options
+from ..positional import SCHEMES, validate_options
 from ..positional.names import unknown
 
 NORMS = ("layernorm", "rmsnorm")
@@ -132,9 +132,6 @@ class ModelConfig:
         if name not in PRESETS:
             raise unknown("model preset", name, PRESETS)
         return cls.from_dict({**PRESETS[name], **overrides})
-
-    def uses_scheme_flag(self, flag: str) -> bool:
-        return bool(getattr(scheme_class(self.position), flag))
 
 
 PRESETS: dict[str, dict[str, Any]] = {
