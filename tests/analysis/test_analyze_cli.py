@@ -44,7 +44,8 @@ def test_causal_run_untrained_rows_are_exact(causal_run, tmp_path, capsys):
 
 
 def test_encoder_run_untrained_rows_are_exactly_past_T(encoder_run, tmp_path, capsys):
-    """A bidirectional encoder trains every row it sees: exactly rows 24–63 stay at init; reports embed their plots."""
+    """A bidirectional encoder trains every row it sees: exactly rows 24–63 stay at init;
+    reports embed their plots."""
     out = tmp_path / "out"
     code, _, err = run_cli(["analyze", str(encoder_run), "--out", str(out)], capsys)
     assert code == 0, err

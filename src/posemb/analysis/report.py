@@ -108,11 +108,13 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "sinusoid-like dimensions",
             f"{spec['sinusoid_like_dims']} of {s['dim']} "
-            f"(≥{spec['threshold']:.0%} of energy in one peak; median period {spec['median_dominant_period']:.1f})",
+            f"(≥{spec['threshold']:.0%} of energy in one peak; median period "
+            f"{spec['median_dominant_period']:.1f})",
         ),
         (
             "row norms",
-            f"mean {s['norms']['mean']:.4f}, min {s['norms']['min']:.4f}, max {s['norms']['max']:.4f}",
+            f"mean {s['norms']['mean']:.4f}, min {s['norms']['min']:.4f}, max "
+            f"{s['norms']['max']:.4f}",
         ),
         ("initial values", s["init"]),
     ]

@@ -68,7 +68,8 @@ def length_list(text: str) -> list[int]:
     values = int_list(text)
     if any(v < 2 for v in values):
         raise argparse.ArgumentTypeError(
-            f"evaluation lengths need at least 2 tokens (one of context, one predicted), got {text!r}"
+            "evaluation lengths need at least 2 tokens (one of context, one predicted), got "
+            f"{text!r}"
         )
     return values
 

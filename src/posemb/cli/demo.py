@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     shown = Report("")  # what the terminal shows, for the report
 
     _section(
-        f"1. Training three small models on {args.data} at L={L}: a learned table of {L} rows, RoPE, ALiBi"
+        f"1. Training three small models on {args.data} at L={L}: a learned table of {L} rows, "
+        "RoPE, ALiBi"
     )
     records = run_sweep(plan, out)
     run_dir = out / "runs" / "learned"
@@ -97,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
     _section("5. Files")
     print(
-        f"learned-table run (checkpoint, metrics.jsonl): {run_dir}\nposition table plot: {heatmap}\n"
+        f"learned-table run (checkpoint, metrics.jsonl): {run_dir}\nposition table plot: "
+        f"{heatmap}\n"
         f"results: {out / 'results.json'}\nreport (everything above, plots, provenance): {page}\n"
         f"total time {time.perf_counter() - t0:.0f}s"
     )

@@ -12,7 +12,10 @@ from .common import existing_run, non_negative_float, positive_int, seed_int
 
 HELP = "sample text from a run"
 PROGRESS_FROM = 256  # longer generations show a progress bar (stderr, terminals only)
-EXAMPLE = 'posemb generate runs/a --prompt "def main(" --max-new-tokens 200 --temperature 0.8 --top-k 40 --seed 1'
+EXAMPLE = (
+    'posemb generate runs/a --prompt "def main(" --max-new-tokens 200 --temperature 0.8 '
+    "--top-k 40 --seed 1"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(
-            f"posemb: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug for the traceback)",
+            f"posemb: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug for the "
+            "traceback)",
             file=sys.stderr,
         )
         return 1

@@ -17,7 +17,10 @@ import argparse
 from .common import UsageError, length_list, positive_int, seed_int
 
 HELP = "train every scheme with one budget and compare losses at 1x/2x/4x/8x the training length"
-EXAMPLE = "posemb sweep --schemes learned,learned+random,rope,alibi --train-len 64 --budget quick --out runs/sweep"
+EXAMPLE = (
+    "posemb sweep --schemes learned,learned+random,rope,alibi --train-len 64 --budget quick "
+    "--out runs/sweep"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -301,10 +301,10 @@ def sweep_report(
     header, rows = results_table(records)
     atomic_write_text(out / "results.md", markdown_table(header, rows) + "\n")
     intro = (
-        f"{len(plan.variants)} models ({', '.join(plan.variants)}), budget {plan.budget}, same data "
-        f"({plan.data}), seed ({plan.seed}) and size, trained at L={plan.train_len} and evaluated "
-        f"at {', '.join(map(str, plan.eval_lens))} tokens on the same held-out text. Loss: mean "
-        "nats per token, ± its standard error over spans."
+        f"{len(plan.variants)} models ({', '.join(plan.variants)}), budget {plan.budget}, same "
+        f"data ({plan.data}), seed ({plan.seed}) and size, trained at L={plan.train_len} and "
+        f"evaluated at {', '.join(map(str, plan.eval_lens))} tokens on the same held-out text. "
+        "Loss: mean nats per token, ± its standard error over spans."
     )
     return eval_report(out, records, title, intro, describe(records))
 

@@ -49,7 +49,8 @@ class ModelConfig:
         if self.d_model % self.n_head:
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by n_head={self.n_head}; "
-                f"choose d_model as a multiple of n_head (e.g. {self.n_head * max(1, self.d_model // self.n_head)})"
+                "choose d_model as a multiple of n_head (e.g. "
+                f"{self.n_head * max(1, self.d_model // self.n_head)})"
             )
         if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
@@ -68,7 +69,8 @@ class ModelConfig:
         ):
             if key in self.position_options:
                 raise ValueError(
-                    f"position_options[{key!r}] is set by the model itself; set model.{field_name} instead"
+                    f"position_options[{key!r}] is set by the model itself; set "
+                    f"model.{field_name} instead"
                 )
         validate_options(self.position, self.position_options)
         for name in ("norm_eps", "init_std"):

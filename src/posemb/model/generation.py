@@ -46,7 +46,8 @@ def generate(
             tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
         )
         raise ValueError(
-            f"generate needs a prompt of at least one token, input_ids [batch, length >= 1]; got {shape}"
+            "generate needs a prompt of at least one token, input_ids [batch, length >= 1]; got "
+            f"{shape}"
         )
     if not _is_int(max_new_tokens) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
@@ -62,8 +63,8 @@ def generate(
         not _is_int(vocab_size) or not 1 <= vocab_size <= model.config.vocab_size
     ):
         raise ValueError(
-            f"vocab_size must be an integer in [1, {model.config.vocab_size}] (the model's vocabulary), "
-            f"got {vocab_size!r}"
+            f"vocab_size must be an integer in [1, {model.config.vocab_size}] (the model's "
+            f"vocabulary), got {vocab_size!r}"
         )
     was_training = model.training
     model.eval()

@@ -117,8 +117,8 @@ def load_optimizer_state(
     saved, current = meta["param_groups"], optimizer.state_dict()["param_groups"]
     if [len(g["params"]) for g in saved] != [len(g["params"]) for g in current]:
         raise CheckpointError(
-            "the checkpoint's optimizer groups parameters differently from these settings (a changed "
-            "train.decay_positions or model); resume with the run's own settings"
+            "the checkpoint's optimizer groups parameters differently from these settings "
+            "(a changed train.decay_positions or model); resume with the run's own settings"
         )
     groups = [{**cur, "params": old["params"]} for old, cur in zip(saved, current)]
     state: dict[int, dict[str, Any]] = {}
@@ -152,7 +152,8 @@ def save_checkpoint(
 
 
 def complete_pending(run_dir: Path) -> None:
-    """Finish a checkpoint whose journal was written (roll forward); drop unjournalled ``.next`` files."""
+    """Finish a checkpoint whose journal was written (roll forward); drop unjournalled
+    ``.next`` files."""
     run_dir = Path(run_dir)
     journal = run_dir / JOURNAL
     if journal.exists():
@@ -215,12 +216,14 @@ def read_config(run_dir: str | Path) -> RunConfig:
         )
     if not run_dir.is_dir():
         raise CheckpointError(
-            f"run directory {str(run_dir)!r} does not exist; train one with `posemb train --out DIR`"
+            f"run directory {str(run_dir)!r} does not exist; train one with "
+            "`posemb train --out DIR`"
         )
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(
-            f"{str(run_dir)!r} is not a posemb run: no {CONFIG_FILE} (train one with `posemb train`)"
+            f"{str(run_dir)!r} is not a posemb run: no {CONFIG_FILE} "
+            "(train one with `posemb train`)"
         )
     try:
         data = read_json(path)
@@ -281,7 +284,8 @@ def load_weights(model: Transformer, tensors: dict[str, torch.Tensor], where: st
     missing, unexpected = expected - set(tensors), set(tensors) - expected
     if missing or unexpected:
         raise CheckpointError(
-            f"{where} does not match its config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+            f"{where} does not match its config: missing {sorted(missing)[:5]}, unexpected "
+            f"{sorted(unexpected)[:5]}"
         )
     own = model.state_dict()
     for k, v in tensors.items():
