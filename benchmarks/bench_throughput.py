@@ -139,8 +139,8 @@ def main(argv=None) -> int:
             r = time_steps(build(s), s, device, steps, args.warmup, compile_, bf16)
             result["runs"][f"{name}_{tag}"] = r
             print(
-                f"{name:>8} {tag:>8}: {r['tokens_per_s']:>12,.0f} tok/s  {r['ms_per_step']:8.2f} ms/step"
-                + (f"  {r['peak_gib']:.2f} GiB" if r["peak_gib"] else ""),
+                f"{name:>8} {tag:>8}: {r['tokens_per_s']:>12,.0f} tok/s  {r['ms_per_step']:8.2f} "
+                "ms/step" + (f"  {r['peak_gib']:.2f} GiB" if r["peak_gib"] else ""),
                 flush=True,
             )
         ratio = (

@@ -1,4 +1,5 @@
-"""The README's quick start runs as written, and shows the out-of-range message the library raises."""
+"""The README's quick start runs as written, and shows the out-of-range message the library
+raises."""
 
 from __future__ import annotations
 

@@ -44,7 +44,8 @@ def test_causal_run_untrained_rows_are_exact(causal_run, tmp_path, capsys):
 
 
 def test_encoder_run_untrained_rows_are_exactly_past_T(encoder_run, tmp_path, capsys):
-    """A bidirectional encoder trains every row it sees: exactly rows 24–63 stay at init; reports embed their plots."""
+    """A bidirectional encoder trains every row it sees: exactly rows 24–63 stay at init;
+    reports embed their plots."""
     out = tmp_path / "out"
     code, _, err = run_cli(["analyze", str(encoder_run), "--out", str(out)], capsys)
     assert code == 0, err
@@ -58,6 +59,31 @@ def test_encoder_run_untrained_rows_are_exactly_past_T(encoder_run, tmp_path, ca
     assert "never moved from initialisation" in page
     md = (out / "report.md").read_text()
     assert all(f"]({name})" in md for name in PNGS)
+
+
+def test_both_reports_hold_the_reading_the_summary_every_plot_and_the_note(tmp_path, capsys):
+    """report.md and report.html have the same sections: the reading, the summary (every row
+    the terminal shows, label and value), a heading and image per plot, and the closing note."""
+    import html
+
+    from posemb.analysis.report import CAPTIONS, summary_rows
+
+    path = tmp_path / "weights.safetensors"
+    save_file({"pos.weight": torch.randn(40, 8)}, str(path))
+    code, _, err = run_cli(["analyze", str(path), "--out", str(tmp_path / "o")], capsys)
+    assert code == 0, err
+    s = json.loads((tmp_path / "o" / "analysis.json").read_text())
+    md = (tmp_path / "o" / "report.md").read_text()
+    page = html.unescape((tmp_path / "o" / "report.html").read_text())
+    assert md.startswith(f"# Position table analysis: {path}")
+    assert f"<h1>Position table analysis: {path}</h1>" in page
+    for text in (md, page):
+        assert " ".join(s["reading"]) in text
+        assert "Summary" in text and "All numbers are in analysis.json" in text
+        assert all(label in text and value in text for label, value in summary_rows(s))
+        assert all(caption in text for caption in CAPTIONS.values())
+    assert all(f"| {label} | {value} |" in md for label, value in summary_rows(s))
+    assert all(f"<th>{label}</th><td>{value}</td>" in page for label, value in summary_rows(s))
 
 
 def test_key_on_a_bare_safetensors_file(tmp_path, capsys):

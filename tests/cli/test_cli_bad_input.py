@@ -68,7 +68,7 @@ def train_argv(out: Path, *sets: str) -> list[str]:
     return ["train", "--preset", "tiny", "--set", *TINY_SETS, *sets, "--out", str(out)]
 
 
-# -- settings ---------------------------------------------------------------------------------------
+# -- settings --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "setting, key",
     [
@@ -149,7 +149,7 @@ def test_extend_to_a_size_nobody_can_allocate(capsys, tmp_path, run):
     assert not (tmp_path / "x").exists()
 
 
-# -- the user's disk ------------------------------------------------------------------------------------
+# -- the user's disk -------------------------------------------------------------------------------
 def test_a_read_only_output_exits_2_naming_the_path(capsys, tmp_path, monkeypatch):
     out = tmp_path / "ro" / "run"
     real_mkdir = Path.mkdir
@@ -178,7 +178,7 @@ def test_a_full_disk_exits_2_and_leaves_the_out_reusable(capsys, tmp_path, monke
     assert main(train_argv(out)) == 0  # the same --out, once there is room
 
 
-# -- Python API ------------------------------------------------------------------------------------------
+# -- Python API ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", [123, None, 1.5, ["runs/a"]])
 def test_load_wants_a_run_folder_path(value):
     with pytest.raises(TypeError, match=r"run folder path \(a str or pathlib.Path"):
@@ -192,7 +192,7 @@ def test_load_of_a_file_says_it_is_a_file(tmp_path):
         posemb.load(file)
 
 
-# -- long generations show progress ---------------------------------------------------------------------
+# -- long generations show progress ----------------------------------------------------------------
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -221,7 +221,7 @@ def test_short_generation_shows_no_progress(run, monkeypatch):
     assert terminal.getvalue() == ""
 
 
-# -- reading a run writes only to the user's cache -----------------------------------------------------
+# -- reading a run writes only to the user's cache -------------------------------------------------
 def test_eval_never_writes_to_the_cache_dir_a_run_names(capsys, tmp_path, monkeypatch):
     """A run's config.json may point data.cache_dir anywhere; eval uses the user's cache."""
     text = tmp_path / "corpus.txt"

@@ -206,6 +206,22 @@ def test_each_subcommand_help_shows_an_example(capsys, command):
     assert "Example:" in out and f"posemb {command}" in out.split("Example:", 1)[1]
 
 
+@pytest.mark.parametrize(
+    "command", sorted(next(a for a in build_parser()._actions if a.dest == "command").choices)
+)
+def test_each_option_with_a_default_shows_it_in_help(command):
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    shown = 0
+    for action in sub._actions:
+        default = action.default
+        if default is None or default is False or default == [] or default == "==SUPPRESS==":
+            continue
+        text = sub._get_formatter()._expand_help(action)  # the help as --help prints it
+        assert "default" in text and str(default) in text, (action.option_strings, text)
+        shown += 1
+    assert shown or command in ("train", "analyze", "export-hf", "import-hf")
+
+
 def test_help_in_a_real_process():
     proc = _python_m_posemb("train", "--help")
     assert proc.returncode == 0 and "Example:" in proc.stdout and not proc.stderr.strip()

@@ -9,8 +9,8 @@ import torch
 
 from posemb import ModelConfig, Transformer
 from posemb.cli.common import non_negative_float
-from posemb.cli.generate import generate_text
 from posemb.data import build_tokenizer
+from posemb.model.generation import generate_text
 
 
 def tiny(**kw) -> Transformer:

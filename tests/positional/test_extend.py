@@ -88,7 +88,7 @@ def test_input_with_grad_gives_a_detached_table():
     assert not out.requires_grad
 
 
-# -- tile / repeat-last ------------------------------------------------------------------------------
+# -- tile / repeat-last ----------------------------------------------------------------------------
 def test_tile_repeats_the_trained_rows_cyclically():
     """Reserved row z, trained rows [a b c] -> 7 trained rows: [z a b c a b c a]."""
     weight = torch.tensor([[-9.0], [10.0], [11.0], [12.0]])  # z = -9 reserved, a b c = 10 11 12
@@ -103,7 +103,7 @@ def test_repeat_last_copies_the_last_row():
     assert torch.equal(out[5:], weight[-1:].expand(4, -1))
 
 
-# -- interpolate / cubic -----------------------------------------------------------------------------
+# -- interpolate / cubic ---------------------------------------------------------------------------
 def test_interpolate_hand_case():
     """[a b c] -> 5 rows samples old positions 0, .5, 1, 1.5, 2: [a (a+b)/2 b (b+c)/2 c]."""
     weight = torch.tensor([[0.0, 1.0], [2.0, 5.0], [4.0, -3.0]])
@@ -186,7 +186,7 @@ def test_random_std_zero_gives_zero_rows():
     assert torch.equal(out[4:], torch.zeros(5, 3))
 
 
-# -- extrapolate -------------------------------------------------------------------------------------
+# -- extrapolate -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("n", "dim", "new_len"), [(256, 32, 1024), (256, 64, 512)])
 def test_extrapolate_recovers_a_sinusoidal_table(n, dim, new_len):
     """Fit on the first n rows; rows n..new_len-1 must match the table to 1e-4."""
@@ -273,7 +273,7 @@ def test_bad_options_raise():
         extend_table(torch.tensor([[1.0], [math.nan]]), 8, "extrapolate")
 
 
-# -- through the module --------------------------------------------------------------------------------
+# -- through the module ----------------------------------------------------------------------------
 @pytest.mark.parametrize("method", EXTEND_METHODS)
 def test_learned_module_extend(method):
     torch.manual_seed(0)

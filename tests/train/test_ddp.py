@@ -95,8 +95,8 @@ RANK_GUARD = textwrap.dedent("""
             return out
 
         torch.optim.AdamW.step = _logged_step
-        atexit.register(lambda: open(os.path.join(_log, f"rank{os.environ['RANK']}.json"), "w").write(
-            json.dumps(_digests)))
+        _out = os.path.join(_log, f"rank{os.environ['RANK']}.json")
+        atexit.register(lambda: open(_out, "w").write(json.dumps(_digests)))
 """)
 
 

@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ..data.atomic import atomic_open
+from ..files import atomic_open
 from .summary import TableAnalysis
 from .table import SpectrumResult, as_float64, cosine_similarity_matrix, to_ranges
 
@@ -134,7 +134,8 @@ def plot_pca_3d(
 def plot_spectrum(
     spec: SpectrumResult, path: str | Path, title: str = "Spectrum of each dimension over positions"
 ) -> Path:
-    """Heatmap dims × frequency of ``|FFT|``, each dimension scaled to its peak, dims sorted by dominant frequency."""
+    """Heatmap dims × frequency of ``|FFT|``, each dimension scaled to its peak, dims sorted by
+    dominant frequency."""
     mag = spec.magnitude[:, 1:]  # [d, f - 1]: the constant term is 0 after centring
     order = torch.argsort(spec.dominant_frequency, stable=True)
     peak = mag.max(dim=1, keepdim=True).values.clamp_min(1e-12)
@@ -195,7 +196,8 @@ def plot_nn_offsets(
     title: str = "Offset of each row's nearest neighbour",
     window: int = 32,
 ) -> Path:
-    """Histogram of ``j - i`` for each row's most similar other row (offsets beyond ±window counted in the title)."""
+    """Histogram of ``j - i`` for each row's most similar other row (offsets beyond ±window
+    counted in the title)."""
     o = offsets.long()
     inside = o[(o.abs() <= window)]
     outside = int(o.numel() - inside.numel())

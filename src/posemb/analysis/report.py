@@ -7,14 +7,13 @@ run the diagnostics, draw, and write. The HTML page embeds every PNG as a
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data import atomic_write_text
+from ..files import atomic_write_text
+from ..report import Report
 from .load import LoadedTable, load_table
 from .plots import plot_analysis
 from .summary import TableAnalysis, analyze_table, plain_reading
@@ -64,10 +63,7 @@ def analyze(
     plots = plot_analysis(a, out)
     files: dict[str, Path] = {"json": out / "analysis.json", **plots}
     atomic_write_text(files["json"], json.dumps(summary, indent=2) + "\n")
-    files["report_md"] = out / "report.md"
-    files["report_html"] = out / "report.html"
-    atomic_write_text(files["report_md"], report_markdown(summary, plots, out))
-    atomic_write_text(files["report_html"], report_html(summary, plots))
+    files["report_md"], files["report_html"] = analysis_report(summary, plots).write(out)
     return AnalyzeResult(loaded, a, summary, reading, files)
 
 
@@ -112,66 +108,27 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "sinusoid-like dimensions",
             f"{spec['sinusoid_like_dims']} of {s['dim']} "
-            f"(≥{spec['threshold']:.0%} of energy in one peak; median period {spec['median_dominant_period']:.1f})",
+            f"(≥{spec['threshold']:.0%} of energy in one peak; median period "
+            f"{spec['median_dominant_period']:.1f})",
         ),
         (
             "row norms",
-            f"mean {s['norms']['mean']:.4f}, min {s['norms']['min']:.4f}, max {s['norms']['max']:.4f}",
+            f"mean {s['norms']['mean']:.4f}, min {s['norms']['min']:.4f}, max "
+            f"{s['norms']['max']:.4f}",
         ),
         ("initial values", s["init"]),
     ]
     return rows
 
 
-def report_markdown(s: dict[str, Any], plots: dict[str, Path], out_dir: Path) -> str:
-    lines = [
-        f"# Position table analysis: {s['source']}",
-        "",
-        "## Reading",
-        "",
-        " ".join(s["reading"]),
-        "",
-        "## Summary",
-        "",
-        "| | |",
-        "|---|---|",
-    ]
-    lines += [f"| {k} | {v} |" for k, v in summary_rows(s)]
-    lines += [""]
+def analysis_report(s: dict[str, Any], plots: dict[str, Path]) -> Report:
+    """The report of ``analysis.json``'s summary ``s``: the reading, the key numbers, the plots."""
+    report = Report(f"Position table analysis: {s['source']}", reading=list(s["reading"]))
+    report.pairs("Summary", summary_rows(s))
     for name, path in plots.items():
-        rel = path.relative_to(out_dir) if path.is_relative_to(out_dir) else path
-        lines += [f"## {CAPTIONS.get(name, name)}", "", f"![{CAPTIONS.get(name, name)}]({rel})", ""]
-    lines += [
-        "All numbers: `analysis.json`. Rows are positions (table row = offset + position).",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def report_html(s: dict[str, Any], plots: dict[str, Path]) -> str:
-    esc = html.escape
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>Position table analysis: {esc(s['source'])}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-        "img{max-width:100%}.reading{background:#f6f8fa;padding:.8em 1em;border-left:4px solid #4a7}</style>",
-        "</head><body>",
-        f"<h1>Position table analysis: {esc(s['source'])}</h1>",
-        f"<p class='reading'>{esc(' '.join(s['reading']))}</p>",
-        "<h2>Summary</h2><table>",
-    ]
-    parts += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in summary_rows(s)]
-    parts.append("</table>")
-    for name, path in plots.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        caption = esc(CAPTIONS.get(name, name))
-        parts.append(
-            f"<h2>{caption}</h2><figure><img alt='{caption}' src='data:image/png;base64,{data}'>"
-            "</figure>"
-        )
-    parts.append(
-        "<p>All numbers are in analysis.json beside this page. Rows are positions "
-        "(table row = offset + position).</p></body></html>"
+        report.image(CAPTIONS.get(name, name), path)
+    report.notes.append(
+        "All numbers are in analysis.json beside this page. Rows are positions "
+        "(table row = offset + position)."
     )
-    return "\n".join(parts)
+    return report

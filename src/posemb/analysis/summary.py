@@ -38,7 +38,8 @@ from .table import (
 
 @dataclass
 class TableAnalysis:
-    """Every diagnostic of a table's position rows (positions, not table rows: row = offset + position).
+    """Every diagnostic of a table's position rows (positions, not table rows:
+    row = offset + position).
 
     Attributes:
         weight: ``[n, d]`` float64 position rows.
@@ -199,7 +200,8 @@ def analyze_table(
 
 
 def plain_reading(a: TableAnalysis, context: dict[str, Any] | None = None) -> list[str]:
-    """Two sentences: which rows never trained (and why), then how the trained rows are organised."""
+    """Two sentences: which rows never trained (and why), then how the trained rows are
+    organised."""
     return [_untrained_sentence(a, context or {}), _structure_sentence(a)]
 
 
@@ -211,24 +213,31 @@ def _untrained_sentence(a: TableAnalysis, ctx: dict[str, Any]) -> str:
         assert h is not None
         if not h.smooth:
             return (
-                f"Untrained rows cannot be told apart here (heuristic, initial values unknown): the table is "
-                f"not smooth enough (median adjacent cosine {h.median_adjacent_cosine:.2f}) for rows left at "
-                "a random init to stand out."
+                "Untrained rows cannot be told apart here (heuristic, initial values unknown): "
+                "the table is not smooth enough (median adjacent cosine "
+                f"{h.median_adjacent_cosine:.2f}) for rows left at a random init to stand out."
             )
         if not rows:
             return (
-                "No rows look untrained (heuristic, initial values unknown: every row is similar to a "
-                "neighbour, as trained rows are)."
+                "No rows look untrained (heuristic, initial values unknown: every row is similar "
+                "to a neighbour, as trained rows are)."
             )
         return (
-            f"Positions {where} look untrained ({len(rows)} of {n}; heuristic, initial values unknown: "
-            f"their cosine to each neighbour is below {h.threshold:.2f} while the rest of the table is smooth)."
+            f"Positions {where} look untrained ({len(rows)} of {n}; heuristic, initial values "
+            f"unknown: their cosine to each neighbour is below {h.threshold:.2f} while the rest "
+            "of the table is smooth)."
         )
     if not rows:
         extra = ""
         if ctx.get("positions") in ("random", "offset"):
-            extra = f" (train.positions={ctx['positions']} spreads training over rows past train.seq_len)"
-        return f"Every one of the {n} rows moved from its initial value: the whole table was trained{extra}."
+            extra = (
+                f" (train.positions={ctx['positions']} spreads training over rows past "
+                "train.seq_len)"
+            )
+        return (
+            f"Every one of the {n} rows moved from its initial value: the whole table was "
+            f"trained{extra}."
+        )
     seq_len, tail = ctx.get("seq_len"), to_ranges(rows)[-1]
     sentence = f"Positions {where} ({len(rows)} of {n}) never moved from initialisation"
     if (
@@ -245,10 +254,10 @@ def _untrained_sentence(a: TableAnalysis, ctx: dict[str, Any]) -> str:
             )
         if first == seq_len - 1 and ctx.get("causal"):
             return (
-                sentence
-                + f": training never saw sequences longer than {seq_len} (train.seq_len={seq_len}), "
-                f"and position {seq_len - 1}, the last of every training sequence, predicts no next token in a "
-                "causal LM, so its row got no gradient either."
+                sentence + f": training never saw sequences longer than {seq_len} "
+                f"(train.seq_len={seq_len}), and position {seq_len - 1}, the last of every "
+                "training sequence, predicts no next token in a causal LM, so its row got no "
+                "gradient either."
             )
     return sentence + " (exact: compared with the initial table)."
 
@@ -271,8 +280,9 @@ def _structure_sentence(a: TableAnalysis) -> str:
             "as in a table still close to a random init"
         )
     return (
-        f"{head}; the first two principal components hold {pca2:.0%} of the variance, and the most common "
-        f"nearest-neighbour offset is {top['offset']:+d} ({top['fraction']:.0%}{among})."
+        f"{head}; the first two principal components hold {pca2:.0%} of the variance, and the "
+        f"most common nearest-neighbour offset is {top['offset']:+d} "
+        f"({top['fraction']:.0%}{among})."
     )
 
 

@@ -37,7 +37,8 @@ def as_float64(weight: Tensor) -> Tensor:
     if not torch.isfinite(w).all():
         bad = int((~torch.isfinite(w)).any(dim=1).nonzero()[0])
         raise ValueError(
-            f"the position table has non-finite values (first in row {bad}); the weights are damaged"
+            f"the position table has non-finite values (first in row {bad}); the weights are "
+            "damaged"
         )
     return w
 
@@ -178,7 +179,7 @@ def summarize_spectrum(spec: SpectrumResult, threshold: float = 0.5, top: int = 
     }
 
 
-# -- untrained rows ---------------------------------------------------------------------------------
+# -- untrained rows --------------------------------------------------------------------------------
 def untrained_rows(weight: Tensor, initial: Tensor) -> list[int]:
     """Rows bit-identical to their initial values (exact equality, no tolerance).
 
@@ -188,7 +189,8 @@ def untrained_rows(weight: Tensor, initial: Tensor) -> list[int]:
     """
     if weight.shape != initial.shape:
         raise ValueError(
-            f"table shape {tuple(weight.shape)} differs from its initial shape {tuple(initial.shape)}"
+            f"table shape {tuple(weight.shape)} differs from its initial shape "
+            f"{tuple(initial.shape)}"
         )
     same = (weight.detach().cpu() == initial.detach().cpu().to(weight.dtype)).all(dim=1)
     return same.nonzero().flatten().tolist()
@@ -250,7 +252,7 @@ def untrained_rows_heuristic(
     return HeuristicUntrained(rows if smooth else [], tau, tau_weak, smooth, median)
 
 
-# -- nearest neighbours -----------------------------------------------------------------------------
+# -- nearest neighbours ----------------------------------------------------------------------------
 def nearest_neighbor_offsets(
     weight: Tensor, among: Tensor | None = None, chunk: int = 1024
 ) -> Tensor:
@@ -295,7 +297,7 @@ def dominant_offsets(offsets: Tensor, top: int = 5) -> list[dict]:
     return [{"offset": o, "count": c, "fraction": c / n} for o, c in counts]
 
 
-# -- helpers ------------------------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------------
 def to_ranges(rows: list[int]) -> list[tuple[int, int]]:
     """``[3, 4, 5, 9]`` -> ``[(3, 5), (9, 9)]`` (inclusive ranges of sorted, distinct ints)."""
     out: list[tuple[int, int]] = []

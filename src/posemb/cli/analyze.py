@@ -39,8 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--key",
         default=None,
         metavar="NAME",
-        help="the table's tensor name (default: pos.weight in a run, the model's table in a Hugging "
-        "Face directory, else the unique 2-D tensor whose name contains 'pos')",
+        help="the table's tensor name (default: pos.weight in a run, the model's table in a "
+        "Hugging Face directory, else the unique 2-D tensor whose name contains 'pos')",
     )
     p.add_argument(
         "--offset",

@@ -1,4 +1,4 @@
-"""Helpers shared by subcommands."""
+"""Helpers shared by subcommands: the usage error, the help layout, argument types."""
 
 from __future__ import annotations
 
@@ -8,6 +8,26 @@ import math
 from pathlib import Path
 
 import torch
+
+
+class UsageError(ValueError):
+    """Bad input from the user: exit code 2."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` with descriptions as written and each option's default shown.
+
+    ``(default: X)`` is added to an option's help unless the help already names its default
+    or the option has none (None, False, an empty list).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text, default = action.help or "", action.default
+        if "default" in text or default is None or default is False or default == []:
+            return action.help
+        if default == argparse.SUPPRESS:  # --help, --version
+            return action.help
+        return f"{text} (default: %(default)s)".strip()
 
 
 def positive_int(text: str) -> int:
@@ -48,7 +68,8 @@ def length_list(text: str) -> list[int]:
     values = int_list(text)
     if any(v < 2 for v in values):
         raise argparse.ArgumentTypeError(
-            f"evaluation lengths need at least 2 tokens (one of context, one predicted), got {text!r}"
+            "evaluation lengths need at least 2 tokens (one of context, one predicted), got "
+            f"{text!r}"
         )
     return values
 

@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..analysis.plots import plot_cosine_heatmap
     from ..eval.reading import describe
-    from ..eval.report import Report
     from ..eval.sweep import BUDGETS, SweepPlan, run_sweep, sweep_report
     from ..positional.learned import PositionOutOfRangeError
+    from ..report import Report
     from ..train import load_run
 
     out = _fresh_out(Path(args.out))
@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     shown = Report("")  # what the terminal shows, for the report
 
     _section(
-        f"1. Training three small models on {args.data} at L={L}: a learned table of {L} rows, RoPE, ALiBi"
+        f"1. Training three small models on {args.data} at L={L}: a learned table of {L} rows, "
+        "RoPE, ALiBi"
     )
     records = run_sweep(plan, out)
     run_dir = out / "runs" / "learned"
@@ -97,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
     _section("5. Files")
     print(
-        f"learned-table run (checkpoint, metrics.jsonl): {run_dir}\nposition table plot: {heatmap}\n"
+        f"learned-table run (checkpoint, metrics.jsonl): {run_dir}\nposition table plot: "
+        f"{heatmap}\n"
         f"results: {out / 'results.json'}\nreport (everything above, plots, provenance): {page}\n"
         f"total time {time.perf_counter() - t0:.0f}s"
     )
@@ -125,7 +127,7 @@ def _show(report, title: str, body: str) -> None:
 
 
 def _sample(model, tokenizer) -> str:
-    from .generate import generate_text
+    from ..model.generation import generate_text
 
     return generate_text(model, tokenizer, "def ", 120, temperature=0.8, top_k=40, seed=0)
 

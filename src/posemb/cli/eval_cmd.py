@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import existing_run, length_list, positive_int
-from .main import UsageError
+from .common import UsageError, existing_run, length_list, positive_int
 
 HELP = "loss per evaluation length, with extension methods, overflow policies or a sliding window"
 EXAMPLE = "posemb eval runs/a --lengths 128,256,512,1024 --extend interpolate --out runs/a/eval"
@@ -36,8 +35,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="METHOD",
         help=f"one of: {', '.join(EXTEND_METHODS)}",
     )
-    p.add_argument("--overflow", choices=("clamp", "wrap"))
-    p.add_argument("--mode", choices=("nonoverlap", "sliding"), default="nonoverlap")
+    p.add_argument(
+        "--overflow",
+        choices=("clamp", "wrap"),
+        help="positions past the table read its last row (clamp) or position mod its size (wrap)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("nonoverlap", "sliding"),
+        default="nonoverlap",
+        help="nonoverlap: windows of each length; sliding: every token scored once, with up "
+        "to the table's size of context",
+    )
     p.add_argument("--stride", type=positive_int, help="sliding mode: tokens between window starts")
     p.add_argument(
         "--data", metavar="SRC", help="evaluation text (default: the run's validation split)"
@@ -62,24 +71,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_SEED,
         help=f"seed of the spans drawn from the split (default {DEFAULT_SEED})",
     )
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="DIR", help="where to write the results")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..eval.reading import describe
-    from ..eval.runner import check_lengths, load_eval_text, write_results
+    from ..eval.request import check_eval_model, check_eval_options
+    from ..eval.runner import load_eval_text, write_results
     from ..eval.tables import write_eval_report
     from ..train.checkpoint import load_run, read_config
     from .common import device
 
-    _check_options(args)
+    rules = dict(extend=args.extend, overflow=args.overflow, mode=args.mode, stride=args.stride)
+    check_eval_options(**rules, out=args.out)
     out = Path(args.out)
     model, tokenizer = load_run(args.run_dir, device())
     cfg = read_config(args.run_dir)
-    _check_model(args, model)
-    check_lengths(model, args.lengths, args.extend, args.overflow, args.mode)
+    check_eval_model(model, args.lengths, **rules)
     # the text (and its length check) before any model work or output
     text = load_eval_text(
         cfg,
@@ -120,41 +130,6 @@ def run(args: argparse.Namespace) -> int:
     if len(failed) == len(records):  # nothing measured: bad input, not success
         raise UsageError(f"no length could be evaluated: {failed[0].get('error', 'unknown error')}")
     return 0
-
-
-def _check_options(args: argparse.Namespace) -> None:
-    """Option combinations that would not act, and an --out that is a file: exit 2."""
-    from pathlib import Path
-
-    if args.extend and args.overflow:
-        raise UsageError("choose --extend or --overflow, not both")
-    if args.mode == "sliding" and (args.extend or args.overflow):
-        raise UsageError(
-            "--mode sliding keeps the table as it is; drop --extend/--overflow or use --mode nonoverlap"
-        )
-    if args.stride is not None and args.mode != "sliding":
-        raise UsageError(
-            "--stride applies to --mode sliding only; add --mode sliding or drop --stride"
-        )
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(
-            f"--out {str(out)!r} is a file, not a directory; choose a directory for the results"
-        )
-
-
-def _check_model(args: argparse.Namespace, model) -> None:
-    if (args.extend or args.overflow) and not hasattr(model.scheme(0), "extend"):
-        raise UsageError(
-            f"--extend/--overflow act on a learned table; this run uses {model.config.position}, "
-            "which has none (drop the option: it evaluates at any length)"
-        )
-    window = model.position_limit
-    if args.stride is not None and window is not None and args.stride >= window:
-        raise UsageError(
-            f"--stride {args.stride} must be smaller than the sliding window ({window} tokens, the "
-            f"table's positions): choose --stride between 1 and {window - 1}"
-        )
 
 
 def _evaluate(args: argparse.Namespace, model, cfg, tokenizer, text) -> list[dict]:

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     for note in done.notes:
         print(f"posemb: note: {note}", file=sys.stderr)
     print(
-        f"extended {done.kind} table {done.old} -> {done.new} positions ({args.method}) -> {args.dst}"
+        f"extended {done.kind} table {done.old} -> {done.new} positions ({args.method}) -> "
+        f"{args.dst}"
     )
     return 0

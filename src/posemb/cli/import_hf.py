@@ -19,7 +19,10 @@ import sys
 from pathlib import Path
 
 HELP = "import a local Hugging Face GPT-2, GPT-NeoX or MPT directory as a run"
-EXAMPLE = "posemb import-hf ~/models/gpt2 runs/gpt2 && posemb generate runs/gpt2 --prompt Hello --temperature 0"
+EXAMPLE = (
+    "posemb import-hf ~/models/gpt2 runs/gpt2 && "
+    "posemb generate runs/gpt2 --prompt Hello --temperature 0"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

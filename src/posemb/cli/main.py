@@ -7,32 +7,41 @@ the fix, no traceback unless ``--debug``); 1 an unexpected failure.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 import traceback
 
 from .. import __version__
+from . import (
+    analyze,
+    demo,
+    eval_cmd,
+    export_hf,
+    extend,
+    generate,
+    import_hf,
+    probe_order,
+    sweep,
+    train,
+)
+from .common import HelpFormatter, UsageError
 
+# Every subcommand, in the order --help lists them. Each module has HELP (the one-line
+# summary), EXAMPLE, add_arguments(parser) and run(args); its docstring is its --help text.
 COMMANDS = {
-    "demo": "demo",
-    "train": "train",
-    "generate": "generate",
-    "probe-order": "probe_order",
-}
-# Optional subcommands, registered when their module exists.
-LATER = {
-    "eval": "eval_cmd",
-    "sweep": "sweep",
-    "analyze": "analyze",
-    "extend": "extend",
-    "export-hf": "export_hf",
-    "import-hf": "import_hf",
+    "demo": demo,
+    "train": train,
+    "generate": generate,
+    "probe-order": probe_order,
+    "eval": eval_cmd,
+    "sweep": sweep,
+    "analyze": analyze,
+    "extend": extend,
+    "export-hf": export_hf,
+    "import-hf": import_hf,
 }
 
-
-class UsageError(ValueError):
-    """Bad input from the user: exit code 2."""
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,30 +52,26 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="posemb",
-        description="Learnable absolute positional embeddings and the positional family around them.",
-        epilog="Example: posemb train --preset tiny --data stdlib --set train.max_steps=200 --out runs/a",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Learnable absolute positional embeddings and the positional family "
+        "around them.",
+        epilog="Example: posemb train --preset tiny --data stdlib --set train.max_steps=200 "
+        "--out runs/a",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"posemb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name, module in {**COMMANDS, **LATER}.items():
-        try:
-            mod = importlib.import_module(f"posemb.cli.{module}")
-        except ModuleNotFoundError as e:
-            if e.name == f"posemb.cli.{module}":
-                continue
-            raise
+    for name, module in COMMANDS.items():
         p = sub.add_parser(
             name,
-            help=mod.HELP,
-            description=mod.__doc__,
-            epilog=f"Example: {mod.EXAMPLE}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            help=module.HELP,
+            description=module.__doc__,
+            epilog=f"Example: {module.EXAMPLE}",
+            formatter_class=HelpFormatter,
         )
         p.add_argument("--debug", action="store_true", help="show tracebacks")
-        mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
     return parser
 
 
@@ -114,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(
-            f"posemb: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug for the traceback)",
+            f"posemb: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug for the "
+            "traceback)",
             file=sys.stderr,
         )
         return 1

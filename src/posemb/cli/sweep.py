@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import argparse
 
-from .common import length_list, positive_int, seed_int
+from .common import UsageError, length_list, positive_int, seed_int
 
 HELP = "train every scheme with one budget and compare losses at 1x/2x/4x/8x the training length"
-EXAMPLE = "posemb sweep --schemes learned,learned+random,rope,alibi --train-len 64 --budget quick --out runs/sweep"
+EXAMPLE = (
+    "posemb sweep --schemes learned,learned+random,rope,alibi --train-len 64 --budget quick "
+    "--out runs/sweep"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,8 +31,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--train-len", type=positive_int, default=None, help="L (default: the budget's)")
     p.add_argument("--eval-lens", type=length_list, default=None, help="default: L,2L,4L,8L")
-    p.add_argument("--budget", choices=("quick", "full"), default="quick")
-    p.add_argument("--data", default="stdlib", metavar="SRC")
+    p.add_argument(
+        "--budget",
+        choices=("quick", "full"),
+        default="quick",
+        help="quick: about 10 minutes on a 2-core CPU; full: sized for one GPU",
+    )
+    p.add_argument(
+        "--data",
+        default="stdlib",
+        metavar="SRC",
+        help="training and evaluation text: stdlib | FILE | DIR | GLOB | synthetic:TASK | hf:NAME",
+    )
     p.add_argument(
         "--seed", type=seed_int, default=1337, help="training seed of every model (0 .. 2**63 - 1)"
     )
@@ -45,7 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="scored tokens per length (default: the budget's, 65,536 for quick)",
     )
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="where to write the runs and the results"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ..eval.reading import describe
     from ..eval.sweep import BUDGETS, SweepPlan, parse_variants, run_sweep, write_sweep_outputs
-    from .main import UsageError
 
     L = args.train_len or BUDGETS[args.budget]["train_len"]
     if L < 2:

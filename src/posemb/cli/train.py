@@ -13,8 +13,13 @@ import math
 import os
 import sys
 
+from .common import UsageError, path_error
+
 HELP = "train a model into a run directory"
-EXAMPLE = "posemb train --preset tiny --data stdlib --set train.max_steps=200 model.position=rope --out runs/a"
+EXAMPLE = (
+    "posemb train --preset tiny --data stdlib --set train.max_steps=200 model.position=rope "
+    "--out runs/a"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
         read_toml,
         train,
     )
-    from .common import path_error
-    from .main import UsageError
 
     overrides = parse_sets(args.sets)
     if args.data:
@@ -94,14 +97,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.resume and math.isnan(result.train_loss):  # the loop never ran: the run was complete
         print(
-            f"{result.run_dir} is already at step {result.step} (train.max_steps): nothing to train; "
-            f"continue it with: posemb train --resume {result.run_dir} --set train.max_steps={2 * result.step}"
+            f"{result.run_dir} is already at step {result.step} (train.max_steps): nothing to "
+            f"train; continue it with: posemb train --resume {result.run_dir} "
+            f"--set train.max_steps={2 * result.step}"
         )
         return 0
     val = f", val loss {result.val_loss:.4f}" if result.val_loss is not None else ""
     acc = f", val exact match {result.val_accuracy:.3f}" if result.val_accuracy is not None else ""
     print(
-        f"trained {result.step} steps in {result.wall_s:.1f}s: train loss {result.train_loss:.4f}{val}{acc} "
+        f"trained {result.step} steps in {result.wall_s:.1f}s: train loss "
+        f"{result.train_loss:.4f}{val}{acc} "
         f"-> {result.run_dir}"
     )
     return 0

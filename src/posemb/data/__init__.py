@@ -11,10 +11,10 @@ Typical use (what ``posemb train`` does)::
 
 ``open_source("synthetic:copy")`` returns a :class:`SyntheticTask` instead, which samples
 ``(input_ids, labels)`` batches itself; :func:`is_synthetic` tells the two apart by spec.
-This package imports nothing of posemb outside ``posemb.data``.
+This package imports nothing of posemb outside ``posemb.data`` but :mod:`posemb.files`.
 """
 
-from .atomic import atomic_open, atomic_write_text
+from ..files import atomic_open, atomic_write_text
 from .batching import (
     count_windows,
     iter_windows,
@@ -28,10 +28,8 @@ from .errors import DataError
 from .paths import UnsafePathError, inside
 from .sources import (
     DEFAULT_SOURCE,
-    SPLITS,
     FileSource,
     FilesSource,
-    TextSource,
     is_synthetic,
     open_source,
     stdlib_source,
@@ -43,6 +41,7 @@ from .synthetic import (
     exact_match,
     exact_match_from_logits,
 )
+from .text import SPLITS, TextSource
 from .tokenizers import (
     KINDS,
     TOKENIZER_FILE,

@@ -141,7 +141,8 @@ def _check_length(n: int, n_shard: int, seq_len: int, world_size: int) -> None:
     where = (
         f"the corpus has {n} tokens"
         if world_size == 1
-        else f"each of {world_size} ranks gets a shard of about {n_shard} of the corpus's {n} tokens"
+        else f"each of {world_size} ranks gets a shard of about {n_shard} of the corpus's "
+        f"{n} tokens"
     )
     raise DataError(
         f"{where}, fewer than seq_len + 1 = {seq_len + 1}: lower train.seq_len "

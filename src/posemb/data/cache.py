@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_open, atomic_write_text
+from ..files import atomic_open, atomic_write_text
 from .errors import DataError
-from .sources import SEPARATOR, TextSource, check_split
 from .synthetic import SyntheticTask
+from .text import SEPARATOR, TextSource, check_split
 from .tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)  # "tokenising ..." notices (the CLI shows them)

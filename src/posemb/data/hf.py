@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .errors import DataError
-from .sources import TextSource, check_split, split_chars
+from .text import TextSource, check_split, split_chars
 
 FILE_BUILDERS = ("text", "json", "csv", "parquet")
 _VAL_SPLITS = ("validation", "valid", "val")

@@ -27,21 +27,34 @@ file and the fix (the built-in ``stdlib`` source alone reads with ``errors="repl
 
 from __future__ import annotations
 
-import abc
 import glob
 import hashlib
 import json
 import os
 import sysconfig
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import DataError
+from .hf import HFSource
 from .synthetic import TASKS, SyntheticTask
+from .text import SPLITS, TextSource, check_split, split_chars
 
-SPLITS: tuple[str, ...] = ("train", "val")
+__all__ = [
+    "DEFAULT_SOURCE",
+    "SPLITS",
+    "TEXT_SUFFIXES",
+    "FileSource",
+    "FilesSource",
+    "TextSource",
+    "check_split",
+    "is_synthetic",
+    "open_source",
+    "split_chars",
+    "stdlib_source",
+]
+
 DEFAULT_SOURCE = "stdlib"
-SEPARATOR = "\n\n"  # joins documents in the token stream
 _FORMAT_VERSION = "posemb-sources-1"  # bump when the split rules change: fingerprints follow
 TEXT_SUFFIXES = frozenset(
     ".txt .text .md .markdown .rst .tex .py .pyi .c .h .cc .cpp .hpp .js .ts .java .go .rs "
@@ -55,41 +68,6 @@ _ACCEPTED = (
     "'stdlib', a text file, a directory of text files, a glob pattern (e.g. 'data/*.txt'), "
     f"'synthetic:{'|'.join(TASKS)}', or 'hf:NAME[:CONFIG]' (e.g. 'hf:text:corpus.txt')"
 )
-
-
-class TextSource(abc.ABC):
-    """A corpus with a train and a validation split, iterated as documents (strings).
-
-    Attributes:
-        name: a short human-readable name (``stdlib``, a file name, ``hf:...``).
-        separator: the text placed between documents in the token stream.
-    """
-
-    name: str = "text"
-    separator: str = SEPARATOR
-
-    def train_texts(self) -> Iterator[str]:
-        """The training documents, in a fixed order."""
-        return self.texts("train")
-
-    def val_texts(self) -> Iterator[str]:
-        """The validation documents, in a fixed order."""
-        return self.texts("val")
-
-    @abc.abstractmethod
-    def texts(self, split: str) -> Iterator[str]:
-        """The documents of ``split`` (``train`` or ``val``)."""
-
-    @abc.abstractmethod
-    def fingerprint(self) -> str:
-        """A cheap hash that changes when the content or the split changes (a cache key)."""
-
-    def names(self, split: str) -> list[str] | None:
-        """The name of each document ``texts(split)`` yields (file paths), or None if unnamed."""
-        return None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
 
 
 class FileSource(TextSource):
@@ -186,8 +164,6 @@ def open_source(spec: str, *, val_fraction: float = 0.1) -> TextSource | Synthet
     if is_synthetic(spec):
         return SyntheticTask(spec[len("synthetic:") :])
     if spec.startswith("hf:"):
-        from .hf import HFSource  # imports the optional `datasets` lazily
-
         return HFSource(spec, val_fraction=val_fraction)
     path = Path(os.path.expanduser(spec))
     if path.is_file():
@@ -225,47 +201,6 @@ def stdlib_source(*, val_fraction: float = 0.1) -> FilesSource:
     if not files:
         raise DataError(f"found no .py files in the standard library folder {str(root)!r}")
     return FilesSource("stdlib", root, files, val_fraction=val_fraction, strict=False)
-
-
-def check_split(split: str) -> str:
-    """``train`` or ``val`` (``validation`` is accepted for ``val``); else ``DataError``."""
-    if split == "validation":
-        return "val"
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}: use 'train' or 'val'")
-    return split
-
-
-def split_chars(
-    docs: Callable[[], Iterator[str]], split: str, val_fraction: float, *, total: int | None = None
-) -> Iterator[str]:
-    """Split a document stream by characters: train is the first ``1 - val_fraction``.
-
-    Args:
-        docs: makes a fresh iterator over the documents (called twice when ``total`` is None).
-        split: ``train`` or ``val``.
-        val_fraction: the validation share.
-        total: the total number of characters, if known.
-
-    Yields:
-        The documents of the split; the one the cut falls in is cut in two.
-    """
-    if total is None:
-        total = sum(len(d) for d in docs())
-    cut = int(total * (1 - val_fraction))
-    offset = 0
-    for doc in docs():
-        start, offset = offset, offset + len(doc)
-        if split == "train":
-            if start >= cut:
-                return
-            piece = doc[: cut - start]
-        else:
-            if offset <= cut:
-                continue
-            piece = doc[max(0, cut - start) :]
-        if piece:
-            yield piece
 
 
 def _walk(

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from .atomic import atomic_write_text
+from ..files import atomic_write_text
 from .errors import unknown_name
 from .paths import inside
 

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from ..data import atomic_open
+from ..files import atomic_open
 
 DPI = 110
 # Okabe-Ito and tab10 hues, ordered so neighbours differ; markers and dashes vary with them

@@ -1,4 +1,5 @@
-"""Order-sensitivity probe: can the model tell "the cat chased the dog" from "the dog chased the cat"?
+"""Order-sensitivity probe: can the model tell "the cat chased the dog" from "the dog chased
+the cat"?
 
 Both texts are the same multiset of tokens. For every layer we compare the two texts'
 mean-pooled hidden states by cosine similarity, once with the model's positions and once

@@ -14,7 +14,8 @@ from .stats import paired_difference, paired_key
 
 
 def name(r: dict[str, Any]) -> str:
-    """``learned``, ``learned (random positions, extended by tile)``, ``learned (sliding window)``."""
+    """``learned``, ``learned (random positions, extended by tile)``,
+    ``learned (sliding window)``."""
     method = r["method"]
     extra = [
         f"{r['recipe']} positions" if r["recipe"] != "start" else None,

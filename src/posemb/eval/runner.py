@@ -24,11 +24,11 @@ from typing import Any
 from ..data import (
     DataError,
     SyntheticTask,
-    atomic_write_text,
     cached_tokens,
     default_cache_dir,
     open_source,
 )
+from ..files import atomic_write_text
 from ..model import Transformer
 from ..positional.learned import PositionOutOfRangeError
 from ..provenance import count_parameters, environment

@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data import atomic_write_text, build_tokenizer
+from ..data import build_tokenizer
+from ..files import atomic_write_text
 from ..positional.extend import EXTEND_METHODS
 from ..positional.names import unknown
+from ..report import Report, markdown_table
 from ..train import build_config, load_run, train
 from ..train.checkpoint import read_trainer_state
 from .length import forward_tokens
 from .progress import TRAIN_COST, Progress
 from .reading import describe, pm
-from .report import Report, markdown_table
 from .runner import (
     evaluate_run,
     load_eval_text,
@@ -300,10 +301,10 @@ def sweep_report(
     header, rows = results_table(records)
     atomic_write_text(out / "results.md", markdown_table(header, rows) + "\n")
     intro = (
-        f"{len(plan.variants)} models ({', '.join(plan.variants)}), budget {plan.budget}, same data "
-        f"({plan.data}), seed ({plan.seed}) and size, trained at L={plan.train_len} and evaluated "
-        f"at {', '.join(map(str, plan.eval_lens))} tokens on the same held-out text. Loss: mean "
-        "nats per token, ± its standard error over spans."
+        f"{len(plan.variants)} models ({', '.join(plan.variants)}), budget {plan.budget}, same "
+        f"data ({plan.data}), seed ({plan.seed}) and size, trained at L={plan.train_len} and "
+        f"evaluated at {', '.join(map(str, plan.eval_lens))} tokens on the same held-out text. "
+        "Loss: mean nats per token, ± its standard error over spans."
     )
     return eval_report(out, records, title, intro, describe(records))
 

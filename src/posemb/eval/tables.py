@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..report import Report
 from .plots import plot_loss_vs_length, plot_per_position
 from .reading import pm
-from .report import Report
 
 
 def _configs(records: list[dict]) -> dict[tuple, dict[int, dict]]:

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..positional import SCHEMES, scheme_class, validate_options
+from ..positional import SCHEMES, validate_options
 from ..positional.names import unknown
 
 NORMS = ("layernorm", "rmsnorm")
@@ -49,7 +49,8 @@ class ModelConfig:
         if self.d_model % self.n_head:
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by n_head={self.n_head}; "
-                f"choose d_model as a multiple of n_head (e.g. {self.n_head * max(1, self.d_model // self.n_head)})"
+                "choose d_model as a multiple of n_head (e.g. "
+                f"{self.n_head * max(1, self.d_model // self.n_head)})"
             )
         if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
@@ -68,7 +69,8 @@ class ModelConfig:
         ):
             if key in self.position_options:
                 raise ValueError(
-                    f"position_options[{key!r}] is set by the model itself; set model.{field_name} instead"
+                    f"position_options[{key!r}] is set by the model itself; set "
+                    f"model.{field_name} instead"
                 )
         validate_options(self.position, self.position_options)
         for name in ("norm_eps", "init_std"):
@@ -132,9 +134,6 @@ class ModelConfig:
         if name not in PRESETS:
             raise unknown("model preset", name, PRESETS)
         return cls.from_dict({**PRESETS[name], **overrides})
-
-    def uses_scheme_flag(self, flag: str) -> bool:
-        return bool(getattr(scheme_class(self.position), flag))
 
 
 PRESETS: dict[str, dict[str, Any]] = {

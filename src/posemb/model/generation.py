@@ -46,7 +46,8 @@ def generate(
             tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
         )
         raise ValueError(
-            f"generate needs a prompt of at least one token, input_ids [batch, length >= 1]; got {shape}"
+            "generate needs a prompt of at least one token, input_ids [batch, length >= 1]; got "
+            f"{shape}"
         )
     if not _is_int(max_new_tokens) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
@@ -62,8 +63,8 @@ def generate(
         not _is_int(vocab_size) or not 1 <= vocab_size <= model.config.vocab_size
     ):
         raise ValueError(
-            f"vocab_size must be an integer in [1, {model.config.vocab_size}] (the model's vocabulary), "
-            f"got {vocab_size!r}"
+            f"vocab_size must be an integer in [1, {model.config.vocab_size}] (the model's "
+            f"vocabulary), got {vocab_size!r}"
         )
     was_training = model.training
     model.eval()
@@ -111,3 +112,35 @@ def _progress_bar(total: int):
     return tqdm(
         total=total, desc="generate", unit="tok", file=sys.stderr, disable=None, leave=False
     )
+
+
+def generate_text(
+    model,
+    tokenizer,
+    prompt: str,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> str:
+    """Continue ``prompt`` (text in, text out); ``progress`` shows a bar on stderr when it is a
+    terminal. ``tokenizer`` is any posemb tokenizer (``encode``, ``decode``, ``vocab_size``)."""
+    ids = tokenizer.encode(prompt)
+    if not ids:
+        raise ValueError("the prompt encodes to no tokens; give a non-empty --prompt")
+    device = next(model.parameters()).device
+    x = torch.tensor([ids], device=device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    # a model's vocabulary may be padded past the tokenizer's (nanoGPT-style): never sample padding
+    vocab = min(tokenizer.vocab_size, model.config.vocab_size)
+    out = model.generate(
+        x,
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        generator=g,
+        vocab_size=vocab,
+        progress=progress,
+    )
+    return tokenizer.decode(out[0].tolist())

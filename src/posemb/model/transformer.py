@@ -273,7 +273,7 @@ class Transformer(nn.Module):
             logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100
         )
 
-    # -- boundary checks ------------------------------------------------------------------------------
+    # -- boundary checks ---------------------------------------------------------------------------
     def _check_inputs(self, input_ids: Tensor) -> tuple[int, int]:
         if not isinstance(input_ids, Tensor):
             raise TypeError(
@@ -323,7 +323,8 @@ class Transformer(nn.Module):
         lo, hi = (int(v) for v in torch.aminmax(labels.detach().masked_fill(labels == -100, 0)))
         if hi >= vocab or lo < 0:
             raise ValueError(
-                f"label {hi if hi >= vocab else lo} is outside the vocabulary of {vocab} ids (0–{vocab - 1}); "
+                f"label {hi if hi >= vocab else lo} is outside the vocabulary of {vocab} ids "
+                f"(0–{vocab - 1}); "
                 "use -100 for tokens without loss"
             )
 
@@ -332,7 +333,8 @@ class Transformer(nn.Module):
     ) -> Tensor:
         if not isinstance(positions, Tensor):
             raise TypeError(
-                f"positions must be an integer tensor [batch, length] or [length], got {type(positions).__name__}"
+                "positions must be an integer tensor [batch, length] or [length], got "
+                f"{type(positions).__name__}"
             )
         if positions.dim() == 1:
             positions = positions.unsqueeze(0)  # [1, t]
@@ -353,7 +355,8 @@ class Transformer(nn.Module):
     def _key_mask(self, attention_mask, cache, b, t, past) -> Tensor | None:
         if cache is not None and cache.layers and cache.layers[0][0].shape[0] != b:
             raise ValueError(
-                f"the cache holds a batch of {cache.layers[0][0].shape[0]} rows but input_ids has {b}; "
+                f"the cache holds a batch of {cache.layers[0][0].shape[0]} rows but input_ids has "
+                f"{b}; "
                 "continue a cache with the same batch it was built with"
             )
         if attention_mask is None:
@@ -369,8 +372,8 @@ class Transformer(nn.Module):
             or attention_mask.shape[1] not in (t, past + t)
         ):
             raise ValueError(
-                f"attention_mask must be [batch, length] = [{b}, {t}] (or [{b}, {past + t}] with a cache "
-                f"of {past}), got shape {tuple(attention_mask.shape)}"
+                f"attention_mask must be [batch, length] = [{b}, {t}] (or [{b}, {past + t}] with "
+                f"a cache of {past}), got shape {tuple(attention_mask.shape)}"
             )
         mask = attention_mask.to(torch.bool)
         if mask.shape[1] == t and past > 0:
@@ -382,7 +385,7 @@ class Transformer(nn.Module):
             mask = torch.cat((prev, mask), dim=1)
         return mask
 
-    # -- generation ----------------------------------------------------------------------------------
+    # -- generation --------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(
         self,

@@ -83,7 +83,8 @@ def build_scheme(name: str, **options) -> PositionalScheme:
     ]
     if missing:
         raise ValueError(
-            f"scheme {name!r} needs {', '.join(missing)} (e.g. build_scheme({name!r}, {missing[0]}=...))"
+            f"scheme {name!r} needs {', '.join(missing)} (e.g. build_scheme({name!r}, "
+            f"{missing[0]}=...))"
         )
     return cls(**kwargs)
 

@@ -102,7 +102,8 @@ class ALiBi(PositionalScheme):
         return batched(q_positions), batched(k_positions)
 
     def attention_bias(self, q: Tensor, q_positions: Tensor, k_positions: Tensor) -> Tensor:
-        """q ``[b, h, t, dh]``, positions ``[b, t]``/``[b, s]`` -> ``[b or 1, h, t, s]`` in q's dtype."""
+        """q ``[b, h, t, dh]``, positions ``[b, t]``/``[b, s]`` -> ``[b or 1, h, t, s]`` in
+        q's dtype."""
         q_positions, k_positions = self._positions(q, q_positions, k_positions)
         return alibi_bias(self.slopes, q_positions, k_positions, self.causal).to(q.dtype)
 

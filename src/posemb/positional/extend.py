@@ -135,7 +135,8 @@ def _validate(weight: Tensor, new_len: int, method: str, offset: int) -> int:
         raise ValueError(f"weight must be a 2-D [rows, dim] table with dim >= 1, got {shape}")
     if not weight.is_floating_point():
         raise ValueError(
-            f"weight must be a floating-point table, got dtype {weight.dtype}; cast it with .float()"
+            f"weight must be a floating-point table, got dtype {weight.dtype}; cast it with "
+            ".float()"
         )
     if not bool(torch.isfinite(weight).all()):
         raise ValueError(

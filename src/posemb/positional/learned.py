@@ -175,7 +175,8 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             check_attention_mask(attention_mask)
             if attention_mask.dim() != 2:
                 raise ValueError(
-                    f"attention_mask must be [batch, length], got shape {tuple(attention_mask.shape)}"
+                    "attention_mask must be [batch, length], got shape "
+                    f"{tuple(attention_mask.shape)}"
                 )
             s = attention_mask.shape[1]
             if (
@@ -184,12 +185,14 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
                 or not 0 <= past_length <= s
             ):
                 raise ValueError(
-                    f"past_length must be an integer in [0, {s}]: the mask covers the cached slots too "
-                    f"([batch, past_length + new]), got past_length={past_length!r} for a mask of length {s}"
+                    f"past_length must be an integer in [0, {s}]: the mask covers the cached "
+                    f"slots too ([batch, past_length + new]), got past_length={past_length!r} for "
+                    f"a mask of length {s}"
                 )
             if seq_len is not None and seq_len != s - past_length:
                 raise ValueError(
-                    f"seq_len={seq_len!r} disagrees with the mask: {s} slots - past_length {past_length} = "
+                    f"seq_len={seq_len!r} disagrees with the mask: {s} slots - past_length "
+                    f"{past_length} = "
                     f"{s - past_length} new tokens; pass the mask alone"
                 )
             return position_ids_from_mask(attention_mask, past_length)
@@ -244,7 +247,7 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         if highest >= self.max_positions:
             raise PositionOutOfRangeError(highest, self.max_positions)
 
-    # -- hook 1 --------------------------------------------------------------------------------------
+    # -- hook 1 ------------------------------------------------------------------------------------
     def embed_positions(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         # the hook: the model has already checked the range (from ints when it built the
         # positions itself), so the values are not read back a second time
@@ -269,7 +272,7 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             check_attention_mask(attention_mask)
         return nn.functional.embedding(self.table_index(positions, attention_mask), self.weight)
 
-    # -- extension ----------------------------------------------------------------------------------
+    # -- extension ---------------------------------------------------------------------------------
     def extend(
         self, new_max: int, method: str = "interpolate", **options
     ) -> LearnedAbsolutePositionalEmbedding:

@@ -153,7 +153,8 @@ class RotaryPositionalEmbedding(PositionalScheme):
         """q, k ``[b, h, t, dh]``, positions ``[b, t]`` or ``[t]`` -> rotated (q, k)."""
         if q.shape[-1] != self.head_dim or k.shape[-1] != self.head_dim:
             raise ValueError(
-                f"RoPE was built for head_dim={self.head_dim}, got q {tuple(q.shape)}, k {tuple(k.shape)}"
+                f"RoPE was built for head_dim={self.head_dim}, got q {tuple(q.shape)}, k "
+                f"{tuple(k.shape)}"
             )
         rotate = dict(base=self.base, interleaved=self.interleaved, scale=self.scale)
         return apply_rope(q, positions, **rotate), apply_rope(k, positions, **rotate)

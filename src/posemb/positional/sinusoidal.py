@@ -75,7 +75,8 @@ class SinusoidalPositionalEmbedding(PositionalScheme):
                 or (low is not None and value <= low)
             ):
                 raise ValueError(
-                    f"{key} must be a finite number{f' > {low:g}' if low is not None else ''}, got {value!r}"
+                    f"{key} must be a finite number{f' > {low:g}' if low is not None else ''}, "
+                    f"got {value!r}"
                 )
         self.dim, self.base, self.scale = dim, float(base), float(scale)
 

@@ -138,7 +138,8 @@ class T5RelativeBias(PositionalScheme):
         return batched(q_positions), batched(k_positions)
 
     def attention_bias(self, q: Tensor, q_positions: Tensor, k_positions: Tensor) -> Tensor:
-        """q ``[b, h, t, dh]``, positions ``[b, t]``/``[b, s]`` -> ``[b or 1, h, t, s]`` in q's dtype."""
+        """q ``[b, h, t, dh]``, positions ``[b, t]``/``[b, s]`` -> ``[b or 1, h, t, s]`` in
+        q's dtype."""
         q_positions, k_positions = self._positions(q, q_positions, k_positions)
         rel = k_positions.unsqueeze(-2) - q_positions.unsqueeze(-1)  # [b, t, s]: key - query
         bias = nn.functional.embedding(self.buckets(rel), self.weight)  # [b, t, s, h]

@@ -29,20 +29,19 @@ of every other file of a run (0666 less the umask: 0644), not safetensors' 0600.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
-from ..data.atomic import atomic_write_text, file_mode
 from ..data.tokenizers import load_tokenizer
+from ..files import atomic_write_text, fsync_file, read_json, read_safetensors, write_safetensors
 from ..model import Transformer
 from ..provenance import run_provenance
 from .config import RunConfig
@@ -62,11 +61,6 @@ class CheckpointError(ValueError):
 
 
 # -- writing -------------------------------------------------------------------------------------
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
 def state_dict_for_save(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Contiguous CPU tensors, tied weights stored once (``lm_head.weight`` is ``wte.weight``)."""
     model = getattr(model, "_orig_mod", model)
@@ -89,21 +83,9 @@ def content_sha256(tensors: dict[str, torch.Tensor]) -> str:
 def write_weights(
     path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
-    """A safetensors file carrying its content hash, fsynced, with a normal file's mode.
-
-    safetensors writes a 0600 file; it gets the run's mode (0666 less the umask). An I/O
-    error (a full disk, a read-only folder) is an OSError naming ``path``.
-    """
-    meta = {"format": "pt", **(metadata or {}), HASH_KEY: content_sha256(tensors)}
-    try:
-        save_file(tensors, str(path), metadata=meta)
-    except SafetensorError as e:
-        code = re.search(r"os error (\d+)", str(e))
-        if code is None:
-            raise
-        raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from None
-    os.chmod(path, file_mode())
-    _fsync_file(path)
+    """A safetensors file carrying its content hash (posemb.files.write_safetensors: fsynced,
+    the run's file mode, an I/O error an OSError naming ``path``)."""
+    write_safetensors(path, tensors, {**(metadata or {}), HASH_KEY: content_sha256(tensors)})
 
 
 def save_model(model: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -135,8 +117,8 @@ def load_optimizer_state(
     saved, current = meta["param_groups"], optimizer.state_dict()["param_groups"]
     if [len(g["params"]) for g in saved] != [len(g["params"]) for g in current]:
         raise CheckpointError(
-            "the checkpoint's optimizer groups parameters differently from these settings (a changed "
-            "train.decay_positions or model); resume with the run's own settings"
+            "the checkpoint's optimizer groups parameters differently from these settings "
+            "(a changed train.decay_positions or model); resume with the run's own settings"
         )
     groups = [{**cur, "params": old["params"]} for old, cur in zip(saved, current)]
     state: dict[int, dict[str, Any]] = {}
@@ -164,18 +146,19 @@ def save_checkpoint(
         write_weights(run_dir / f"{OPTIMIZER_FILE}.next", tensors, {"step": step})
         trainer_state = {**trainer_state, "optimizer": meta}
     (run_dir / f"{STATE_FILE}.next").write_text(json.dumps(trainer_state), encoding="utf-8")
-    _fsync_file(run_dir / f"{STATE_FILE}.next")  # the weights files were fsynced as written
+    fsync_file(run_dir / f"{STATE_FILE}.next")  # the weights files were fsynced as written
     atomic_write_text(run_dir / JOURNAL, json.dumps({"step": int(step), "files": names}))
     complete_pending(run_dir)
 
 
 def complete_pending(run_dir: Path) -> None:
-    """Finish a checkpoint whose journal was written (roll forward); drop unjournalled ``.next`` files."""
+    """Finish a checkpoint whose journal was written (roll forward); drop unjournalled
+    ``.next`` files."""
     run_dir = Path(run_dir)
     journal = run_dir / JOURNAL
     if journal.exists():
         try:
-            files = json.loads(journal.read_text(encoding="utf-8"))["files"]
+            files = read_json(journal)["files"]
         except (ValueError, KeyError):  # the journal itself is written atomically; be safe anyway
             files = []
         for name in files:
@@ -203,6 +186,16 @@ def write_config(
     atomic_write_text(Path(run_dir) / CONFIG_FILE, json.dumps(data, indent=2) + "\n")
 
 
+def rng_to_text(state: torch.Tensor) -> str:
+    """A torch RNG state (a uint8 tensor) as base64 text, for trainer_state.json."""
+    return base64.b64encode(state.cpu().numpy().tobytes()).decode()
+
+
+def rng_from_text(text: str) -> torch.Tensor:
+    """The torch RNG state :func:`rng_to_text` wrote."""
+    return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype=np.uint8).copy())
+
+
 # -- reading -------------------------------------------------------------------------------------
 def run_path(run_dir: object) -> Path:
     """``run_dir`` as a Path; a TypeError that says what is wanted for anything else."""
@@ -223,19 +216,19 @@ def read_config(run_dir: str | Path) -> RunConfig:
         )
     if not run_dir.is_dir():
         raise CheckpointError(
-            f"run directory {str(run_dir)!r} does not exist; train one with `posemb train --out DIR`"
+            f"run directory {str(run_dir)!r} does not exist; train one with "
+            "`posemb train --out DIR`"
         )
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(
-            f"{str(run_dir)!r} is not a posemb run: no {CONFIG_FILE} (train one with `posemb train`)"
+            f"{str(run_dir)!r} is not a posemb run: no {CONFIG_FILE} "
+            "(train one with `posemb train`)"
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
     except ValueError as e:
-        raise CheckpointError(
-            f"{path} is not valid JSON ({e}); the run's config is damaged"
-        ) from None
+        raise CheckpointError(f"{e}; the run's config is damaged") from None
     return RunConfig.from_dict(data)
 
 
@@ -252,13 +245,10 @@ def read_tensors(path: Path, verify: bool | None = None) -> dict[str, torch.Tens
     if not path.is_file():
         raise CheckpointError(f"{path} is missing; the run has no checkpoint yet")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            recorded = (f.metadata() or {}).get(HASH_KEY)
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(
-            f"{path} is truncated or corrupted ({str(e).splitlines()[0]}); restore it or retrain"
-        ) from None
+        tensors, metadata = read_safetensors(path, fix="restore it or retrain")
+    except (OSError, ValueError) as e:
+        raise CheckpointError(str(e)) from None
+    recorded = metadata.get(HASH_KEY)
     if verify is None:
         verify = os.environ.get(VERIFY_ENV, "1").strip().lower() not in ("0", "false", "no")
     if not verify:
@@ -294,7 +284,8 @@ def load_weights(model: Transformer, tensors: dict[str, torch.Tensor], where: st
     missing, unexpected = expected - set(tensors), set(tensors) - expected
     if missing or unexpected:
         raise CheckpointError(
-            f"{where} does not match its config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+            f"{where} does not match its config: missing {sorted(missing)[:5]}, unexpected "
+            f"{sorted(unexpected)[:5]}"
         )
     own = model.state_dict()
     for k, v in tensors.items():
@@ -337,6 +328,6 @@ def read_trainer_state(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path} is missing: the run has no checkpoint to resume from")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except ValueError as e:
-        raise CheckpointError(f"{path} is damaged ({e})") from None
+        raise CheckpointError(f"{e}; the trainer state is damaged") from None

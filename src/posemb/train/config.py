@@ -114,7 +114,8 @@ class TrainConfig:
             )
         if self.batch_size % self.grad_accum:
             raise ValueError(
-                f"train.batch_size={self.batch_size} is not divisible by train.grad_accum={self.grad_accum}"
+                f"train.batch_size={self.batch_size} is not divisible by "
+                f"train.grad_accum={self.grad_accum}"
             )
         if self.positions not in POSITION_RECIPES:
             raise unknown("position recipe (train.positions)", self.positions, POSITION_RECIPES)
@@ -165,7 +166,8 @@ class RunConfig:
         version = data.pop("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
             raise ValueError(
-                f"config schema_version {version} is not supported (this posemb reads {SCHEMA_VERSION})"
+                f"config schema_version {version} is not supported (this posemb reads "
+                f"{SCHEMA_VERSION})"
             )
         data.pop("tokenizer", None)  # informational copy written beside the run
         data.pop("provenance", None)  # how the run was made: informational
@@ -248,7 +250,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def parse_value(text: str) -> Any:
-    """A ``--set`` value: a TOML literal (int, float, bool, string, array, inline table) or a bare string."""
+    """A ``--set`` value: a TOML literal (int, float, bool, string, array, inline table) or a
+    bare string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

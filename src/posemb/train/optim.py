@@ -45,7 +45,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) ->
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to ``lr`` over ``warmup_steps``, cosine decay to ``min_lr`` at ``max_steps``."""
+    """Linear warmup to ``lr`` over ``warmup_steps``, cosine decay to ``min_lr`` at
+    ``max_steps``."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
     span = max(1, cfg.max_steps - cfg.warmup_steps)

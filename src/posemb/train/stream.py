@@ -139,7 +139,8 @@ def assign_positions(
         return None
     if t > max_positions:
         raise ValueError(
-            f"train.positions={recipe!r} draws positions below model.max_positions={max_positions}, "
+            f"train.positions={recipe!r} draws positions below "
+            f"model.max_positions={max_positions}, "
             f"which cannot hold train.seq_len={t}; raise model.max_positions"
         )
     if recipe == "random":

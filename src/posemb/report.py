@@ -1,8 +1,10 @@
 """report.md and a single self-contained report.html (plots embedded as data URIs).
 
-A report is a title, an introduction, a plain-language reading, then blocks in order:
-tables (wide ones scroll sideways in the page), images, text (paragraphs, or a
-preformatted block for terminal output), and notes at the end.
+The one report builder: ``posemb eval``, ``sweep``, ``demo`` and ``analyze`` all write
+theirs with :class:`Report`. A report is a title, an introduction, a plain-language
+reading, then blocks in order: tables (wide ones scroll sideways in the page), label/value
+pairs, images, text (paragraphs, or a preformatted block for terminal output), and notes
+at the end.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data import atomic_write_text
+from .files import atomic_write_text
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
@@ -22,6 +24,7 @@ STYLE = (
     ".reading{background:#f6f8fa;padding:.8em 1em;border-left:4px solid #4a7}"
     "pre{background:#f6f8fa;padding:.8em 1em;overflow-x:auto;white-space:pre-wrap}"
     "details{margin:1em 0}summary{cursor:pointer;font-weight:600}"
+    ".pairs td,.pairs th{text-align:left;white-space:normal}"
 )
 
 
@@ -35,6 +38,10 @@ class Report:
 
     def table(self, caption: str, header: list[str], rows: list[list[object]]) -> None:
         self.blocks.append(("table", caption, header, rows))
+
+    def pairs(self, caption: str, rows: list[tuple[str, str]]) -> None:
+        """A two-column table of labels and values (no header row)."""
+        self.blocks.append(("pairs", caption, rows))
 
     def image(self, caption: str, path: Path) -> None:
         self.blocks.append(("image", caption, Path(path)))
@@ -58,6 +65,8 @@ class Report:
             lines += [f"## {caption}", ""]
             if kind == "table":
                 lines += [markdown_table(*rest), ""]
+            elif kind == "pairs":
+                lines += ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rest[0]), ""]
             elif kind == "image":
                 path = rest[0]
                 rel = path.relative_to(out_dir) if path.is_relative_to(out_dir) else path
@@ -111,6 +120,9 @@ def _html_block(kind: str, caption: str, rest: list) -> str:
             + "".join(f"<th>{esc(h)}</th>" for h in header)
             + f"</tr>{body}</table></div>"
         )
+    if kind == "pairs":
+        body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rest[0])
+        return f"<h2>{esc(caption)}</h2><table class='pairs'>{body}</table>"
     if kind == "image":
         data = base64.b64encode(rest[0].read_bytes()).decode()
         return (

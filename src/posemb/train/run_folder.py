@@ -1,0 +1,143 @@
+"""The folder a run is trained into: claimed, checked, and left clean if the run never started.
+
+Rank 0 holds the run folder's writer lock (train/lock.py) from the first check of the
+folder to the end: a second writer is refused naming this process. A new run's ``--out``
+must be new, empty, or hold a run that stopped before its first checkpoint (which is
+cleared and started anew); a new run that fails before its first checkpoint removes what
+it wrote, so the same ``--out`` works again. ``--resume`` first completes a checkpoint a
+kill interrupted (train/checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import CONFIG_FILE, JOURNAL, METRICS_FILE, MODEL_FILE, STATE_FILE, complete_pending
+from .lock import LOCK_FILE, RunLock
+
+# what a run holds before its first checkpoint (config.json is written last of them)
+_START_FILES = (CONFIG_FILE, "tokenizer.json", METRICS_FILE, "tb", LOCK_FILE)
+
+
+@dataclass
+class RunFolder:
+    """The run folder of one training process.
+
+    Attributes:
+        path: the folder.
+        resume: continuing the run there (else a new run).
+        checkpoints: how many checkpoints this process has committed.
+    """
+
+    path: Path
+    resume: bool
+    checkpoints: int = 0
+
+
+@contextlib.contextmanager
+def open_run(run_dir: Path, resume: bool, main: bool) -> Iterator[RunFolder]:
+    """Claim ``run_dir`` (rank 0: lock and check it) for the ``with`` block.
+
+    A new run that fails inside the block before its first checkpoint removes what it wrote
+    (and the folder, if it created it); the lock is released however the block ends.
+    """
+    folder = RunFolder(Path(run_dir), resume)
+    lock, created = _claim(folder.path, resume) if main else (None, False)
+    try:
+        yield folder
+    except BaseException:
+        if main and not resume and folder.checkpoints == 0:
+            remove_unstarted(folder.path, created)  # nothing worth keeping: do not block --out
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _claim(run_dir: Path, resume: bool) -> tuple[RunLock, bool]:
+    """Lock the run folder (creating a new one); return the lock and whether it was created."""
+    if resume:
+        lock = RunLock(run_dir).acquire()
+        try:
+            complete_pending(run_dir)  # finish a checkpoint a kill interrupted (holding the lock)
+        except BaseException:
+            lock.release()
+            raise
+        return lock, False
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(
+            f"--out {str(run_dir)!r} is a file, not a directory; choose a new directory for the run"
+        )
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir).acquire()
+    try:
+        _check_fresh_out(run_dir)
+    except BaseException:
+        lock.release()
+        if created:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()
+        raise
+    return lock, created
+
+
+def _is_start_file(name: str) -> bool:
+    """A file of a run start: one of _START_FILES, a ``.next`` file of an uncommitted
+    checkpoint, or the temporary file of an atomic write a kill interrupted."""
+    if name in _START_FILES or name.endswith(".next"):
+        return True
+    inner = name[1:].rsplit(".", 2)[0] if name.startswith(".") and name.endswith(".tmp") else ""
+    return inner in (*_START_FILES, JOURNAL)
+
+
+def _check_fresh_out(run_dir: Path) -> None:
+    """Refuse an --out that holds a run or other files; clear a run that never checkpointed."""
+    if (run_dir / STATE_FILE).exists() or (run_dir / JOURNAL).exists():
+        raise ValueError(
+            f"{str(run_dir)!r} already holds a run; continue it with --resume {run_dir} "
+            "or choose another --out"
+        )
+    if (run_dir / MODEL_FILE).exists():
+        raise ValueError(
+            f"{str(run_dir)!r} holds weights (model.safetensors) but no trainer state; "
+            "delete it or choose another --out"
+        )
+    names = {p.name for p in run_dir.iterdir()}
+    foreign = sorted(n for n in names if not _is_start_file(n))
+    if foreign:
+        raise ValueError(
+            f"{str(run_dir)!r} is not empty and is not a posemb run (it holds {foreign[0]!r}); "
+            "choose a new or empty directory for --out"
+        )
+    if CONFIG_FILE in names:
+        note(
+            f"{run_dir} held a run that stopped before its first checkpoint (no weights saved); "
+            "starting it anew"
+        )
+    remove_unstarted(run_dir, created=False)
+
+
+def remove_unstarted(run_dir: Path, created: bool) -> None:
+    """Remove what a run writes before its first checkpoint (and the folder, if ours)."""
+    with contextlib.suppress(OSError):
+        for p in run_dir.iterdir():
+            if not _is_start_file(p.name) or p.name == LOCK_FILE:
+                continue  # not ours; or the lock, still held: RunLock.release removes it
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
+        if created:
+            (run_dir / LOCK_FILE).unlink(missing_ok=True)
+            run_dir.rmdir()
+
+
+def note(text: str) -> None:
+    """``posemb: note: TEXT`` on stderr."""
+    print(f"posemb: note: {text}", file=sys.stderr)
