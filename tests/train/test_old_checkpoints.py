@@ -47,10 +47,10 @@ def test_old_checkpoint_gives_the_same_logits_bit_for_bit(name):
 
 @pytest.mark.parametrize("name", RUNS)
 def test_old_checkpoint_gives_the_same_float32_logits(name):
-    # float32 sums differ in the last bit between instruction sets (measured: up to 2.4e-7
-    # here between AVX-512 and unvectorised kernels), so within 1e-6
+    # float32 sums differ in their last bits between instruction sets (measured: up to
+    # 1.9e-6 on logits up to 7.8 between AVX-512 and unvectorised kernels), so within 1e-5
     model, expected = load(name)
     with torch.no_grad():
         logits = model(expected["input_ids"]).logits
     assert logits.dtype == torch.float32
-    torch.testing.assert_close(logits, expected["logits"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(logits, expected["logits"], rtol=0, atol=1e-5)
