@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import Transformer
+from ..positional.checks import is_int
 from .stats import mean_se
 from .text import EvalText
 
@@ -39,7 +40,7 @@ Advance = Callable[[int], None]  # progress: called with the tokens just run thr
 
 def check_eval_len(eval_len: int) -> None:
     """An evaluation length scores tokens 1 .. L-1 from their prefix: it needs L >= 2."""
-    if isinstance(eval_len, bool) or not isinstance(eval_len, int) or eval_len < 2:
+    if not is_int(eval_len) or eval_len < 2:
         raise ValueError(
             f"evaluation length {eval_len!r} scores no token: a length needs at least 2 tokens "
             "(one of context, one predicted); use lengths >= 2"

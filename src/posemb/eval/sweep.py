@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..data import atomic_write_text, build_tokenizer
+from ..positional.checks import unknown
 from ..positional.extend import EXTEND_METHODS
-from ..positional.names import unknown
 from ..train import build_config, load_run, train
 from ..train.checkpoint import read_trainer_state
 from .length import forward_tokens

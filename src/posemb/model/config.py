@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..positional import SCHEMES, scheme_class, validate_options
-from ..positional.names import unknown
+from ..positional.checks import check_bool, check_finite, check_positive_int, is_number, unknown
 
 NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu_tanh", "gelu", "relu", "silu")
@@ -43,15 +43,15 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_positions", "n_layer", "n_head", "d_model"):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.d_ff is not None:
-            _positive_int("d_ff", self.d_ff)
+            check_positive_int("d_ff", self.d_ff)
         if self.d_model % self.n_head:
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by n_head={self.n_head}; "
                 f"choose d_model as a multiple of n_head (e.g. {self.n_head * max(1, self.d_model // self.n_head)})"
             )
-        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+        if not (is_number(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.position not in SCHEMES:
             raise unknown("positional scheme (model.position)", self.position, SCHEMES)
@@ -72,13 +72,7 @@ class ModelConfig:
                 )
         validate_options(self.position, self.position_options)
         for name in ("norm_eps", "init_std"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 0 <= value < float("inf")
-            ):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            check_finite(name, getattr(self, name), 0)
         if self.position == "rope" and self.head_dim % 2:
             raise ValueError(f"rope needs an even head width; d_model/n_head = {self.head_dim}")
         for name, value, choices in (
@@ -89,8 +83,7 @@ class ModelConfig:
             if value not in choices:
                 raise unknown(f"{name} (model.{name})", value, choices)
         for name in ("causal", "bias", "tie_embeddings"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            check_bool(name, getattr(self, name), "true or false")
 
     @property
     def head_dim(self) -> int:
@@ -151,8 +144,3 @@ PRESETS: dict[str, dict[str, Any]] = {
     # GPT-2 124M shape with nanoGPT's padded vocab, for training benchmarks
     "gpt2-124m": dict(vocab_size=50304, max_positions=1024, n_layer=12, n_head=12, d_model=768),
 }
-
-
-def _positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

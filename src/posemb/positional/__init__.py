@@ -11,9 +11,9 @@ import inspect
 
 from .alibi import ALiBi
 from .base import PositionalScheme
+from .checks import unknown
 from .extend import EXTEND_METHODS, extend_table
 from .learned import LearnedAbsolutePositionalEmbedding, PositionOutOfRangeError
-from .names import unknown
 from .nope import NoPositions
 from .rope import RotaryPositionalEmbedding
 from .shaw import ShawRelativePosition

@@ -27,8 +27,8 @@ import math
 import torch
 from torch import Tensor
 
+from .checks import check_finite, check_int, is_finite_number, is_int, unknown
 from .memory import check_fits, tensor_bytes
-from .names import unknown
 
 EXTEND_METHODS: tuple[str, ...] = (
     "random",
@@ -93,8 +93,7 @@ def extend_table(
     trained = weight[offset:]  # [n, d]
     n, m = n_rows - offset, new_len - offset
     if method == "random":
-        if not (isinstance(std, (int, float)) and math.isfinite(std) and std >= 0):
-            raise ValueError(f"std must be a finite number >= 0, got {std!r}")
+        check_finite("std", std, 0)
         device = generator.device if generator is not None else weight.device
         dtype = _F64 if weight.dtype == _F64 else torch.float32
         fresh = torch.randn(m - n, weight.shape[1], generator=generator, device=device, dtype=dtype)
@@ -107,13 +106,8 @@ def extend_table(
         resample = _linear if method == "interpolate" else _cubic
         return torch.cat([weight[:offset], resample(trained.to(_F64), m).to(weight)])
     else:
-        if (
-            isinstance(n_frequencies, bool)
-            or not isinstance(n_frequencies, int)
-            or n_frequencies < 0
-        ):
-            raise ValueError(f"n_frequencies must be an integer >= 0, got {n_frequencies!r}")
-        if not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip > 0):
+        check_int("n_frequencies", n_frequencies, minimum=0)
+        if not (is_finite_number(clip) and clip > 0):
             raise ValueError(f"clip must be a finite number > 0, got {clip!r}")
         y = trained.to("cpu", _F64)
         new = _extrapolate(y, m, n_frequencies, clip).to(weight)
@@ -136,12 +130,12 @@ def _validate(weight: Tensor, new_len: int, method: str, offset: int) -> int:
             "checkpoint? load an earlier one)"
         )
     n_rows = weight.shape[0]
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < n_rows:
+    if not is_int(offset) or not 0 <= offset < n_rows:
         raise ValueError(
             f"offset must be an integer in [0, {n_rows - 1}] (reserved rows of a {n_rows}-row "
             f"table), got {offset!r}"
         )
-    if isinstance(new_len, bool) or not isinstance(new_len, int) or new_len <= offset:
+    if not is_int(new_len) or new_len <= offset:
         raise ValueError(
             f"new_len must be an integer > offset={offset} (it counts the reserved rows too), "
             f"got {new_len!r}"

@@ -8,14 +8,20 @@ values are errors naming the key and the closest valid one.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ..model.config import ModelConfig
-from ..positional.names import unknown
+from ..positional.checks import (
+    check_bool,
+    check_finite,
+    check_int,
+    check_positive_int,
+    is_int,
+    unknown,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,23 +35,11 @@ SEED_MAX = 2**63 - 1  # seeds reach torch (int64) and numpy: 0 .. 2**63 - 1
 
 def check_seed(name: str, value: object) -> int:
     """A seed in ``0 .. 2**63 - 1`` (what torch and numpy both take); else a ValueError."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+    if not is_int(value) or not 0 <= value <= SEED_MAX:
         raise ValueError(
             f"{name} must be an integer from 0 to {SEED_MAX} (2**63 - 1), got {value!r}"
         )
     return value
-
-
-def _finite(name: str, value: object, low: float, high: float = math.inf) -> None:
-    """A finite number in ``[low, high)`` (nan and inf never are)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or not low <= value < high
-    ):
-        where = f">= {low}" if high == math.inf else f"in [{low}, {high})"
-        raise ValueError(f"{name} must be a finite number {where}, got {value!r}")
 
 
 @dataclass(kw_only=True)
@@ -94,24 +88,15 @@ class TrainConfig:
             "checkpoint_every",
             "log_every",
         ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"train.{name} must be a positive integer, got {v!r}")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(
-                f"train.warmup_steps must be an integer >= 0, got {self.warmup_steps!r}"
-            )
+            check_positive_int(f"train.{name}", getattr(self, name))
+        check_int("train.warmup_steps", self.warmup_steps, minimum=0)
         for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
-            _finite(f"train.{name}", getattr(self, name), 0.0)
+            check_finite(f"train.{name}", getattr(self, name), 0.0)
         for name in ("beta1", "beta2"):
-            _finite(f"train.{name}", getattr(self, name), 0.0, 1.0)
+            check_finite(f"train.{name}", getattr(self, name), 0.0, 1.0)
         check_seed("train.seed", self.seed)
-        if not isinstance(self.progress, bool):
-            raise ValueError(f"train.progress must be true or false, got {self.progress!r}")
-        if not isinstance(self.decay_positions, bool):
-            raise ValueError(
-                f"train.decay_positions must be true or false, got {self.decay_positions!r}"
-            )
+        check_bool("train.progress", self.progress, "true or false")
+        check_bool("train.decay_positions", self.decay_positions, "true or false")
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"train.batch_size={self.batch_size} is not divisible by train.grad_accum={self.grad_accum}"
@@ -139,10 +124,8 @@ class DataConfig:
         for name in ("source", "tokenizer", "cache_dir"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"data.{name} must be a string, got {getattr(self, name)!r}")
-        v = self.vocab_size
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"data.vocab_size must be a positive integer, got {v!r}")
-        _finite("data.val_fraction", self.val_fraction, 0.0, 1.0)
+        check_positive_int("data.vocab_size", self.vocab_size)
+        check_finite("data.val_fraction", self.val_fraction, 0.0, 1.0)
 
 
 @dataclass(kw_only=True)
