@@ -26,9 +26,8 @@ def tiny(scheme: str, **kw) -> Transformer:
 def randomise_position_params(model: Transformer) -> None:
     """Zero-initialised scheme parameters would hide bugs; give them values."""
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.startswith(("pos.", "layer_pos.")):
-                p.normal_(0, 0.5)
+        for p in model.position_parameters():
+            p.normal_(0, 0.5)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

@@ -144,7 +144,7 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def _check_model(args: argparse.Namespace, model) -> None:
-    if (args.extend or args.overflow) and not hasattr(model.scheme(0), "extend"):
+    if (args.extend or args.overflow) and model.position_table() is None:
         raise UsageError(
             f"--extend/--overflow act on a learned table; this run uses {model.config.position}, "
             "which has none (drop the option: it evaluates at any length)"

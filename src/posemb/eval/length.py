@@ -21,7 +21,6 @@ Shapes: ``n`` spans, ``S`` span length, ``L`` evaluation length, ``w`` windows (
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,23 +76,18 @@ def adapt_model(
     method: str | None = None,
     overflow: str | None = None,
 ) -> Transformer:
-    """A copy of ``model`` whose learned table is extended to ``new_max`` with ``method``,
-    or whose overflow policy is ``overflow``. Schemes without a table are returned as is.
+    """A copy of ``model`` whose table is extended to ``new_max`` with ``method`` (when it is
+    shorter), and/or whose overflow policy is ``overflow``. A model without a table, or one
+    with nothing to change, is returned as it is.
     """
-    scheme = model.scheme(0)
-    if method is None and overflow is None:
-        return model
-    if not hasattr(scheme, "extend"):
+    if model.position_table() is None:
         return model  # sinusoidal/rope/alibi/...: nothing to extend
-    if overflow is None and (new_max is None or new_max <= scheme.max_positions):
+    grow = method is not None and new_max is not None and new_max > model.config.max_positions
+    if not grow and overflow is None:
         return model  # the table already covers new_max: nothing to change
-    new = copy.deepcopy(model)
-    if method is not None and new_max is not None and new_max > scheme.max_positions:
-        new.pos = new.pos.extend(new_max, method)
-        new.config = new.config.replace(max_positions=new_max)
-    if overflow is not None:
-        new.pos.overflow = overflow
-    return new
+    return model.extend_positions(
+        new_max if grow else None, method or "interpolate", overflow=overflow
+    )
 
 
 @torch.no_grad()

@@ -157,7 +157,7 @@ def _jobs(limit: int | None, lengths: list[int]) -> list[tuple[str | None, str]]
 
 
 def _limit(cfg) -> int | None:
-    return cfg.model.max_positions if cfg.model.position == "learned" else None
+    return cfg.model.max_positions if cfg.model.has_position_table else None
 
 
 def _plan_cost(plan: SweepPlan, out: Path, cfgs: dict) -> int:

@@ -126,8 +126,11 @@ class ModelConfig:
             raise unknown("model preset", name, PRESETS)
         return cls.from_dict({**PRESETS[name], **overrides})
 
-    def uses_scheme_flag(self, flag: str) -> bool:
-        return bool(getattr(scheme_class(self.position), flag))
+    @property
+    def has_position_table(self) -> bool:
+        """The scheme serves positions from a table of ``max_positions`` rows (``learned``):
+        positions past it need an extension, an overflow policy or a sliding window."""
+        return scheme_class(self.position).has_table
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -11,14 +11,16 @@ tokens, ``s`` keys (cache + new), ``d`` width, ``V`` vocabulary.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..positional import build_scheme
+from ..positional import TABLE_SCHEMES, build_scheme
 from ..positional.base import PositionalScheme
 from ..positional.learned import check_attention_mask, position_ids_from_mask
 from .attention import AttentionContext, SelfAttention
@@ -97,6 +99,19 @@ class Block(nn.Module):
         return x, kv
 
 
+def build_positions(cfg: ModelConfig) -> tuple[PositionalScheme | None, nn.ModuleList | None]:
+    """``(pos, layer_pos)``: one scheme shared by every layer, or one per layer (Shaw)."""
+    context = cfg.scheme_context()
+    first = build_scheme(cfg.position, **context, **cfg.position_options)
+    if not first.per_layer:
+        return first, None
+    rest = [
+        build_scheme(cfg.position, **context, **cfg.position_options)
+        for _ in range(cfg.n_layer - 1)
+    ]
+    return None, nn.ModuleList([first, *rest])
+
+
 class Transformer(nn.Module):
     """Causal LM or bidirectional encoder with a pluggable positional scheme.
 
@@ -118,19 +133,7 @@ class Transformer(nn.Module):
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
-        context = cfg.scheme_context()
-        first = build_scheme(cfg.position, **context, **cfg.position_options)
-        if first.per_layer:  # one scheme per layer (Shaw); none shared
-            self.pos = None
-            self.layer_pos = nn.ModuleList(
-                [first]
-                + [
-                    build_scheme(cfg.position, **context, **cfg.position_options)
-                    for _ in range(cfg.n_layer - 1)
-                ]
-            )
-        else:
-            self.pos, self.layer_pos = first, None
+        self.pos, self.layer_pos = build_positions(cfg)  # state-dict keys pos.*, layer_pos.N.*
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
         self.ln_f = make_norm(cfg)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
@@ -154,16 +157,98 @@ class Transformer(nn.Module):
             for proj in (block.attn.proj, block.mlp.proj):
                 nn.init.normal_(proj.weight, 0.0, std / math.sqrt(2 * self.config.n_layer))
 
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # -- positions: the only way other modules reach the positional scheme ------------------------
     def scheme(self, layer: int = 0) -> PositionalScheme:
+        """The scheme layer ``layer`` uses (the shared one, unless the scheme is per layer)."""
         return self.pos if self.pos is not None else self.layer_pos[layer]
+
+    def position_schemes(self) -> list[PositionalScheme]:
+        """Every scheme module: the shared one, or one per layer (Shaw)."""
+        return [self.pos] if self.pos is not None else list(self.layer_pos)
 
     @property
     def position_limit(self) -> int | None:
         """Positions this model cannot serve start here (None: no limit)."""
         return self.scheme(0).position_limit
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    def position_parameters(self) -> list[nn.Parameter]:
+        """The scheme's trained parameters (a learned table, T5's or Shaw's tables); empty
+        for fixed schemes. Weight decay leaves them alone unless ``train.decay_positions``."""
+        return [p for scheme in self.position_schemes() for p in scheme.parameters()]
+
+    def position_table(self) -> Tensor | None:
+        """The table of absolute positions ``[offset + max_positions, d]`` (the parameter
+        itself: detach it to plot it), or None when the scheme has none."""
+        return self.scheme(0).table
+
+    def with_positions(self, name: str, **options: Any) -> Transformer:
+        """A copy of this model whose positions come from the scheme ``name`` (fresh, built
+        with ``options``); every other weight is copied. This model is untouched.
+
+        Example: ``model.with_positions("nope")`` is the same network without positions
+        (the order probe's control).
+        """
+        cfg = self.config.replace(position=name, position_options=options)
+        return self._copy_with(cfg, *build_positions(cfg))
+
+    def extend_positions(
+        self,
+        new_max: int | None = None,
+        method: str = "interpolate",
+        *,
+        overflow: str | None = None,
+        **options: Any,
+    ) -> Transformer:
+        """A copy of this model whose table serves ``new_max`` positions, and/or has the
+        overflow policy ``overflow``; its config says so. This model is untouched.
+
+        Args:
+            new_max: positions of the new table (reserved offset rows not counted); smaller
+                than now crops, None keeps the size.
+            method: one of ``posemb.EXTEND_METHODS`` (see :func:`posemb.extend_table`).
+            overflow: ``"error"``, ``"clamp"`` or ``"wrap"``; None keeps the policy.
+            **options: options of the method (``generator``, ``std``, ...): fresh ``random``
+                rows are drawn with the table's init std unless ``std`` is given.
+
+        Raises:
+            ValueError: the scheme has no table (only ``TABLE_SCHEMES`` do).
+
+        Example::
+
+            longer = model.extend_positions(1024, "interpolate")
+            clamped = model.extend_positions(overflow="clamp")
+        """
+        if not self.scheme(0).has_table:
+            raise ValueError(
+                f"model.position={self.config.position!r} has no table of positions to extend "
+                f"or to give an overflow policy (schemes with one: {', '.join(TABLE_SCHEMES)})"
+            )
+        new_max = self.config.max_positions if new_max is None else new_max
+        grown = [
+            s.extend(new_max, method, overflow=overflow, **options) for s in self.position_schemes()
+        ]
+        opts = dict(self.config.position_options)
+        if overflow is not None:
+            opts["overflow"] = overflow
+        cfg = self.config.replace(max_positions=new_max, position_options=opts)
+        if self.pos is not None:
+            return self._copy_with(cfg, grown[0], None)
+        return self._copy_with(cfg, None, nn.ModuleList(grown))
+
+    def _copy_with(
+        self, cfg: ModelConfig, pos: PositionalScheme | None, layer_pos: nn.ModuleList | None
+    ) -> Transformer:
+        """A copy of this model (weights copied, not shared) with ``cfg`` and these schemes."""
+        new = copy.deepcopy(self)
+        ref = self.wte.weight
+        for module in (pos, layer_pos):
+            if module is not None:
+                module.to(device=ref.device, dtype=ref.dtype).train(self.training)
+        new.config, new.pos, new.layer_pos = cfg, pos, layer_pos
+        return new
 
     # -- forward ----------------------------------------------------------------------------------
     def forward(

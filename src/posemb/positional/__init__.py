@@ -30,6 +30,9 @@ REGISTRY: dict[str, type[PositionalScheme]] = {
     "nope": NoPositions,
 }
 SCHEMES: tuple[str, ...] = tuple(REGISTRY)
+# Schemes with a table of absolute positions (extend, overflow), for messages; code asks the
+# flag (``scheme.has_table``), never the name.
+TABLE_SCHEMES: tuple[str, ...] = tuple(n for n, cls in REGISTRY.items() if cls.has_table)
 
 # Context the model supplies to every scheme; a scheme's constructor takes those it needs.
 CONTEXT_KEYS = ("dim", "n_heads", "head_dim", "max_positions", "causal")
@@ -91,6 +94,7 @@ def build_scheme(name: str, **options) -> PositionalScheme:
 __all__ = [
     "EXTEND_METHODS",
     "SCHEMES",
+    "TABLE_SCHEMES",
     "ALiBi",
     "LearnedAbsolutePositionalEmbedding",
     "NoPositions",

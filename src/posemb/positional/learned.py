@@ -107,6 +107,7 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
 
     name = "learned"
     adds_to_input = True
+    has_table = True
 
     def __init__(
         self,
@@ -264,13 +265,31 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             check_attention_mask(attention_mask)
         return nn.functional.embedding(self.table_index(positions, attention_mask), self.weight)
 
-    # -- extension ----------------------------------------------------------------------------------
+    # -- the table and its extension --------------------------------------------------------------
+    @property
+    def table(self) -> Tensor:
+        """The ``[offset + max_positions, dim]`` parameter (reserved rows first)."""
+        return self.weight
+
     def extend(
-        self, new_max: int, method: str = "interpolate", **options
+        self,
+        new_max: int,
+        method: str = "interpolate",
+        *,
+        overflow: Overflow | None = None,
+        **options,
     ) -> LearnedAbsolutePositionalEmbedding:
         """A new module serving ``new_max`` positions; this one is left untouched.
 
-        Reserved offset rows are kept exactly. See :func:`posemb.extend_table` for methods.
+        Reserved offset rows are kept exactly. See :func:`posemb.extend_table` for methods
+        and their ``options``; fresh ``random`` rows are drawn with this table's init ``std``
+        unless ``std`` is given. ``new_max`` below ``max_positions`` crops the table, and
+        equal to it copies it (with ``overflow``: the same table under another policy).
+
+        Example::
+
+            pe.extend(4096, "interpolate")        # 4096 positions, the old ones resampled
+            pe.extend(pe.max_positions, overflow="clamp")   # same rows, clamp past the end
         """
         check_int("new_max", new_max, minimum=1)
         if method == "random":
@@ -281,7 +300,7 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             init=self.init,
             std=self.std,
             offset=self.offset,
-            overflow=self.overflow,
+            overflow=self.overflow if overflow is None else overflow,
         )
         with torch.no_grad():
             table = extend_table(
