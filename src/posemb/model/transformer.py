@@ -22,9 +22,10 @@ from torch import Tensor, nn
 
 from ..positional import TABLE_SCHEMES, build_scheme
 from ..positional.base import PositionalScheme
-from ..positional.learned import check_attention_mask, position_ids_from_mask
+from ..positional.learned import position_ids_from_mask
 from .attention import AttentionContext, SelfAttention
 from .config import ModelConfig
+from .inputs import check_input_ids, check_labels, check_positions, padding_mask
 from .memory import check_model_fits
 
 
@@ -276,16 +277,16 @@ class Transformer(nn.Module):
                 block's output (the last one after the final norm) instead of only the last.
         """
         cfg = self.config
-        b, t = self._check_inputs(input_ids)
+        b, t = check_input_ids(input_ids, cfg.vocab_size)
         if labels is not None:
-            self._check_labels(labels, input_ids)
+            check_labels(labels, input_ids, cfg.causal, cfg.vocab_size)
         past = cache.length if cache is not None else 0
         # masks and positions built on the CPU for a model on an accelerator: follow the tokens
         if isinstance(attention_mask, Tensor):
             attention_mask = attention_mask.to(input_ids.device)
         if isinstance(positions, Tensor):
             positions = positions.to(input_ids.device)
-        key_mask = self._key_mask(attention_mask, cache, b, t, past)
+        key_mask = padding_mask(attention_mask, cache, b, t, past)
 
         host_known = positions is None and key_mask is None
         if positions is None:
@@ -293,7 +294,7 @@ class Transformer(nn.Module):
                 positions = position_ids_from_mask(key_mask, past_length=past)
             else:
                 positions = torch.arange(past, past + t, device=input_ids.device).unsqueeze(0)
-        positions = self._check_positions(positions, b, t, host_known, past)
+        positions = check_positions(positions, self.scheme(0), b, t, host_known, past)
 
         x = self.wte(input_ids)  # [b, t, d]
         first = self.scheme(0)
@@ -338,115 +339,6 @@ class Transformer(nn.Module):
         return F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100
         )
-
-    # -- boundary checks ------------------------------------------------------------------------------
-    def _check_inputs(self, input_ids: Tensor) -> tuple[int, int]:
-        if not isinstance(input_ids, Tensor):
-            raise TypeError(
-                f"input_ids must be a LongTensor [batch, length], got {type(input_ids).__name__} "
-                "(wrap it: torch.tensor([ids]))"
-            )
-        if input_ids.dim() != 2:
-            raise ValueError(
-                f"input_ids must be [batch, length], got shape {tuple(input_ids.shape)} "
-                "(add a batch dimension: ids.unsqueeze(0))"
-            )
-        if input_ids.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
-        if not torch.compiler.is_compiling() and input_ids.numel():
-            lo, hi = (int(v) for v in torch.aminmax(input_ids.detach()))
-            vocab = self.config.vocab_size
-            if hi >= vocab or lo < 0:
-                bad = hi if hi >= vocab else lo
-                raise ValueError(
-                    f"token id {bad} is outside the vocabulary of {vocab} ids (0–{vocab - 1}); "
-                    "encode with the model's own tokenizer or raise model.vocab_size"
-                )
-        return input_ids.shape
-
-    def _check_labels(self, labels: Tensor, input_ids: Tensor) -> None:
-        if not isinstance(labels, Tensor) or labels.shape != input_ids.shape:
-            shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
-            raise ValueError(
-                f"labels must have input_ids' shape {tuple(input_ids.shape)}, got {shape} "
-                "(causal LM: pass the input ids themselves; the model shifts them)"
-            )
-        if labels.dtype not in (torch.int64, torch.int32):
-            raise TypeError(
-                f"labels must be an integer tensor (-100 = no loss), got {labels.dtype}"
-            )
-        if torch.compiler.is_compiling():
-            return
-        causal = self.config.causal
-        scored = labels[:, 1:] if causal else labels  # a causal LM scores tokens 1 .. t-1
-        if scored.numel() == 0 or not bool((scored != -100).any()):
-            need = "two tokens (position i predicts token i+1)" if causal else "one token"
-            raise ValueError(
-                f"labels {tuple(labels.shape)} leave no token to score (a loss over zero tokens "
-                f"is NaN): give each forward with labels at least {need} whose label is not -100"
-            )
-        vocab = self.config.vocab_size
-        lo, hi = (int(v) for v in torch.aminmax(labels.detach().masked_fill(labels == -100, 0)))
-        if hi >= vocab or lo < 0:
-            raise ValueError(
-                f"label {hi if hi >= vocab else lo} is outside the vocabulary of {vocab} ids (0–{vocab - 1}); "
-                "use -100 for tokens without loss"
-            )
-
-    def _check_positions(
-        self, positions: Tensor, b: int, t: int, host_known: bool, past: int
-    ) -> Tensor:
-        if not isinstance(positions, Tensor):
-            raise TypeError(
-                f"positions must be an integer tensor [batch, length] or [length], got {type(positions).__name__}"
-            )
-        if positions.dim() == 1:
-            positions = positions.unsqueeze(0)  # [1, t]
-        if positions.dim() != 2 or positions.shape[-1] != t or positions.shape[0] not in (1, b):
-            raise ValueError(
-                f"positions must be [batch, length] or [length] matching input_ids [{b}, {t}], "
-                f"got shape {tuple(positions.shape)}"
-            )
-        if positions.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"positions must be an integer tensor, got {positions.dtype}")
-        first = self.scheme(0)
-        if host_known:  # past .. past+t-1: checked from ints, no sync, no graph break
-            first.check_position_range(past, past + t - 1)
-        elif not torch.compiler.is_compiling():
-            first.check_positions(positions)
-        return positions.long()
-
-    def _key_mask(self, attention_mask, cache, b, t, past) -> Tensor | None:
-        if cache is not None and cache.layers and cache.layers[0][0].shape[0] != b:
-            raise ValueError(
-                f"the cache holds a batch of {cache.layers[0][0].shape[0]} rows but input_ids has {b}; "
-                "continue a cache with the same batch it was built with"
-            )
-        if attention_mask is None:
-            if cache is not None and cache.key_mask is not None:
-                ones = torch.ones(b, t, dtype=torch.bool, device=cache.key_mask.device)
-                return torch.cat((cache.key_mask, ones), dim=1)
-            return None
-        if not torch.compiler.is_compiling():
-            check_attention_mask(attention_mask)  # 1 = token, 0 = padding; never NaN
-        if (
-            attention_mask.dim() != 2
-            or attention_mask.shape[0] != b
-            or attention_mask.shape[1] not in (t, past + t)
-        ):
-            raise ValueError(
-                f"attention_mask must be [batch, length] = [{b}, {t}] (or [{b}, {past + t}] with a cache "
-                f"of {past}), got shape {tuple(attention_mask.shape)}"
-            )
-        mask = attention_mask.to(torch.bool)
-        if mask.shape[1] == t and past > 0:
-            prev = (
-                cache.key_mask
-                if cache.key_mask is not None
-                else torch.ones(b, past, dtype=torch.bool, device=mask.device)
-            )
-            mask = torch.cat((prev, mask), dim=1)
-        return mask
 
     # -- generation ----------------------------------------------------------------------------------
     @torch.no_grad()
