@@ -17,7 +17,7 @@ from posemb.eval.length import adapt_model, eval_nonoverlap, eval_sliding, slidi
 
 def uniform_model(max_positions: int = 16) -> Transformer:
     """Zero token embeddings (tied to the output) -> all logits 0 -> loss ln V everywhere."""
-    model = Transformer(ModelConfig.preset("tiny", max_positions=max_positions)).eval()
+    model = Transformer(ModelConfig.preset("micro", max_positions=max_positions)).eval()
     with torch.no_grad():
         model.wte.weight.zero_()
     return model

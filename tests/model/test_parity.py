@@ -20,7 +20,7 @@ TOL = dict(atol=1e-5, rtol=1e-5)
 
 def tiny(scheme: str, **kw) -> Transformer:
     torch.manual_seed(0)
-    return Transformer(ModelConfig.preset("tiny", position=scheme, **kw)).eval()
+    return Transformer(ModelConfig.preset("micro", position=scheme, **kw)).eval()
 
 
 def randomise_position_params(model: Transformer) -> None:

@@ -18,7 +18,7 @@ TABLED = ("learned", "t5", "shaw")  # schemes with trained parameters
 
 def tiny(position: str = "learned", **kw) -> Transformer:
     torch.manual_seed(0)
-    return Transformer(ModelConfig.preset("tiny", position=position, **kw)).eval()
+    return Transformer(ModelConfig.preset("micro", position=position, **kw)).eval()
 
 
 def reload(model: Transformer) -> Transformer:

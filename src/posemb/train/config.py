@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..model.config import PRESETS as MODEL_PRESETS
 from ..model.config import ModelConfig
 from ..positional.checks import (
     check_bool,
@@ -166,15 +167,12 @@ class RunConfig:
 GROUPS = ("model", "train", "data")
 _CLASSES = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 
-# Run presets: a model preset plus training settings.
+# Run presets: "model" names a model preset (posemb.ModelConfig.preset, where architectures
+# live), the other keys are training and data settings.
 PRESETS: dict[str, dict[str, Any]] = {
     # the CPU demo: a few minutes on 2 cores
     "tiny": {
-        "model.vocab_size": 256,
-        "model.max_positions": 256,
-        "model.n_layer": 2,
-        "model.n_head": 4,
-        "model.d_model": 128,
+        "model": "tiny",
         "train.seq_len": 128,
         "train.batch_size": 16,
         "train.max_steps": 300,
@@ -186,13 +184,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # nanoGPT's baby GPT on shakespeare_char (config/train_shakespeare_char.py)
     "shakespeare-char": {
-        "model.vocab_size": 65,
-        "model.max_positions": 256,
-        "model.n_layer": 6,
-        "model.n_head": 6,
-        "model.d_model": 384,
-        "model.dropout": 0.2,
-        "model.bias": False,
+        "model": "shakespeare-char",
         "train.seq_len": 256,
         "train.batch_size": 64,
         "train.max_steps": 5000,
@@ -208,16 +200,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # GPT-2 124M shape (nanoGPT's padded vocabulary)
     "gpt2-124m": {
-        **{
-            f"model.{k}": v
-            for k, v in {
-                "vocab_size": 50304,
-                "max_positions": 1024,
-                "n_layer": 12,
-                "n_head": 12,
-                "d_model": 768,
-            }.items()
-        },
+        "model": "gpt2-124m",
         "train.seq_len": 1024,
         "train.batch_size": 16,
         "train.lr": 6e-4,
@@ -293,15 +276,22 @@ def all_keys() -> list[str]:
     return [f"{g}.{f.name}" for g, cls in _CLASSES.items() for f in dataclasses.fields(cls)]
 
 
+def preset_settings(name: str) -> dict[str, Any]:
+    """A run preset as flat settings: its model preset's fields as ``model.*``, then its own."""
+    if name not in PRESETS:
+        raise unknown("preset", name, PRESETS)
+    settings = dict(PRESETS[name])
+    model = MODEL_PRESETS[settings.pop("model")]
+    return {**{f"model.{key}": value for key, value in model.items()}, **settings}
+
+
 def build_config(preset: str | None, settings: dict[str, Any]) -> RunConfig:
     """Preset, then settings (file, then --set) applied in order; validated once at the end."""
     settings = dict(settings)
     preset = settings.pop("preset", None) or preset
     merged: dict[str, Any] = {}
     if preset is not None:
-        if preset not in PRESETS:
-            raise unknown("preset", preset, PRESETS)
-        merged.update(PRESETS[preset])
+        merged.update(preset_settings(preset))
     merged.update(settings)
     valid = all_keys()
     groups: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
