@@ -16,7 +16,7 @@ import torch
 from posemb import ModelConfig, Transformer
 torch.manual_seed(0)
 for scheme in ("alibi", "t5", "shaw", "learned", "rope"):
-    m = Transformer(ModelConfig.preset("tiny", position=scheme, attention="sdpa")).cuda()
+    m = Transformer(ModelConfig.preset("micro", position=scheme, attention="sdpa")).cuda()
     f = Transformer(m.config.replace(attention="auto")).cuda(); f.load_state_dict(m.state_dict())
     ids = torch.randint(0, 256, (4, 64), device="cuda")
     a, b = m(ids, labels=ids), f(ids, labels=ids)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import atomic_write_text
+from .positional.checks import is_int
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
@@ -144,7 +145,7 @@ def fmt(v: object) -> str:
         return "—"
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 1e4 else f"{v:.4g}"
-    if isinstance(v, int) and not isinstance(v, bool):
+    if is_int(v):
         return f"{v:,}"
     return str(v)
 

@@ -118,7 +118,7 @@ def test_seeds_out_of_range_name_the_valid_range(capsys, tmp_path, run, command,
         "train": train_argv(tmp_path / "r", f"train.seed={seed}"),
         "generate": ["generate", run, "--prompt", "x", f"--seed={seed}"],
         "sweep": ["sweep", "--out", tmp_path / "s", f"--seed={seed}"],
-        "probe-order": ["probe-order", "preset:tiny", "a b", "b a", f"--seed={seed}"],
+        "probe-order": ["probe-order", "preset:micro", "a b", "b a", f"--seed={seed}"],
         "extend": ["extend", run, tmp_path / "x", "--to", "128", "--method", "tile"],
     }[command]
     if command == "extend":

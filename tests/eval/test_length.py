@@ -17,7 +17,7 @@ from posemb.eval.length import adapt_model, eval_nonoverlap, eval_sliding, slidi
 
 def uniform_model(max_positions: int = 16) -> Transformer:
     """Zero token embeddings (tied to the output) -> all logits 0 -> loss ln V everywhere."""
-    model = Transformer(ModelConfig.preset("tiny", max_positions=max_positions)).eval()
+    model = Transformer(ModelConfig.preset("micro", max_positions=max_positions)).eval()
     with torch.no_grad():
         model.wte.weight.zero_()
     return model
@@ -99,12 +99,18 @@ def test_past_the_table_without_a_method_raises_and_extension_fixes_it():
     with pytest.raises(PositionOutOfRangeError, match="position 31"):
         eval_nonoverlap(model, TOKENS, 32, max_windows=1)
     extended = adapt_model(model, new_max=32, method="tile")
-    assert extended.pos.max_positions == 32 and model.pos.max_positions == 16
+    assert extended.position_table().shape[0] == 32 and model.position_table().shape[0] == 16
+    assert extended.config.max_positions == 32 and model.config.max_positions == 16
     assert eval_nonoverlap(extended, TOKENS, 32, max_windows=1).loss == pytest.approx(
         math.log(256), abs=1e-6
     )
     clamped = adapt_model(model, overflow="clamp")
-    assert model.pos.overflow == "error", "adapt_model must not change the original"
+    assert clamped.config.position_options["overflow"] == "clamp"
+    assert model.config.position_options.get("overflow", "error") == "error", (
+        "adapt_model must not change the original"
+    )
+    with pytest.raises(PositionOutOfRangeError):  # the original still refuses position 31
+        eval_nonoverlap(model, TOKENS, 32, max_windows=1)
     assert eval_nonoverlap(clamped, TOKENS, 32, max_windows=1).tokens == 31
 
 

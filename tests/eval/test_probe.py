@@ -14,7 +14,7 @@ A, B = "The cat chased the dog", "The dog chased the cat"
 
 def probe(**kw):
     torch.manual_seed(0)
-    model = Transformer(ModelConfig.preset("tiny", **kw))
+    model = Transformer(ModelConfig.preset("micro", **kw))
     return probe_order(model, build_tokenizer("byte"), A, B)
 
 
@@ -34,7 +34,7 @@ def test_causal_without_positions_still_differs():
 
 
 def test_cli_probe_on_an_untrained_preset(capsys):
-    assert main(["probe-order", "preset:tiny", A, B, "--set", "model.causal=false"]) == 0
+    assert main(["probe-order", "preset:micro", A, B, "--set", "model.causal=false"]) == 0
     out = capsys.readouterr().out
     assert "without positions" in out and "final" in out
     final = [line for line in out.splitlines() if line.strip().startswith("final")][0].split()
@@ -43,7 +43,7 @@ def test_cli_probe_on_an_untrained_preset(capsys):
 
 def test_texts_that_are_not_reorderings_are_not_called_causal_order():
     torch.manual_seed(0)
-    model = Transformer(ModelConfig.preset("tiny", causal=False))
+    model = Transformer(ModelConfig.preset("micro", causal=False))
     r = probe_order(model, build_tokenizer("byte"), "a", "b")
     assert not r.same_tokens
     assert (

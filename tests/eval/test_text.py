@@ -18,7 +18,7 @@ LENGTHS = [16, 32, 64]
 
 def model(max_positions: int = 16) -> Transformer:
     torch.manual_seed(0)
-    return Transformer(ModelConfig.preset("tiny", max_positions=max_positions)).eval()
+    return Transformer(ModelConfig.preset("micro", max_positions=max_positions)).eval()
 
 
 @pytest.fixture

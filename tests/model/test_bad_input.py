@@ -30,7 +30,7 @@ BIG = 10**12
     ],
 )
 def test_a_model_nobody_can_allocate_is_refused_naming_its_settings(field, needle):
-    cfg = ModelConfig.preset("tiny", **{field: BIG})
+    cfg = ModelConfig.preset("micro", **{field: BIG})
     with pytest.raises(SizeTooLargeError, match=r"needs at least [\d.e+,]+ GiB, more than") as e:
         Transformer(cfg)
     assert needle in str(e.value) and "parameters" in str(e.value)
@@ -55,7 +55,7 @@ def test_the_gpt2_124m_preset_still_builds():
 
 
 def test_training_that_cannot_fit_names_the_batch(monkeypatch):
-    cfg = ModelConfig.preset("tiny")
+    cfg = ModelConfig.preset("micro")
     with pytest.raises(SizeTooLargeError, match=r"train\.batch_size.*train\.seq_len") as e:
         check_training_fits(cfg, BIG, 64, "cpu")
     assert "activations" in str(e.value) and "AdamW" in str(e.value)
@@ -70,12 +70,12 @@ def test_transformer_wants_a_model_config():
 @pytest.fixture(scope="module")
 def model() -> Transformer:
     torch.manual_seed(0)
-    return Transformer(ModelConfig.preset("tiny"))
+    return Transformer(ModelConfig.preset("micro"))
 
 
 @pytest.mark.parametrize("causal", [True, False])
 def test_empty_input_with_labels_is_an_error_not_a_nan_loss(causal):
-    m = Transformer(ModelConfig.preset("tiny", causal=causal))
+    m = Transformer(ModelConfig.preset("micro", causal=causal))
     ids = torch.zeros(1, 0, dtype=torch.long)
     with pytest.raises(ValueError, match="no token to score"):
         m(ids, labels=ids)

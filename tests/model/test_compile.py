@@ -30,20 +30,20 @@ def train_steps(model, compiled, steps, positions_fn=None):
 def test_fullgraph_training_step_without_recompiles(scheme):
     torch._dynamo.reset()
     torch.manual_seed(0)
-    model = Transformer(ModelConfig.preset("tiny", position=scheme))
+    model = Transformer(ModelConfig.preset("micro", position=scheme))
     counter = dynamo_testing.CompileCounterWithBackend("aot_eager")
     compiled = torch.compile(model, fullgraph=True, backend=counter)
     losses = train_steps(model, compiled, 3)
     assert counter.frame_count == 1, f"{scheme}: compiled {counter.frame_count} times in 3 steps"
     torch.manual_seed(0)
-    eager = Transformer(ModelConfig.preset("tiny", position=scheme))
+    eager = Transformer(ModelConfig.preset("micro", position=scheme))
     assert losses == pytest.approx(train_steps(eager, eager, 3), rel=1e-4, abs=1e-5)
 
 
 def test_random_positions_do_not_recompile():
     """Randomised-position training passes a new position tensor every step."""
     torch._dynamo.reset()
-    model = Transformer(ModelConfig.preset("tiny", max_positions=64))
+    model = Transformer(ModelConfig.preset("micro", max_positions=64))
     counter = dynamo_testing.CompileCounterWithBackend("aot_eager")
     compiled = torch.compile(model, fullgraph=True, backend=counter)
 
@@ -59,9 +59,9 @@ def test_random_positions_do_not_recompile():
 def test_inductor_compiled_step_matches_eager():
     torch._dynamo.reset()
     torch.manual_seed(0)
-    model = Transformer(ModelConfig.preset("tiny"))
+    model = Transformer(ModelConfig.preset("micro"))
     compiled = torch.compile(model, fullgraph=True)
     got = train_steps(model, compiled, 2)
     torch.manual_seed(0)
-    eager = Transformer(ModelConfig.preset("tiny"))
+    eager = Transformer(ModelConfig.preset("micro"))
     assert got == pytest.approx(train_steps(eager, eager, 2), rel=1e-3)

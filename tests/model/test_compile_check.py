@@ -43,7 +43,7 @@ def _fresh_results(monkeypatch):
 def test_disagreeing_kernels_fail_the_check_with_the_reason(monkeypatch):
     monkeypatch.setattr(compile_check, "_compile", WrongLogits)
     before = torch.get_rng_state()
-    result = check_compile(ModelConfig.preset("tiny"))
+    result = check_compile(ModelConfig.preset("micro"))
     assert not result.ok
     assert "disagree with eager" in result.reason and "logits differ" in result.reason
     assert torch.equal(torch.get_rng_state(), before)  # the caller's RNG is untouched
@@ -51,7 +51,7 @@ def test_disagreeing_kernels_fail_the_check_with_the_reason(monkeypatch):
 
 def test_a_compiler_that_fails_fails_the_check(monkeypatch):
     monkeypatch.setattr(compile_check, "_compile", failing_compiler)
-    result = check_compile(ModelConfig.preset("tiny"))
+    result = check_compile(ModelConfig.preset("micro"))
     assert not result.ok and "no C++ compiler found" in result.reason
     assert "second line" not in result.reason  # one line
 
@@ -64,7 +64,7 @@ def test_agreeing_kernels_pass_and_the_verdict_is_cached_per_shape(monkeypatch):
         return model
 
     monkeypatch.setattr(compile_check, "_compile", identity_compiler)
-    cfg = ModelConfig.preset("tiny")
+    cfg = ModelConfig.preset("micro")
     assert check_compile(cfg) == CompileCheck(True)
     assert check_compile(cfg.replace(n_layer=5)) == CompileCheck(True)  # same kernels
     assert len(calls) == 1
@@ -77,6 +77,6 @@ def test_agreeing_kernels_pass_and_the_verdict_is_cached_per_shape(monkeypatch):
 @pytest.mark.parametrize("scheme", ["learned", "alibi"])
 def test_the_real_compiler_check(scheme):
     """Whatever torch does on this machine, the verdict is a pass or a reasoned fail."""
-    result = check_compile(ModelConfig.preset("tiny", position=scheme))
+    result = check_compile(ModelConfig.preset("micro", position=scheme))
     assert result.ok or result.reason.startswith("torch.compile")
     assert result.ok == (result.reason == "")

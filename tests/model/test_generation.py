@@ -15,7 +15,7 @@ from posemb.model.generation import generate_text
 
 def tiny(**kw) -> Transformer:
     torch.manual_seed(0)
-    return Transformer(ModelConfig.preset("tiny", **kw)).eval()
+    return Transformer(ModelConfig.preset("micro", **kw)).eval()
 
 
 @pytest.mark.parametrize(

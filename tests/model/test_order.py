@@ -20,7 +20,7 @@ DOG = list(b"the dog chased the cat")
 
 def encoder(position: str, causal: bool = False) -> Transformer:
     torch.manual_seed(0)
-    return Transformer(ModelConfig.preset("tiny", position=position, causal=causal)).eval()
+    return Transformer(ModelConfig.preset("micro", position=position, causal=causal)).eval()
 
 
 def pooled(model: Transformer, ids: list[int]) -> torch.Tensor:

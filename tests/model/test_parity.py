@@ -20,15 +20,14 @@ TOL = dict(atol=1e-5, rtol=1e-5)
 
 def tiny(scheme: str, **kw) -> Transformer:
     torch.manual_seed(0)
-    return Transformer(ModelConfig.preset("tiny", position=scheme, **kw)).eval()
+    return Transformer(ModelConfig.preset("micro", position=scheme, **kw)).eval()
 
 
 def randomise_position_params(model: Transformer) -> None:
     """Zero-initialised scheme parameters would hide bugs; give them values."""
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.startswith(("pos.", "layer_pos.")):
-                p.normal_(0, 0.5)
+        for p in model.position_parameters():
+            p.normal_(0, 0.5)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

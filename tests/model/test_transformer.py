@@ -10,7 +10,7 @@ from posemb import ModelConfig, PositionOutOfRangeError, Transformer
 
 def test_outputs_and_loss_shift():
     torch.manual_seed(0)
-    model = Transformer(ModelConfig.preset("tiny"))
+    model = Transformer(ModelConfig.preset("micro"))
     ids = torch.randint(0, 256, (2, 10))
     out = model(ids, labels=ids)
     assert out.logits.shape == (2, 10, 256) and out.hidden_states.shape == (2, 10, 32)
@@ -25,7 +25,7 @@ def test_outputs_and_loss_shift():
 
 
 def test_encoder_loss_is_per_token_with_ignore():
-    model = Transformer(ModelConfig.preset("tiny", causal=False))
+    model = Transformer(ModelConfig.preset("micro", causal=False))
     ids = torch.randint(0, 256, (1, 6))
     labels = torch.full_like(ids, -100)
     labels[0, 2] = 7
@@ -35,14 +35,14 @@ def test_encoder_loss_is_per_token_with_ignore():
 
 
 def test_tied_embeddings():
-    model = Transformer(ModelConfig.preset("tiny"))
+    model = Transformer(ModelConfig.preset("micro"))
     assert model.lm_head.weight is model.wte.weight
-    untied = Transformer(ModelConfig.preset("tiny", tie_embeddings=False))
+    untied = Transformer(ModelConfig.preset("micro", tie_embeddings=False))
     assert untied.lm_head.weight is not untied.wte.weight
 
 
 def test_token_id_outside_vocabulary_is_a_value_error():
-    model = Transformer(ModelConfig.preset("tiny", vocab_size=100))
+    model = Transformer(ModelConfig.preset("micro", vocab_size=100))
     with pytest.raises(
         ValueError, match=r"token id 100 is outside the vocabulary of 100 ids \(0–99\)"
     ):
@@ -52,7 +52,7 @@ def test_token_id_outside_vocabulary_is_a_value_error():
 
 
 def test_sequence_past_the_table_raises_before_lookup():
-    model = Transformer(ModelConfig.preset("tiny", max_positions=16))
+    model = Transformer(ModelConfig.preset("micro", max_positions=16))
     with pytest.raises(
         PositionOutOfRangeError, match="position 19 is past the end of the learned table \\(16"
     ):
@@ -66,20 +66,20 @@ def test_sequence_past_the_table_raises_before_lookup():
 
 def test_overflow_policy_reaches_the_model():
     model = Transformer(
-        ModelConfig.preset("tiny", max_positions=8, position_options={"overflow": "clamp"})
+        ModelConfig.preset("micro", max_positions=8, position_options={"overflow": "clamp"})
     )
     assert model(torch.zeros(1, 12, dtype=torch.long)).logits.shape == (1, 12, 256)
 
 
 @pytest.mark.parametrize("scheme", ["sinusoidal", "rope", "alibi", "t5", "nope"])
 def test_schemes_without_a_table_run_past_max_positions(scheme):
-    model = Transformer(ModelConfig.preset("tiny", max_positions=8, position=scheme))
+    model = Transformer(ModelConfig.preset("micro", max_positions=8, position=scheme))
     assert model(torch.zeros(1, 20, dtype=torch.long)).logits.shape == (1, 20, 256)
 
 
 def test_generate_slides_past_the_table():
     torch.manual_seed(0)
-    model = Transformer(ModelConfig.preset("tiny", max_positions=8))
+    model = Transformer(ModelConfig.preset("micro", max_positions=8))
     out = model.generate(torch.zeros(1, 5, dtype=torch.long), max_new_tokens=12, temperature=0)
     assert out.shape == (1, 17)
     ids = out[:, :12]  # the token after 12 tokens comes from the last 7 of them
@@ -88,7 +88,7 @@ def test_generate_slides_past_the_table():
 
 
 def test_generate_sampling_is_reproducible_and_top_k_restricts():
-    model = Transformer(ModelConfig.preset("tiny"))
+    model = Transformer(ModelConfig.preset("micro"))
     prompt = torch.zeros(1, 3, dtype=torch.long)
     a = model.generate(
         prompt, 8, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(1)
@@ -137,14 +137,14 @@ def test_config_from_dict_rejects_unknown_keys_and_round_trips():
 
 def test_rmsnorm_no_bias_swish_variant_runs():
     model = Transformer(
-        ModelConfig.preset("tiny", norm="rmsnorm", bias=False, activation="silu", position="rope")
+        ModelConfig.preset("micro", norm="rmsnorm", bias=False, activation="silu", position="rope")
     )
     assert not any("bias" in n for n, _ in model.named_parameters())
     assert torch.isfinite(model(torch.zeros(1, 5, dtype=torch.long)).logits).all()
 
 
 def test_labels_are_checked_at_the_boundary():
-    model = Transformer(ModelConfig.preset("tiny"))
+    model = Transformer(ModelConfig.preset("micro"))
     ids = torch.randint(0, 256, (2, 8))
     with pytest.raises(
         ValueError, match=r"labels must have input_ids' shape \(2, 8\), got \(2, 4\)"
@@ -160,7 +160,7 @@ def test_labels_are_checked_at_the_boundary():
 
 
 def test_non_tensor_inputs_and_a_cache_of_another_batch_are_clear_errors():
-    model = Transformer(ModelConfig.preset("tiny")).eval()
+    model = Transformer(ModelConfig.preset("micro")).eval()
     with pytest.raises(TypeError, match="input_ids must be a LongTensor"):
         model([[1, 2, 3]])
     with pytest.raises(TypeError, match="positions must be an integer tensor"):
@@ -171,7 +171,7 @@ def test_non_tensor_inputs_and_a_cache_of_another_batch_are_clear_errors():
 
 
 def test_empty_step_after_a_padded_prefill_with_offset_rows():
-    model = Transformer(ModelConfig.preset("tiny", position_options={"offset": 2})).eval()
+    model = Transformer(ModelConfig.preset("micro", position_options={"offset": 2})).eval()
     mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
     cache = model(torch.randint(0, 256, (2, 4)), attention_mask=mask, use_cache=True).cache
     assert model(torch.zeros(2, 0, dtype=torch.long), cache=cache).logits.shape == (2, 0, 256)
@@ -199,7 +199,7 @@ def test_norm_eps_and_init_std_are_validated(field):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cpu_mask_and_positions_follow_cuda_tokens():
-    model = Transformer(ModelConfig.preset("tiny")).cuda().eval()
+    model = Transformer(ModelConfig.preset("micro")).cuda().eval()
     ids = torch.randint(0, 256, (2, 6), device="cuda")
     out = model(ids, positions=torch.arange(6), attention_mask=torch.ones(2, 6))
     assert out.logits.device.type == "cuda"
@@ -209,7 +209,7 @@ def test_implicit_positions_are_not_read_back_from_the_device(monkeypatch):
     """Positions the model builds itself are range-checked from ints: no tensor read per step."""
     from posemb.positional.base import PositionalScheme
 
-    model = Transformer(ModelConfig.preset("tiny"))
+    model = Transformer(ModelConfig.preset("micro"))
     reads = []
     monkeypatch.setattr(PositionalScheme, "check_positions", lambda self, p: reads.append(p))
     model(torch.zeros(2, 10, dtype=torch.long))

@@ -22,7 +22,7 @@ L, MAX_POS = 16, 64  # training length and table size of the recipe runs
 def init_table(cfg) -> torch.Tensor:
     """The position table a run starts from (the trainer seeds torch, then builds the model)."""
     torch.manual_seed(cfg.train.seed)
-    return posemb.Transformer(cfg.model).pos.weight.detach().clone()
+    return posemb.Transformer(cfg.model).position_table().detach().clone()
 
 
 def trained_table(
@@ -190,9 +190,11 @@ def test_weight_decay_policy(scheme, decay_positions):
     assert decayed.isdisjoint(exempt)
     assert decayed | exempt == set(names.values())  # every parameter exactly once (tied head too)
 
-    positional = {n for n in names.values() if n.startswith(("pos.", "layer_pos."))}
+    positional = {names[id(p)] for p in model.position_parameters()}
     if scheme in ("learned", "t5", "shaw"):
         assert positional, f"{scheme} should have trainable position parameters"
+    # exactly the tensors a checkpoint names pos.* (a shared scheme) or layer_pos.N.* (per layer)
+    assert positional == {n for n in names.values() if n.startswith(("pos.", "layer_pos."))}
     norms_and_biases = {
         n for n in names.values() if n.endswith(".bias") or ".ln_" in n or n.startswith("ln_f")
     }

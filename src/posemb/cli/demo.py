@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         message = f"model(input of {L + 16} tokens) raises PositionOutOfRangeError:\n  {e}"
     _show(shown, title, message)
     heatmap = plot_cosine_heatmap(
-        model.pos.weight.detach(),
+        model.position_table().detach(),
         out / "position_cosine.png",
         title=f"Learned table, trained at L={L}: cosine similarity",
     )

@@ -29,7 +29,7 @@ import string
 import numpy as np
 import torch
 
-from .errors import unknown_name
+from ..positional.checks import unknown
 
 TASKS: tuple[str, ...] = ("copy", "reverse", "sort", "recall")
 IGNORE_INDEX = -100
@@ -62,7 +62,7 @@ class SyntheticTask:
 
     def __init__(self, name: str) -> None:
         if name not in TASKS:
-            raise ValueError(unknown_name("synthetic task", name, TASKS))
+            raise unknown("synthetic task", name, TASKS)
         self.name = name
         self.min_seq_len = _MIN_SEQ_LEN[name]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..files import atomic_write_text
-from .errors import unknown_name
+from ..positional.checks import unknown
 from .paths import inside
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -224,7 +224,7 @@ def build_tokenizer(
     if kind.startswith("bpe:"):
         return BPETokenizer.from_file(kind[len("bpe:") :])
     if kind not in KINDS:
-        raise ValueError(unknown_name("tokenizer kind", kind, (*KINDS, "bpe:PATH")))
+        raise unknown("tokenizer kind", kind, (*KINDS, "bpe:PATH"))
     if kind == "byte":
         return ByteTokenizer()
     if texts is None:
@@ -261,7 +261,7 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
                 return CharTokenizer(vocab)
             except ValueError as err:
                 raise ValueError(f"{str(file)!r}: {err}") from None
-        raise ValueError(unknown_name(f"tokenizer kind in {str(file)!r}:", str(kind), KINDS))
+        raise unknown(f"tokenizer kind in {str(file)!r}:", str(kind), KINDS)
     if isinstance(data, dict) and "model" in data:
         return BPETokenizer(_hf_from_str(text, file))
     raise ValueError(

@@ -21,7 +21,6 @@ Shapes: ``n`` spans, ``S`` span length, ``L`` evaluation length, ``w`` windows (
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import Transformer
+from ..positional.checks import is_int
 from .stats import mean_se
 from .text import EvalText
 
@@ -39,7 +39,7 @@ Advance = Callable[[int], None]  # progress: called with the tokens just run thr
 
 def check_eval_len(eval_len: int) -> None:
     """An evaluation length scores tokens 1 .. L-1 from their prefix: it needs L >= 2."""
-    if isinstance(eval_len, bool) or not isinstance(eval_len, int) or eval_len < 2:
+    if not is_int(eval_len) or eval_len < 2:
         raise ValueError(
             f"evaluation length {eval_len!r} scores no token: a length needs at least 2 tokens "
             "(one of context, one predicted); use lengths >= 2"
@@ -76,23 +76,18 @@ def adapt_model(
     method: str | None = None,
     overflow: str | None = None,
 ) -> Transformer:
-    """A copy of ``model`` whose learned table is extended to ``new_max`` with ``method``,
-    or whose overflow policy is ``overflow``. Schemes without a table are returned as is.
+    """A copy of ``model`` whose table is extended to ``new_max`` with ``method`` (when it is
+    shorter), and/or whose overflow policy is ``overflow``. A model without a table, or one
+    with nothing to change, is returned as it is.
     """
-    scheme = model.scheme(0)
-    if method is None and overflow is None:
-        return model
-    if not hasattr(scheme, "extend"):
+    if model.position_table() is None:
         return model  # sinusoidal/rope/alibi/...: nothing to extend
-    if overflow is None and (new_max is None or new_max <= scheme.max_positions):
+    grow = method is not None and new_max is not None and new_max > model.config.max_positions
+    if not grow and overflow is None:
         return model  # the table already covers new_max: nothing to change
-    new = copy.deepcopy(model)
-    if method is not None and new_max is not None and new_max > scheme.max_positions:
-        new.pos = new.pos.extend(new_max, method)
-        new.config = new.config.replace(max_positions=new_max)
-    if overflow is not None:
-        new.pos.overflow = overflow
-    return new
+    return model.extend_positions(
+        new_max if grow else None, method or "interpolate", overflow=overflow
+    )
 
 
 @torch.no_grad()

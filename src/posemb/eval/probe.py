@@ -11,14 +11,12 @@ differ (a token sees only its prefix, which implies order).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..model import Transformer
-from ..positional.nope import NoPositions
 
 
 @dataclass
@@ -59,17 +57,6 @@ class ProbeResult:
         )
 
 
-def without_positions(model: Transformer) -> Transformer:
-    """A copy of ``model`` whose positional scheme is replaced by NoPE (weights shared by value)."""
-    new = copy.deepcopy(model)
-    if new.pos is not None:
-        new.pos = NoPositions()
-    else:
-        new.layer_pos = torch.nn.ModuleList([NoPositions() for _ in new.layer_pos])
-        new.pos = NoPositions()
-    return new
-
-
 @torch.no_grad()
 def pooled_layers(model: Transformer, ids: list[int]) -> list[torch.Tensor]:
     device = next(model.parameters()).device
@@ -100,6 +87,6 @@ def probe_order(model: Transformer, tokenizer, text_a: str, text_b: str) -> Prob
         model.config.causal,
         model.config.position,
         sims(model),
-        sims(without_positions(model)),
+        sims(model.with_positions("nope")),  # same weights, no positions
         same_tokens=sorted(a) == sorted(b),
     )

@@ -64,7 +64,7 @@ def check_eval_model(
 ) -> None:
     """What the run's model allows: a table to extend, a stride within the sliding window,
     and every length within the table unless something handles the ones past it."""
-    if (extend or overflow) and not hasattr(model.scheme(0), "extend"):
+    if (extend or overflow) and model.position_table() is None:
         raise EvalRequestError(
             f"--extend/--overflow act on a learned table; this run uses {model.config.position}, "
             "which has none (drop the option: it evaluates at any length)"

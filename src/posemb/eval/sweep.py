@@ -16,8 +16,8 @@ from typing import Any
 
 from ..data import build_tokenizer
 from ..files import atomic_write_text
+from ..positional.checks import unknown
 from ..positional.extend import EXTEND_METHODS
-from ..positional.names import unknown
 from ..report import Report, markdown_table
 from ..train import build_config, load_run, train
 from ..train.checkpoint import read_trainer_state
@@ -158,7 +158,7 @@ def _jobs(limit: int | None, lengths: list[int]) -> list[tuple[str | None, str]]
 
 
 def _limit(cfg) -> int | None:
-    return cfg.model.max_positions if cfg.model.position == "learned" else None
+    return cfg.model.max_positions if cfg.model.has_position_table else None
 
 
 def _plan_cost(plan: SweepPlan, out: Path, cfgs: dict) -> int:

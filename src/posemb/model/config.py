@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..positional import SCHEMES, validate_options
-from ..positional.names import unknown
+from ..positional import SCHEMES, scheme_class, validate_options
+from ..positional.checks import check_bool, check_finite, check_positive_int, is_number, unknown
 
 NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu_tanh", "gelu", "relu", "silu")
@@ -43,16 +43,16 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_positions", "n_layer", "n_head", "d_model"):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.d_ff is not None:
-            _positive_int("d_ff", self.d_ff)
+            check_positive_int("d_ff", self.d_ff)
         if self.d_model % self.n_head:
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by n_head={self.n_head}; "
                 "choose d_model as a multiple of n_head (e.g. "
                 f"{self.n_head * max(1, self.d_model // self.n_head)})"
             )
-        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+        if not (is_number(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.position not in SCHEMES:
             raise unknown("positional scheme (model.position)", self.position, SCHEMES)
@@ -74,13 +74,7 @@ class ModelConfig:
                 )
         validate_options(self.position, self.position_options)
         for name in ("norm_eps", "init_std"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 0 <= value < float("inf")
-            ):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            check_finite(name, getattr(self, name), 0)
         if self.position == "rope" and self.head_dim % 2:
             raise ValueError(f"rope needs an even head width; d_model/n_head = {self.head_dim}")
         for name, value, choices in (
@@ -91,8 +85,7 @@ class ModelConfig:
             if value not in choices:
                 raise unknown(f"{name} (model.{name})", value, choices)
         for name in ("causal", "bias", "tie_embeddings"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            check_bool(name, getattr(self, name), "true or false")
 
     @property
     def head_dim(self) -> int:
@@ -135,11 +128,21 @@ class ModelConfig:
             raise unknown("model preset", name, PRESETS)
         return cls.from_dict({**PRESETS[name], **overrides})
 
+    @property
+    def has_position_table(self) -> bool:
+        """The scheme serves positions from a table of ``max_positions`` rows (``learned``):
+        positions past it need an extension, an overflow policy or a sliding window."""
+        return scheme_class(self.position).has_table
 
+
+# Architectures by name. A run preset (posemb train --preset NAME) trains the model preset of
+# the same name: one name, one model.
 PRESETS: dict[str, dict[str, Any]] = {
-    # a few thousand parameters: unit tests
-    "tiny": dict(vocab_size=256, max_positions=64, n_layer=2, n_head=2, d_model=32),
-    # the CPU demo's model: byte-level, ~0.8 M parameters
+    # 36 k parameters: unit tests, quick experiments in a notebook
+    "micro": dict(vocab_size=256, max_positions=64, n_layer=2, n_head=2, d_model=32),
+    # byte-level, 0.46 M parameters: the `tiny` run preset, trained in minutes on 2 CPU cores
+    "tiny": dict(vocab_size=256, max_positions=256, n_layer=2, n_head=4, d_model=128),
+    # byte-level, 0.86 M parameters: the shape of nanoGPT's CPU recipe (4 layers x 128)
     "small": dict(vocab_size=256, max_positions=256, n_layer=4, n_head=4, d_model=128),
     # nanoGPT's baby GPT for shakespeare_char (vocab set from the data)
     "shakespeare-char": dict(
@@ -150,8 +153,3 @@ PRESETS: dict[str, dict[str, Any]] = {
     # GPT-2 124M shape with nanoGPT's padded vocab, for training benchmarks
     "gpt2-124m": dict(vocab_size=50304, max_positions=1024, n_layer=12, n_head=12, d_model=768),
 }
-
-
-def _positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

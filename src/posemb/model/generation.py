@@ -5,10 +5,10 @@ Notation: ``b`` batch, ``t`` tokens so far, ``V`` vocabulary.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
+
+from ..positional.checks import check_int, is_finite_number, is_int
 
 
 def sample_next(
@@ -24,10 +24,6 @@ def sample_next(
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, 1, generator=generator)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def generate(
@@ -49,18 +45,15 @@ def generate(
             "generate needs a prompt of at least one token, input_ids [batch, length >= 1]; got "
             f"{shape}"
         )
-    if not _is_int(max_new_tokens) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-    if not (
-        isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0
-    ):
+    check_int("max_new_tokens", max_new_tokens, minimum=0)
+    if not (is_finite_number(temperature) and temperature >= 0):
         raise ValueError(
             f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}"
         )
-    if top_k is not None and (not _is_int(top_k) or top_k < 1):
-        raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+    if top_k is not None:
+        check_int("top_k", top_k, minimum=1)
     if vocab_size is not None and (
-        not _is_int(vocab_size) or not 1 <= vocab_size <= model.config.vocab_size
+        not is_int(vocab_size) or not 1 <= vocab_size <= model.config.vocab_size
     ):
         raise ValueError(
             f"vocab_size must be an integer in [1, {model.config.vocab_size}] (the model's "

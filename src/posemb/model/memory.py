@@ -29,7 +29,7 @@ def _size_terms(cfg: ModelConfig) -> dict[str, int]:
         "model.vocab_size x model.d_model": cfg.vocab_size * d * (1 if cfg.tie_embeddings else 2),
         f"model.n_layer x {width}": cfg.n_layer * (4 * d * d + 2 * d * ff),
     }
-    if cfg.position == "learned":
+    if cfg.has_position_table:
         rows = cfg.max_positions + int(cfg.position_options.get("offset", 0) or 0)
         terms["model.max_positions x model.d_model"] = rows * d
     return terms

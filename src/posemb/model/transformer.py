@@ -11,18 +11,21 @@ tokens, ``s`` keys (cache + new), ``d`` width, ``V`` vocabulary.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..positional import build_scheme
+from ..positional import TABLE_SCHEMES, build_scheme
 from ..positional.base import PositionalScheme
-from ..positional.learned import check_attention_mask, position_ids_from_mask
+from ..positional.learned import position_ids_from_mask
 from .attention import AttentionContext, SelfAttention
 from .config import ModelConfig
+from .inputs import check_input_ids, check_labels, check_positions, padding_mask
 from .memory import check_model_fits
 
 
@@ -97,6 +100,19 @@ class Block(nn.Module):
         return x, kv
 
 
+def build_positions(cfg: ModelConfig) -> tuple[PositionalScheme | None, nn.ModuleList | None]:
+    """``(pos, layer_pos)``: one scheme shared by every layer, or one per layer (Shaw)."""
+    context = cfg.scheme_context()
+    first = build_scheme(cfg.position, **context, **cfg.position_options)
+    if not first.per_layer:
+        return first, None
+    rest = [
+        build_scheme(cfg.position, **context, **cfg.position_options)
+        for _ in range(cfg.n_layer - 1)
+    ]
+    return None, nn.ModuleList([first, *rest])
+
+
 class Transformer(nn.Module):
     """Causal LM or bidirectional encoder with a pluggable positional scheme.
 
@@ -118,19 +134,7 @@ class Transformer(nn.Module):
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
-        context = cfg.scheme_context()
-        first = build_scheme(cfg.position, **context, **cfg.position_options)
-        if first.per_layer:  # one scheme per layer (Shaw); none shared
-            self.pos = None
-            self.layer_pos = nn.ModuleList(
-                [first]
-                + [
-                    build_scheme(cfg.position, **context, **cfg.position_options)
-                    for _ in range(cfg.n_layer - 1)
-                ]
-            )
-        else:
-            self.pos, self.layer_pos = first, None
+        self.pos, self.layer_pos = build_positions(cfg)  # state-dict keys pos.*, layer_pos.N.*
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
         self.ln_f = make_norm(cfg)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
@@ -154,16 +158,98 @@ class Transformer(nn.Module):
             for proj in (block.attn.proj, block.mlp.proj):
                 nn.init.normal_(proj.weight, 0.0, std / math.sqrt(2 * self.config.n_layer))
 
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # -- positions: the only way other modules reach the positional scheme ------------------------
     def scheme(self, layer: int = 0) -> PositionalScheme:
+        """The scheme layer ``layer`` uses (the shared one, unless the scheme is per layer)."""
         return self.pos if self.pos is not None else self.layer_pos[layer]
+
+    def position_schemes(self) -> list[PositionalScheme]:
+        """Every scheme module: the shared one, or one per layer (Shaw)."""
+        return [self.pos] if self.pos is not None else list(self.layer_pos)
 
     @property
     def position_limit(self) -> int | None:
         """Positions this model cannot serve start here (None: no limit)."""
         return self.scheme(0).position_limit
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+    def position_parameters(self) -> list[nn.Parameter]:
+        """The scheme's trained parameters (a learned table, T5's or Shaw's tables); empty
+        for fixed schemes. Weight decay leaves them alone unless ``train.decay_positions``."""
+        return [p for scheme in self.position_schemes() for p in scheme.parameters()]
+
+    def position_table(self) -> Tensor | None:
+        """The table of absolute positions ``[offset + max_positions, d]`` (the parameter
+        itself: detach it to plot it), or None when the scheme has none."""
+        return self.scheme(0).table
+
+    def with_positions(self, name: str, **options: Any) -> Transformer:
+        """A copy of this model whose positions come from the scheme ``name`` (fresh, built
+        with ``options``); every other weight is copied. This model is untouched.
+
+        Example: ``model.with_positions("nope")`` is the same network without positions
+        (the order probe's control).
+        """
+        cfg = self.config.replace(position=name, position_options=options)
+        return self._copy_with(cfg, *build_positions(cfg))
+
+    def extend_positions(
+        self,
+        new_max: int | None = None,
+        method: str = "interpolate",
+        *,
+        overflow: str | None = None,
+        **options: Any,
+    ) -> Transformer:
+        """A copy of this model whose table serves ``new_max`` positions, and/or has the
+        overflow policy ``overflow``; its config says so. This model is untouched.
+
+        Args:
+            new_max: positions of the new table (reserved offset rows not counted); smaller
+                than now crops, None keeps the size.
+            method: one of ``posemb.EXTEND_METHODS`` (see :func:`posemb.extend_table`).
+            overflow: ``"error"``, ``"clamp"`` or ``"wrap"``; None keeps the policy.
+            **options: options of the method (``generator``, ``std``, ...): fresh ``random``
+                rows are drawn with the table's init std unless ``std`` is given.
+
+        Raises:
+            ValueError: the scheme has no table (only ``TABLE_SCHEMES`` do).
+
+        Example::
+
+            longer = model.extend_positions(1024, "interpolate")
+            clamped = model.extend_positions(overflow="clamp")
+        """
+        if not self.scheme(0).has_table:
+            raise ValueError(
+                f"model.position={self.config.position!r} has no table of positions to extend "
+                f"or to give an overflow policy (schemes with one: {', '.join(TABLE_SCHEMES)})"
+            )
+        new_max = self.config.max_positions if new_max is None else new_max
+        grown = [
+            s.extend(new_max, method, overflow=overflow, **options) for s in self.position_schemes()
+        ]
+        opts = dict(self.config.position_options)
+        if overflow is not None:
+            opts["overflow"] = overflow
+        cfg = self.config.replace(max_positions=new_max, position_options=opts)
+        if self.pos is not None:
+            return self._copy_with(cfg, grown[0], None)
+        return self._copy_with(cfg, None, nn.ModuleList(grown))
+
+    def _copy_with(
+        self, cfg: ModelConfig, pos: PositionalScheme | None, layer_pos: nn.ModuleList | None
+    ) -> Transformer:
+        """A copy of this model (weights copied, not shared) with ``cfg`` and these schemes."""
+        new = copy.deepcopy(self)
+        ref = self.wte.weight
+        for module in (pos, layer_pos):
+            if module is not None:
+                module.to(device=ref.device, dtype=ref.dtype).train(self.training)
+        new.config, new.pos, new.layer_pos = cfg, pos, layer_pos
+        return new
 
     # -- run folders (Hugging Face's names) --------------------------------------------------
     def save_pretrained(self, save_directory, tokenizer=None):
@@ -210,16 +296,16 @@ class Transformer(nn.Module):
                 block's output (the last one after the final norm) instead of only the last.
         """
         cfg = self.config
-        b, t = self._check_inputs(input_ids)
+        b, t = check_input_ids(input_ids, cfg.vocab_size)
         if labels is not None:
-            self._check_labels(labels, input_ids)
+            check_labels(labels, input_ids, cfg.causal, cfg.vocab_size)
         past = cache.length if cache is not None else 0
         # masks and positions built on the CPU for a model on an accelerator: follow the tokens
         if isinstance(attention_mask, Tensor):
             attention_mask = attention_mask.to(input_ids.device)
         if isinstance(positions, Tensor):
             positions = positions.to(input_ids.device)
-        key_mask = self._key_mask(attention_mask, cache, b, t, past)
+        key_mask = padding_mask(attention_mask, cache, b, t, past)
 
         host_known = positions is None and key_mask is None
         if positions is None:
@@ -227,7 +313,7 @@ class Transformer(nn.Module):
                 positions = position_ids_from_mask(key_mask, past_length=past)
             else:
                 positions = torch.arange(past, past + t, device=input_ids.device).unsqueeze(0)
-        positions = self._check_positions(positions, b, t, host_known, past)
+        positions = check_positions(positions, self.scheme(0), b, t, host_known, past)
 
         x = self.wte(input_ids)  # [b, t, d]
         first = self.scheme(0)
@@ -273,119 +359,7 @@ class Transformer(nn.Module):
             logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100
         )
 
-    # -- boundary checks ---------------------------------------------------------------------------
-    def _check_inputs(self, input_ids: Tensor) -> tuple[int, int]:
-        if not isinstance(input_ids, Tensor):
-            raise TypeError(
-                f"input_ids must be a LongTensor [batch, length], got {type(input_ids).__name__} "
-                "(wrap it: torch.tensor([ids]))"
-            )
-        if input_ids.dim() != 2:
-            raise ValueError(
-                f"input_ids must be [batch, length], got shape {tuple(input_ids.shape)} "
-                "(add a batch dimension: ids.unsqueeze(0))"
-            )
-        if input_ids.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
-        if not torch.compiler.is_compiling() and input_ids.numel():
-            lo, hi = (int(v) for v in torch.aminmax(input_ids.detach()))
-            vocab = self.config.vocab_size
-            if hi >= vocab or lo < 0:
-                bad = hi if hi >= vocab else lo
-                raise ValueError(
-                    f"token id {bad} is outside the vocabulary of {vocab} ids (0–{vocab - 1}); "
-                    "encode with the model's own tokenizer or raise model.vocab_size"
-                )
-        return input_ids.shape
-
-    def _check_labels(self, labels: Tensor, input_ids: Tensor) -> None:
-        if not isinstance(labels, Tensor) or labels.shape != input_ids.shape:
-            shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
-            raise ValueError(
-                f"labels must have input_ids' shape {tuple(input_ids.shape)}, got {shape} "
-                "(causal LM: pass the input ids themselves; the model shifts them)"
-            )
-        if labels.dtype not in (torch.int64, torch.int32):
-            raise TypeError(
-                f"labels must be an integer tensor (-100 = no loss), got {labels.dtype}"
-            )
-        if torch.compiler.is_compiling():
-            return
-        causal = self.config.causal
-        scored = labels[:, 1:] if causal else labels  # a causal LM scores tokens 1 .. t-1
-        if scored.numel() == 0 or not bool((scored != -100).any()):
-            need = "two tokens (position i predicts token i+1)" if causal else "one token"
-            raise ValueError(
-                f"labels {tuple(labels.shape)} leave no token to score (a loss over zero tokens "
-                f"is NaN): give each forward with labels at least {need} whose label is not -100"
-            )
-        vocab = self.config.vocab_size
-        lo, hi = (int(v) for v in torch.aminmax(labels.detach().masked_fill(labels == -100, 0)))
-        if hi >= vocab or lo < 0:
-            raise ValueError(
-                f"label {hi if hi >= vocab else lo} is outside the vocabulary of {vocab} ids "
-                f"(0–{vocab - 1}); "
-                "use -100 for tokens without loss"
-            )
-
-    def _check_positions(
-        self, positions: Tensor, b: int, t: int, host_known: bool, past: int
-    ) -> Tensor:
-        if not isinstance(positions, Tensor):
-            raise TypeError(
-                "positions must be an integer tensor [batch, length] or [length], got "
-                f"{type(positions).__name__}"
-            )
-        if positions.dim() == 1:
-            positions = positions.unsqueeze(0)  # [1, t]
-        if positions.dim() != 2 or positions.shape[-1] != t or positions.shape[0] not in (1, b):
-            raise ValueError(
-                f"positions must be [batch, length] or [length] matching input_ids [{b}, {t}], "
-                f"got shape {tuple(positions.shape)}"
-            )
-        if positions.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"positions must be an integer tensor, got {positions.dtype}")
-        first = self.scheme(0)
-        if host_known:  # past .. past+t-1: checked from ints, no sync, no graph break
-            first.check_position_range(past, past + t - 1)
-        elif not torch.compiler.is_compiling():
-            first.check_positions(positions)
-        return positions.long()
-
-    def _key_mask(self, attention_mask, cache, b, t, past) -> Tensor | None:
-        if cache is not None and cache.layers and cache.layers[0][0].shape[0] != b:
-            raise ValueError(
-                f"the cache holds a batch of {cache.layers[0][0].shape[0]} rows but input_ids has "
-                f"{b}; "
-                "continue a cache with the same batch it was built with"
-            )
-        if attention_mask is None:
-            if cache is not None and cache.key_mask is not None:
-                ones = torch.ones(b, t, dtype=torch.bool, device=cache.key_mask.device)
-                return torch.cat((cache.key_mask, ones), dim=1)
-            return None
-        if not torch.compiler.is_compiling():
-            check_attention_mask(attention_mask)  # 1 = token, 0 = padding; never NaN
-        if (
-            attention_mask.dim() != 2
-            or attention_mask.shape[0] != b
-            or attention_mask.shape[1] not in (t, past + t)
-        ):
-            raise ValueError(
-                f"attention_mask must be [batch, length] = [{b}, {t}] (or [{b}, {past + t}] with "
-                f"a cache of {past}), got shape {tuple(attention_mask.shape)}"
-            )
-        mask = attention_mask.to(torch.bool)
-        if mask.shape[1] == t and past > 0:
-            prev = (
-                cache.key_mask
-                if cache.key_mask is not None
-                else torch.ones(b, past, dtype=torch.bool, device=mask.device)
-            )
-            mask = torch.cat((prev, mask), dim=1)
-        return mask
-
-    # -- generation --------------------------------------------------------------------------------
+    # -- generation --------------------------------------------------------------------------
     @torch.no_grad()
     def generate(
         self,

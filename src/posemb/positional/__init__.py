@@ -11,9 +11,9 @@ import inspect
 
 from .alibi import ALiBi
 from .base import PositionalScheme
+from .checks import unknown
 from .extend import EXTEND_METHODS, extend_table
 from .learned import LearnedAbsolutePositionalEmbedding, PositionOutOfRangeError
-from .names import unknown
 from .nope import NoPositions
 from .rope import RotaryPositionalEmbedding
 from .shaw import ShawRelativePosition
@@ -30,6 +30,9 @@ REGISTRY: dict[str, type[PositionalScheme]] = {
     "nope": NoPositions,
 }
 SCHEMES: tuple[str, ...] = tuple(REGISTRY)
+# Schemes with a table of absolute positions (extend, overflow), for messages; code asks the
+# flag (``scheme.has_table``), never the name.
+TABLE_SCHEMES: tuple[str, ...] = tuple(n for n, cls in REGISTRY.items() if cls.has_table)
 
 # Context the model supplies to every scheme; a scheme's constructor takes those it needs.
 CONTEXT_KEYS = ("dim", "n_heads", "head_dim", "max_positions", "causal")
@@ -92,6 +95,7 @@ def build_scheme(name: str, **options) -> PositionalScheme:
 __all__ = [
     "EXTEND_METHODS",
     "SCHEMES",
+    "TABLE_SCHEMES",
     "ALiBi",
     "LearnedAbsolutePositionalEmbedding",
     "NoPositions",

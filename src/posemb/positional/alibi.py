@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from .base import PositionalScheme, ScoreMod, batched
+from .checks import check_bool, check_int
 
 
 def alibi_slopes(n_heads: int) -> Tensor:
@@ -38,8 +39,7 @@ def alibi_slopes(n_heads: int) -> Tensor:
     Returns:
         ``[h]`` float32 slopes, largest first.
     """
-    if isinstance(n_heads, bool) or not isinstance(n_heads, int) or n_heads < 1:
-        raise ValueError(f"n_heads must be an integer >= 1, got {n_heads!r}")
+    check_int("n_heads", n_heads, minimum=1)
 
     def geometric(n: int) -> list[float]:  # n a power of two: start 2^(-8/n), ratio 2^(-8/n)
         return [2.0 ** (-8.0 * (i + 1) / n) for i in range(n)]
@@ -89,8 +89,7 @@ class ALiBi(PositionalScheme):
 
     def __init__(self, n_heads: int, *, causal: bool = True) -> None:
         super().__init__()
-        if not isinstance(causal, bool):
-            raise ValueError(f"causal must be True or False, got {causal!r}")
+        check_bool("causal", causal)
         self.n_heads, self.causal = n_heads, causal
         self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)  # [h]
 

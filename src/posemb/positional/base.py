@@ -13,6 +13,11 @@ hooks and never branches on a scheme's name (x-transformers' design, kept small)
 
 A scheme that uses no hook (NoPE) is a real object too.
 
+One capability beside the hooks: ``has_table`` -- the scheme serves absolute positions from
+a table of rows (the learned table): it has a ``table``, an ``overflow`` policy for positions
+past its end, and ``extend(new_max, method)`` returns a copy grown (or cropped) to
+``new_max`` positions. Callers ask the flag, never the scheme's name.
+
 Notation used across posemb: ``b`` batch, ``t`` query length, ``s`` key length (cache
 included), ``h`` heads, ``d`` model width, ``dh`` head width.
 """
@@ -39,6 +44,7 @@ class PositionalScheme(nn.Module):
     Subclasses set the class flags for the hooks they implement and override those hooks.
     ``per_layer`` asks the model for one instance per attention layer (Shaw et al. learn
     relative embeddings per layer); otherwise one instance is shared by all layers.
+    ``has_table`` schemes override ``table`` and ``extend``.
     """
 
     name: ClassVar[str] = "base"
@@ -46,6 +52,7 @@ class PositionalScheme(nn.Module):
     rotates_qk: ClassVar[bool] = False
     biases_logits: ClassVar[bool] = False
     per_layer: ClassVar[bool] = False
+    has_table: ClassVar[bool] = False
 
     # -- range contract -----------------------------------------------------------------
     @property
@@ -65,6 +72,18 @@ class PositionalScheme(nn.Module):
             return
         lo, hi = torch.aminmax(positions.detach())
         self.check_position_range(int(lo), int(hi))
+
+    # -- the table of a has_table scheme ----------------------------------------------------
+    @property
+    def table(self) -> Tensor | None:
+        """The ``[rows, d]`` table of absolute positions (the parameter itself), or None."""
+        return None
+
+    def extend(
+        self, new_max: int, method: str = "interpolate", *, overflow: str | None = None, **options
+    ) -> PositionalScheme:
+        """A copy serving ``new_max`` positions (and ``overflow``); ``has_table`` schemes only."""
+        raise TypeError(f"scheme {self.name!r} has no position table to extend")
 
     # -- hook 1: add to the input ---------------------------------------------------------
     def embed_positions(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:

@@ -14,13 +14,13 @@ Notation: ``b`` batch, ``t`` length, ``d`` width.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from .base import PositionalScheme
+from .checks import check_finite, check_int, is_int
 from .extend import EXTEND_METHODS, extend_table
 from .memory import check_fits, tensor_bytes
 from .sinusoidal import sinusoidal_table
@@ -107,6 +107,7 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
 
     name = "learned"
     adds_to_input = True
+    has_table = True
 
     def __init__(
         self,
@@ -119,17 +120,16 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         overflow: Overflow = "error",
     ) -> None:
         super().__init__()
-        _check_int("max_positions", max_positions, minimum=1)
-        _check_int("dim", dim, minimum=1)
-        _check_int("offset", offset, minimum=0)
+        check_int("max_positions", max_positions, minimum=1)
+        check_int("dim", dim, minimum=1)
+        check_int("offset", offset, minimum=0)
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
         if overflow not in OVERFLOWS:
             raise ValueError(
                 f"unknown overflow policy {overflow!r}; choose one of {', '.join(OVERFLOWS)}"
             )
-        if not (isinstance(std, (int, float)) and math.isfinite(std) and std >= 0):
-            raise ValueError(f"std must be a finite number >= 0, got {std!r}")
+        check_finite("std", std, 0)
         rows = offset + max_positions
         check_fits(
             tensor_bytes(rows * dim),
@@ -179,11 +179,7 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
                     f"{tuple(attention_mask.shape)}"
                 )
             s = attention_mask.shape[1]
-            if (
-                isinstance(past_length, bool)
-                or not isinstance(past_length, int)
-                or not 0 <= past_length <= s
-            ):
+            if not is_int(past_length) or not 0 <= past_length <= s:
                 raise ValueError(
                     f"past_length must be an integer in [0, {s}]: the mask covers the cached "
                     f"slots too ([batch, past_length + new]), got past_length={past_length!r} for "
@@ -198,8 +194,8 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             return position_ids_from_mask(attention_mask, past_length)
         if seq_len is None:
             raise ValueError("position_ids() needs attention_mask or seq_len")
-        _check_int("seq_len", seq_len, minimum=0)
-        _check_int("past_length", past_length, minimum=0)
+        check_int("seq_len", seq_len, minimum=0)
+        check_int("past_length", past_length, minimum=0)
         return torch.arange(
             past_length, past_length + seq_len, device=self.weight.device
         ).unsqueeze(0)
@@ -272,15 +268,33 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             check_attention_mask(attention_mask)
         return nn.functional.embedding(self.table_index(positions, attention_mask), self.weight)
 
-    # -- extension ---------------------------------------------------------------------------------
+    # -- the table and its extension --------------------------------------------------------------
+    @property
+    def table(self) -> Tensor:
+        """The ``[offset + max_positions, dim]`` parameter (reserved rows first)."""
+        return self.weight
+
     def extend(
-        self, new_max: int, method: str = "interpolate", **options
+        self,
+        new_max: int,
+        method: str = "interpolate",
+        *,
+        overflow: Overflow | None = None,
+        **options,
     ) -> LearnedAbsolutePositionalEmbedding:
         """A new module serving ``new_max`` positions; this one is left untouched.
 
-        Reserved offset rows are kept exactly. See :func:`posemb.extend_table` for methods.
+        Reserved offset rows are kept exactly. See :func:`posemb.extend_table` for methods
+        and their ``options``; fresh ``random`` rows are drawn with this table's init ``std``
+        unless ``std`` is given. ``new_max`` below ``max_positions`` crops the table, and
+        equal to it copies it (with ``overflow``: the same table under another policy).
+
+        Example::
+
+            pe.extend(4096, "interpolate")        # 4096 positions, the old ones resampled
+            pe.extend(pe.max_positions, overflow="clamp")   # same rows, clamp past the end
         """
-        _check_int("new_max", new_max, minimum=1)
+        check_int("new_max", new_max, minimum=1)
         if method == "random":
             options.setdefault("std", self.std)  # fresh rows drawn like this table's init
         new = LearnedAbsolutePositionalEmbedding(
@@ -289,7 +303,7 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             init=self.init,
             std=self.std,
             offset=self.offset,
-            overflow=self.overflow,
+            overflow=self.overflow if overflow is None else overflow,
         )
         with torch.no_grad():
             table = extend_table(
@@ -326,7 +340,7 @@ def check_attention_mask(attention_mask: object) -> None:
 
 
 def _positions_from_sequence(values: list | tuple, device: torch.device) -> Tensor:
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in _flatten(values)):
+    if not all(is_int(v) for v in _flatten(values)):
         raise TypeError(
             f"positions given as a list must hold ints only (e.g. [0, 1, 2]), got {values!r:.80}"
         )
@@ -344,8 +358,3 @@ def _flatten(values):
             yield from _flatten(v)
         else:
             yield v
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -30,12 +30,11 @@ Notation: ``b`` batch, ``t`` query length, ``s`` key length, ``h`` heads, ``dh``
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from .base import PositionalScheme
+from .checks import check_bool, is_finite_number, is_int
 
 
 def rope_angles(positions: Tensor, dim: int, base: float = 10000.0, scale: float = 1.0) -> Tensor:
@@ -131,21 +130,15 @@ class RotaryPositionalEmbedding(PositionalScheme):
         scale: float = 1.0,
     ) -> None:
         super().__init__()
-        if (
-            isinstance(head_dim, bool)
-            or not isinstance(head_dim, int)
-            or head_dim <= 0
-            or head_dim % 2
-        ):
+        if not is_int(head_dim) or head_dim <= 0 or head_dim % 2:
             raise ValueError(f"RoPE needs a positive even head_dim, got {head_dim!r}")
-        if not (_is_number(base) and 1.0 < base < math.inf):
+        if not (is_finite_number(base) and base > 1.0):
             raise ValueError(f"base must be a finite number > 1, got {base!r}")
-        if not (_is_number(scale) and 0.0 < scale < math.inf):
+        if not (is_finite_number(scale) and scale > 0.0):
             raise ValueError(
                 f"scale must be a finite number > 0, got {scale!r} (1.0: no interpolation)"
             )
-        if not isinstance(interleaved, bool):
-            raise ValueError(f"interleaved must be True or False, got {interleaved!r}")
+        check_bool("interleaved", interleaved)
         self.head_dim, self.base = head_dim, float(base)
         self.interleaved, self.scale = bool(interleaved), float(scale)
 
@@ -168,7 +161,3 @@ class RotaryPositionalEmbedding(PositionalScheme):
             f"head_dim={self.head_dim}, base={self.base}, interleaved={self.interleaved}, "
             f"scale={self.scale}, {super().extra_repr()}"
         )
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

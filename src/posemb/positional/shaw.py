@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import PositionalScheme, ScoreMod, batched
+from .checks import check_int
 from .memory import check_fits, tensor_bytes
 
 
@@ -103,9 +104,8 @@ class ShawRelativePosition(PositionalScheme):
 
     def __init__(self, head_dim: int, *, max_distance: int = 16) -> None:
         super().__init__()
-        for key, value, low in (("head_dim", head_dim, 1), ("max_distance", max_distance, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
+        check_int("head_dim", head_dim, minimum=1)
+        check_int("max_distance", max_distance, minimum=0)
         check_fits(
             tensor_bytes((2 * max_distance + 1) * head_dim),
             f"a Shaw table of {2 * max_distance + 1} x {head_dim} (2 max_distance + 1 x head_dim)",

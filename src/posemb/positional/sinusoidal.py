@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .base import PositionalScheme
+from .checks import is_finite_number, is_int
 
 
 def sinusoidal_encoding(positions: Tensor, dim: int, base: float = 10000.0) -> Tensor:
@@ -65,15 +66,10 @@ class SinusoidalPositionalEmbedding(PositionalScheme):
 
     def __init__(self, dim: int, *, base: float = 10000.0, scale: float = 0.02) -> None:
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+        if not is_int(dim) or dim <= 0:
             raise ValueError(f"dim must be positive (an integer), got {dim!r}")
         for key, value, low in (("base", base, 1.0), ("scale", scale, None)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or (low is not None and value <= low)
-            ):
+            if not is_finite_number(value) or (low is not None and value <= low):
                 raise ValueError(
                     f"{key} must be a finite number{f' > {low:g}' if low is not None else ''}, "
                     f"got {value!r}"

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from .base import PositionalScheme, ScoreMod, batched
+from .checks import check_bool, check_int
 from .memory import check_fits, tensor_bytes
 
 
@@ -95,8 +96,7 @@ class T5RelativeBias(PositionalScheme):
         max_distance: int = 128,
     ) -> None:
         super().__init__()
-        if not isinstance(causal, bool):
-            raise ValueError(f"causal must be True or False, got {causal!r}")
+        check_bool("causal", causal)
         low_buckets = 2 if causal else 4  # at least one exact bucket per side
         checks = (
             ("n_heads", n_heads, 1),
@@ -104,8 +104,7 @@ class T5RelativeBias(PositionalScheme):
             ("max_distance", max_distance, 1),
         )
         for key, value, low in checks:
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
+            check_int(key, value, minimum=low)
         exact = num_buckets // 2 if causal else num_buckets // 4
         if max_distance <= exact:
             raise ValueError(

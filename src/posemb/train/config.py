@@ -8,14 +8,21 @@ values are errors naming the key and the closest valid one.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..model.config import PRESETS as MODEL_PRESETS
 from ..model.config import ModelConfig
-from ..positional.names import unknown
+from ..positional.checks import (
+    check_bool,
+    check_finite,
+    check_int,
+    check_positive_int,
+    is_int,
+    unknown,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,23 +36,11 @@ SEED_MAX = 2**63 - 1  # seeds reach torch (int64) and numpy: 0 .. 2**63 - 1
 
 def check_seed(name: str, value: object) -> int:
     """A seed in ``0 .. 2**63 - 1`` (what torch and numpy both take); else a ValueError."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+    if not is_int(value) or not 0 <= value <= SEED_MAX:
         raise ValueError(
             f"{name} must be an integer from 0 to {SEED_MAX} (2**63 - 1), got {value!r}"
         )
     return value
-
-
-def _finite(name: str, value: object, low: float, high: float = math.inf) -> None:
-    """A finite number in ``[low, high)`` (nan and inf never are)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or not low <= value < high
-    ):
-        where = f">= {low}" if high == math.inf else f"in [{low}, {high})"
-        raise ValueError(f"{name} must be a finite number {where}, got {value!r}")
 
 
 @dataclass(kw_only=True)
@@ -94,24 +89,15 @@ class TrainConfig:
             "checkpoint_every",
             "log_every",
         ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"train.{name} must be a positive integer, got {v!r}")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(
-                f"train.warmup_steps must be an integer >= 0, got {self.warmup_steps!r}"
-            )
+            check_positive_int(f"train.{name}", getattr(self, name))
+        check_int("train.warmup_steps", self.warmup_steps, minimum=0)
         for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
-            _finite(f"train.{name}", getattr(self, name), 0.0)
+            check_finite(f"train.{name}", getattr(self, name), 0.0)
         for name in ("beta1", "beta2"):
-            _finite(f"train.{name}", getattr(self, name), 0.0, 1.0)
+            check_finite(f"train.{name}", getattr(self, name), 0.0, 1.0)
         check_seed("train.seed", self.seed)
-        if not isinstance(self.progress, bool):
-            raise ValueError(f"train.progress must be true or false, got {self.progress!r}")
-        if not isinstance(self.decay_positions, bool):
-            raise ValueError(
-                f"train.decay_positions must be true or false, got {self.decay_positions!r}"
-            )
+        check_bool("train.progress", self.progress, "true or false")
+        check_bool("train.decay_positions", self.decay_positions, "true or false")
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"train.batch_size={self.batch_size} is not divisible by "
@@ -140,10 +126,8 @@ class DataConfig:
         for name in ("source", "tokenizer", "cache_dir"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"data.{name} must be a string, got {getattr(self, name)!r}")
-        v = self.vocab_size
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"data.vocab_size must be a positive integer, got {v!r}")
-        _finite("data.val_fraction", self.val_fraction, 0.0, 1.0)
+        check_positive_int("data.vocab_size", self.vocab_size)
+        check_finite("data.val_fraction", self.val_fraction, 0.0, 1.0)
 
 
 @dataclass(kw_only=True)
@@ -185,15 +169,12 @@ class RunConfig:
 GROUPS = ("model", "train", "data")
 _CLASSES = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
 
-# Run presets: a model preset plus training settings.
+# Run presets: "model" names a model preset (posemb.ModelConfig.preset, where architectures
+# live), the other keys are training and data settings.
 PRESETS: dict[str, dict[str, Any]] = {
     # the CPU demo: a few minutes on 2 cores
     "tiny": {
-        "model.vocab_size": 256,
-        "model.max_positions": 256,
-        "model.n_layer": 2,
-        "model.n_head": 4,
-        "model.d_model": 128,
+        "model": "tiny",
         "train.seq_len": 128,
         "train.batch_size": 16,
         "train.max_steps": 300,
@@ -205,13 +186,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # nanoGPT's baby GPT on shakespeare_char (config/train_shakespeare_char.py)
     "shakespeare-char": {
-        "model.vocab_size": 65,
-        "model.max_positions": 256,
-        "model.n_layer": 6,
-        "model.n_head": 6,
-        "model.d_model": 384,
-        "model.dropout": 0.2,
-        "model.bias": False,
+        "model": "shakespeare-char",
         "train.seq_len": 256,
         "train.batch_size": 64,
         "train.max_steps": 5000,
@@ -227,16 +202,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # GPT-2 124M shape (nanoGPT's padded vocabulary)
     "gpt2-124m": {
-        **{
-            f"model.{k}": v
-            for k, v in {
-                "vocab_size": 50304,
-                "max_positions": 1024,
-                "n_layer": 12,
-                "n_head": 12,
-                "d_model": 768,
-            }.items()
-        },
+        "model": "gpt2-124m",
         "train.seq_len": 1024,
         "train.batch_size": 16,
         "train.lr": 6e-4,
@@ -313,15 +279,22 @@ def all_keys() -> list[str]:
     return [f"{g}.{f.name}" for g, cls in _CLASSES.items() for f in dataclasses.fields(cls)]
 
 
+def preset_settings(name: str) -> dict[str, Any]:
+    """A run preset as flat settings: its model preset's fields as ``model.*``, then its own."""
+    if name not in PRESETS:
+        raise unknown("preset", name, PRESETS)
+    settings = dict(PRESETS[name])
+    model = MODEL_PRESETS[settings.pop("model")]
+    return {**{f"model.{key}": value for key, value in model.items()}, **settings}
+
+
 def build_config(preset: str | None, settings: dict[str, Any]) -> RunConfig:
     """Preset, then settings (file, then --set) applied in order; validated once at the end."""
     settings = dict(settings)
     preset = settings.pop("preset", None) or preset
     merged: dict[str, Any] = {}
     if preset is not None:
-        if preset not in PRESETS:
-            raise unknown("preset", preset, PRESETS)
-        merged.update(PRESETS[preset])
+        merged.update(preset_settings(preset))
     merged.update(settings)
     valid = all_keys()
     groups: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}

@@ -5,29 +5,26 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
+from ..model import Transformer
 from .config import TrainConfig
 
 
-def is_position_param(name: str) -> bool:
-    """Parameters of the positional scheme (learned tables, T5/Shaw biases)."""
-    return name.startswith(("pos.", "layer_pos."))
-
-
-def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+def param_groups(model: Transformer, cfg: TrainConfig) -> list[dict]:
     """Decay matrices (linear weights, token embeddings); never biases and norms (1-D).
 
-    Position tables are exempt unless ``train.decay_positions``: rows a sequence never
-    reaches get no gradient, so decay alone would drag them to zero.
+    Position parameters (``model.position_parameters()``: learned tables, T5/Shaw biases)
+    are exempt unless ``train.decay_positions``: rows a sequence never reaches get no
+    gradient, so decay alone would drag them to zero.
     """
+    exempt = set() if cfg.decay_positions else {id(p) for p in model.position_parameters()}
     decay, no_decay = [], []
     seen: set[int] = set()
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        if p.dim() < 2 or (is_position_param(name) and not cfg.decay_positions):
+        if p.dim() < 2 or id(p) in exempt:
             no_decay.append(p)
         else:
             decay.append(p)
@@ -37,7 +34,9 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     ]
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def build_optimizer(
+    model: Transformer, cfg: TrainConfig, device: torch.device
+) -> torch.optim.AdamW:
     fused = device.type == "cuda"
     return torch.optim.AdamW(
         param_groups(model, cfg), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=fused

@@ -341,9 +341,7 @@ def _state_record(
 def _size_line(model: Transformer, cfg: RunConfig) -> str:
     """``model: 421,632 parameters (2 layers x 128 wide, learned positions: 8,192)``"""
     m = cfg.model
-    pos = sum(
-        p.numel() for n, p in model.named_parameters() if n.startswith(("pos.", "layer_pos."))
-    )
+    pos = sum(p.numel() for p in model.position_parameters())
     return (
         f"model: {count_parameters(model):,} parameters ({m.n_layer} layers x {m.d_model} wide, "
         f"{m.position} positions: {pos:,})"
