@@ -29,6 +29,7 @@ from ..data import inside, load_tokenizer
 from ..model import ModelConfig, Transformer
 from ..train.checkpoint import load_weights, read_config, state_dict_for_save
 from ..train.config import DataConfig, RunConfig, TrainConfig
+from ..train.trainer import write_initial_checkpoint
 from .architectures import Architecture, export_target, import_source
 from .files import (
     SAFETENSORS,
@@ -41,7 +42,6 @@ from .files import (
 )
 from .metadata import HF_METADATA, cast, read_metadata, read_run_metadata, token_ids
 from .outdir import output_dir
-from .runs import write_run
 from .tokenizers import HF_TOKENIZER, POSEMB_TOKENIZER, export_tokenizer, import_tokenizer
 
 MARKER = "posemb"  # config.json key holding the run's own model settings
@@ -121,7 +121,7 @@ def import_hf_dir(hf_dir: str | Path, dst: str | Path, *, force: bool = False) -
     train = replace(train, seq_len=min(train.seq_len, model_cfg.max_positions))
     run_cfg = RunConfig(model=model_cfg, train=train, data=DataConfig(tokenizer=tokenizer.kind))
     with output_dir(dst, force=force, src=hf_dir) as out:
-        write_run(out, model, run_cfg, tokenizer)
+        write_initial_checkpoint(out, model, run_cfg, tokenizer)
         write_json(out / HF_METADATA, meta)
     return notes
 

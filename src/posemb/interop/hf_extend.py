@@ -26,6 +26,7 @@ from ..data import inside, load_tokenizer
 from ..model import Transformer
 from ..positional import extend_table
 from ..train.checkpoint import load_weights, read_config
+from ..train.trainer import write_initial_checkpoint
 from .families import FAMILIES, Family, family_of, matches, positions_served
 from .files import (
     OTHER_WEIGHTS,
@@ -43,7 +44,6 @@ from .files import (
 from .limits import read_limit_files, update_limits
 from .metadata import HF_METADATA
 from .outdir import copy_file, files_to_copy, output_dir
-from .runs import write_run
 
 __all__ = ["FAMILIES", "Extension", "extend"]
 
@@ -135,7 +135,7 @@ def _extend_run(src: Path, dst, to, method, allow_shrink, force, generator) -> E
     load_weights(model, tensors, str(weights))
     tokenizer = load_tokenizer(src)
     with output_dir(dst, force=force, src=src) as out:
-        write_run(out, model, new_cfg, tokenizer)
+        write_initial_checkpoint(out, model, new_cfg, tokenizer)
         if inside(src, HF_METADATA).is_file():  # an imported run: its token ids, dtype, ...
             copy_file(src / HF_METADATA, out / HF_METADATA)
     notes = [

@@ -256,9 +256,11 @@ class Transformer(nn.Module):
         """Write a posemb run folder: ``config.json`` + ``model.safetensors`` (+ the tokenizer).
 
         ``Transformer.from_pretrained(dir)`` reads it back; with a tokenizer,
-        ``posemb.load(dir)`` too. See :func:`posemb.interop.runs.save_pretrained`.
+        ``posemb.load(dir)`` too. See :func:`posemb.train.checkpoint.save_pretrained`.
         """
-        from ..interop.runs import save_pretrained
+        # the run-folder format lives with the trainer (a call-time import: model/ does not
+        # import train/ when it is loaded)
+        from ..train.checkpoint import save_pretrained
 
         return save_pretrained(self, save_directory, tokenizer)
 

@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from ..data.tokenizers import load_tokenizer
 from ..files import atomic_write_text, fsync_file, read_json, read_safetensors, write_safetensors
 from ..model import Transformer
 from ..provenance import run_provenance
-from .config import RunConfig
+from .config import DataConfig, RunConfig, TrainConfig
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -331,3 +332,34 @@ def read_trainer_state(run_dir: Path) -> dict[str, Any]:
         return read_json(path)
     except ValueError as e:
         raise CheckpointError(f"{e}; the trainer state is damaged") from None
+
+
+def save_pretrained(model: Transformer, directory: str | Path, tokenizer=None) -> Path:
+    """Write ``model`` as a posemb run folder: ``config.json`` + ``model.safetensors``
+    (``Transformer.save_pretrained``).
+
+    Args:
+        model: the model (its ``config`` is written; tied weights are stored once).
+        directory: created if missing; files of an earlier ``save_pretrained`` are replaced.
+        tokenizer: also written (``tokenizer.json``), so ``posemb.load(directory)`` works.
+
+    Raises:
+        FileExistsError: ``directory`` holds a training run (``trainer_state.json``): its
+            settings and checkpoint would be overwritten.
+    """
+    directory = run_path(directory)
+    if (directory / STATE_FILE).exists():
+        raise FileExistsError(
+            f"{str(directory)!r} is a training run ({STATE_FILE}); save_pretrained would "
+            "overwrite its settings and checkpoint: save to a new folder"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    cfg = model.config
+    train = replace(TrainConfig(), seq_len=min(TrainConfig().seq_len, cfg.max_positions))
+    data = DataConfig(tokenizer=tokenizer.kind) if tokenizer is not None else DataConfig()
+    info = {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size} if tokenizer else None
+    write_config(directory, RunConfig(model=cfg, train=train, data=data), info)
+    save_model(model, directory / MODEL_FILE)
+    if tokenizer is not None:
+        tokenizer.save(directory)
+    return directory
