@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .base import PositionalScheme
 from .checks import check_finite, check_int, is_int
-from .extend import EXTEND_METHODS, extend_table
+from .extend import EXTEND_METHODS, check_extension_fits, extend_table
 from .memory import check_fits, tensor_bytes
 from .sinusoidal import sinusoidal_table
 
@@ -297,6 +297,8 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         check_int("new_max", new_max, minimum=1)
         if method == "random":
             options.setdefault("std", self.std)  # fresh rows drawn like this table's init
+        # refused naming the length asked for, before the new module allocates its table
+        check_extension_fits(self.weight, self.offset + new_max, method)
         new = LearnedAbsolutePositionalEmbedding(
             new_max,
             self.dim,
