@@ -71,7 +71,7 @@ def main() -> None:
     lengths = sorted({k[4] for k in keys})
     configs = list(dict.fromkeys(k[:4] for k in keys))
     first = lengths[0]
-    print("| scheme | recipe | method | mode | " + " | ".join(f"loss @{L}" for L in lengths))
+    print("| scheme | recipe | method | mode | " + " | ".join(f"loss @{L}" for L in lengths) + " |")
     print("|---" * (4 + len(lengths)) + "|")
     for c in configs:
         cells = []
@@ -80,7 +80,7 @@ def main() -> None:
             cells.append("n/a" if u is None else fmt(*combined(u)[:2]))
         print("| " + " | ".join(c) + " | " + " | ".join(cells) + " |")
     print(f"\nChange from {first} (paired; '=' marks a tie)\n")
-    print("| scheme | recipe | method | mode | " + " | ".join(f"@{L}" for L in lengths[1:]))
+    print("| scheme | recipe | method | mode | " + " | ".join(f"@{L}" for L in lengths[1:]) + " |")
     print("|---" * (3 + len(lengths)) + "|")
     for c in configs:
         cells = []
