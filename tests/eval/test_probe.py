@@ -68,10 +68,11 @@ def test_token_matched_diff_is_zero_for_a_reordering_and_sees_what_pooling_hides
     hc[3, 0] -= 0.5
     assert torch.equal(hc.mean(0), hb.mean(0))
     assert token_matched_diff(ha, ids_a, hc, ids_b) == pytest.approx(0.5)
-    # a token is only matched with the same token: token 1's row equals token 3's elsewhere
+    # a token is only matched with the same token: token 1 moves to (1, 10) in B; the
+    # nearest row of any token would be 5 away (token 2's), the nearest token 1 is 10 away
     hd = hb.clone()
-    hd[2] = ha[3]
-    assert token_matched_diff(ha, ids_a, hd, ids_b) == pytest.approx(3.0)
+    hd[2] = torch.tensor([1.0, 10.0])
+    assert token_matched_diff(ha, ids_a, hd, ids_b) == pytest.approx(10.0)
 
 
 def test_cli_probe_on_an_untrained_preset(capsys):
