@@ -61,7 +61,7 @@ class TrainData:
         """``n`` sequences of ``seq_len`` (default train.seq_len) with the run's position recipe."""
         t = seq_len or self.cfg.train.seq_len
         if self.task is not None:
-            x, y = self.task.sample(n, t, rng)
+            x, y = self.task.sample(n, t, rng, causal=self.cfg.model.causal)
             x, y = torch.from_numpy(x), torch.from_numpy(y)
         else:
             tokens = self.train_tokens if split == "train" else self.val_tokens

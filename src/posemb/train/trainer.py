@@ -378,5 +378,7 @@ def evaluate(
         if data.is_synthetic:
             from ..data import exact_match_from_logits
 
-            accs.append(exact_match_from_logits(out.logits.float(), labels))
+            accs.append(
+                exact_match_from_logits(out.logits.float(), labels, causal=model.config.causal)
+            )
     return float(np.mean(losses)), (float(np.mean(accs)) if accs else None)
