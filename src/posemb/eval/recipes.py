@@ -103,11 +103,11 @@ def plan_recipes(
 
 
 def finetune_settings(
-    budget_settings: dict[str, Any], steps: int, finetune_len: int, batch: int, lr: float | None
+    pretrain_lr: float, steps: int, finetune_len: int, batch: int, lr: float | None
 ) -> dict[str, Any]:
     """The ``train.*`` settings of a fine-tune: ``steps`` at ``finetune_len``, a fresh
-    warm-up and cosine schedule peaking at ``lr`` (default: a third of the budget's)."""
-    peak = lr if lr is not None else budget_settings["train.lr"] * FINETUNE_LR_SHARE
+    warm-up and cosine schedule peaking at ``lr`` (default: a third of ``pretrain_lr``)."""
+    peak = lr if lr is not None else pretrain_lr * FINETUNE_LR_SHARE
     return {
         "model.max_positions": finetune_len,
         "train.seq_len": finetune_len,
@@ -121,20 +121,13 @@ def finetune_settings(
     }
 
 
-def recipe_config(
-    recipe: Recipe,
-    base_cfg,
-    base_run: Path,
-    budget: dict[str, Any],
-    finetune_len: int,
-    lr: float | None,
-):
+def recipe_config(recipe: Recipe, base_cfg, base_run: Path, finetune_len: int, lr: float | None):
     """The RunConfig of ``recipe``: a fine-tune of ``base_run`` (which must be trained), or
     the base model's settings from scratch at ``finetune_len`` with the matched steps."""
     tc = base_cfg.train
     batch = finetune_batch(tc.batch_size, tc.seq_len, finetune_len)
     if recipe.method is not None:
-        settings = finetune_settings(budget["settings"], recipe.steps, finetune_len, batch, lr)
+        settings = finetune_settings(tc.lr, recipe.steps, finetune_len, batch, lr)
         return init_config(base_run, recipe.method, settings)
     flat = flat_settings(base_cfg)
     flat.update(

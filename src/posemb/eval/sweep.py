@@ -335,14 +335,8 @@ def run_sweep(plan: SweepPlan, out: Path, log=None) -> list[dict]:
             cfg = m.cfg
             if cfg is None:  # a recipe: its base is trained by now
                 base = m.recipe.base
-                budget = BUDGETS[plan.budget]
                 cfg = recipe_config(
-                    m.recipe,
-                    cfgs[base],
-                    out / "runs" / base,
-                    budget,
-                    plan.target_len,
-                    plan.finetune_lr,
+                    m.recipe, cfgs[base], out / "runs" / base, plan.target_len, plan.finetune_lr
                 )
             _train_variant(cfg, run_dir, head, cfg.train.seq_len, say, bar)
             recs = _evaluate_variant(plan, m, cfg, run_dir, texts, bar)
