@@ -134,7 +134,7 @@ def test_bad_recipe_options_exit_2(tmp_path, corpus, capsys, extra, needle):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err
-    assert not (tmp_path / "s" / "runs").exists()
+    assert not (tmp_path / "s").exists()
 
 
 def test_changed_finetune_settings_are_refused_but_more_budgets_are_added(tmp_path):

@@ -8,7 +8,7 @@ skipped, a model interrupted mid-training continues from its checkpoint.
 Opt-in, beyond the default cost: ``learned+stretch`` (a table trained at fractional
 positions, train.positions=stretch), fine-tuning recipes after each extension method and
 their compute-matched baseline (``finetune``: eval/recipes.py), and the synthetic tasks
-(:func:`run_task_sweeps`: exact match at L, 2L, 4L, one sweep per task).
+(eval/task_sweep.py: one sweep per task, exact match at L, 2L, 4L).
 """
 
 from __future__ import annotations
@@ -311,12 +311,17 @@ def run_sweep(plan: SweepPlan, out: Path, log=None) -> list[dict]:
     """Train (or resume) every model of ``plan`` under ``out/runs`` and evaluate each on one
     shared evaluation text. Returns every record (without paired comparisons: see
     :func:`write_sweep_outputs`)."""
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "plan.json", json.dumps(plan.settings(), indent=1))
     models, cfgs = _models(plan)
-    if plan.finetune:  # refuse a length the steps cannot hold before training anything
+    if plan.finetune:  # refuse a length the steps cannot hold before writing anything
         for cfg in cfgs.values():
             finetune_batch(cfg.train.batch_size, cfg.train.seq_len, plan.target_len)
+        if len(models) == len(cfgs):
+            (log or print)(
+                f"note: no model of this sweep has a table shorter than {plan.target_len}: "
+                "--finetune adds nothing (it fine-tunes learned tables past their end)"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "plan.json", json.dumps(plan.settings(), indent=1))
     texts = _Texts(plan, log or print)
     first = cfgs[plan.variants[0]]
     if first.data.tokenizer == "byte":  # known before training: check the lengths first

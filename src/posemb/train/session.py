@@ -4,9 +4,9 @@
 the tokenizer and the data, the model (:func:`build_model`: where a run's weights are
 made, fresh or from another run's with ``train.init``), the optimiser, then either the last
 checkpoint (restored exactly: weights, moments, step, every RNG state) or the run's first
-files. :func:`parallel` then wraps the model for
-the forward pass (DDP across processes, torch.compile): the one place a run is made
-parallel. :func:`leave_group_at_end` leaves the process group when training ends.
+files. :func:`parallel` then wraps the model for the forward pass (DDP across processes,
+torch.compile): the one place a run is made parallel. :func:`leave_group_at_end` leaves
+the process group when training ends.
 """
 
 from __future__ import annotations
