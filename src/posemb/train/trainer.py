@@ -119,15 +119,9 @@ def _run_config(
 def _resume_config(run_dir: Path, overrides: dict[str, Any] | None) -> RunConfig:
     cfg = read_config(run_dir)
     if overrides:
-        from .config import build_config
+        from .config import build_config, flat_settings
 
-        flat = {
-            f"{g}.{k}": v
-            for g, vals in cfg.to_dict().items()
-            if isinstance(vals, dict)
-            for k, v in vals.items()
-        }
-        cfg = build_config(None, {**flat, **overrides})
+        cfg = build_config(None, {**flat_settings(cfg), **overrides})
     return cfg
 
 
