@@ -175,7 +175,7 @@ class Oracle(torch.nn.Module):
         super().__init__()
         self.task, self.wrong_prompt, self.last_wrong = task, wrong_prompt, last_wrong
         self.anchor = torch.nn.Parameter(torch.zeros(1))  # the device the evaluation asks for
-        self.config = SimpleNamespace(max_positions=1 << 20)
+        self.config = SimpleNamespace(max_positions=1 << 20, causal=True)
         self.position_limit = None
 
     def position_table(self):
