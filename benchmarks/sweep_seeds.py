@@ -6,8 +6,9 @@
     python benchmarks/sweep_seeds.py runs/tasks-1337 runs/tasks-1 runs/tasks-2
 
 One folder per seed, or several joined by ``,`` (one seed's sweeps, scored on the same
-text, so that their models can be paired): a sweep's ``--out`` (its ``results.json``; a
-task sweep's ``out/TASK/results.json`` when the folder has none of its own). Every seed
+text, so that their models can be paired; ``FOLDER=LABEL`` relabels a folder's recipe): a
+sweep's ``--out`` or an evaluation's (its ``results.json``; a task sweep's
+``out/TASK/results.json``, every task it ever ran). Every seed
 must have scored the same text, or the same examples of a task (one fingerprint per task),
 so each span's (example's) loss can be averaged over seeds. For each configuration and
 length it prints the mean over seeds with a standard error that combines the text and the
@@ -41,11 +42,10 @@ import numpy as np
 
 
 def records(folder: Path) -> list[dict]:
-    """A sweep's records; a task sweep's from its per-task folders when it has no results.json."""
-    files = [folder / "results.json"]
+    """A sweep's records; a task sweep's from its per-task folders (a task sweep's own
+    results.json holds only the tasks of its last command)."""
+    files = sorted(folder.glob("*/results.json")) or [folder / "results.json"]
     if not files[0].exists():
-        files = sorted(folder.glob("*/results.json"))
-    if not files:
         raise SystemExit(f"{folder} has no results.json (nor TASK/results.json): run the sweep")
     return [r for f in files for r in json.loads(f.read_text())]
 
@@ -56,12 +56,15 @@ def task_of(r: dict) -> str:
 
 def load(folders: str) -> dict[tuple, dict]:
     """``{(task, scheme, recipe, method, mode, eval_len): record}`` of one seed's sweeps
-    (folders joined by ``,``); task is "" for text."""
-    return {
-        (task_of(r), r["scheme"], r["recipe"], r["method"], r["mode"], r["eval_len"]): r
-        for folder in folders.split(",")
-        for r in records(Path(folder))
-    }
+    (folders joined by ``,``; ``FOLDER=LABEL`` names the recipe of every record of that
+    folder, e.g. a ``posemb eval`` of a run trained outside the sweep); task is "" for text."""
+    out = {}
+    for spec in folders.split(","):
+        folder, _, label = spec.partition("=")
+        for r in records(Path(folder)):
+            recipe = label or r["recipe"]
+            out[(task_of(r), r["scheme"], recipe, r["method"], r["mode"], r["eval_len"])] = r
+    return out
 
 
 def combined(per_seed_units: np.ndarray) -> tuple[float, float, float, float]:
