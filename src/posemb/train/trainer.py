@@ -319,7 +319,7 @@ def write_initial_checkpoint(
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size}, model)
     tokenizer.save(run_dir)
-    optimizer = build_optimizer(model, cfg.train, torch.device("cpu"))  # no moments yet
+    optimizer = build_optimizer(model, cfg.train)  # no moments yet
     torch_rng = torch.Generator().manual_seed(cfg.train.seed).get_state()
     data_rng = rng_state_to_json(np.random.default_rng([cfg.train.seed, 0]))
     save_checkpoint(run_dir, model, optimizer, _state_record(0, [data_rng], torch_rng, None, 1))
@@ -354,7 +354,7 @@ def _kept(run_dir: Path) -> str:
     return f"no checkpoint had been written yet in {run_dir}"
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(
     model: Transformer,
     data: TrainData,
