@@ -73,7 +73,9 @@ class TrainConfig:
     #             (Ruoss et al. 2023): every row gets trained, for evaluation past L
     #   offset -- k .. k+L-1 with a random shift k per sequence
     positions: Literal["start", "random", "offset"] = "start"
-    compile: Literal["auto", "true", "false"] = "auto"  # auto: on for CUDA
+    # auto: on CUDA; on the CPU for runs long enough to repay compiling (session.py), in both
+    # cases after a self-check that the compiled model matches eager (model/compile_check.py)
+    compile: Literal["auto", "true", "false"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast on CUDA
     device: str = "auto"  # auto: cuda if available, else cpu
     progress: bool = True  # progress bar on stderr

@@ -23,7 +23,7 @@ import torch.distributed as dist
 
 from ..data import Tokenizer, rng_from_json
 from ..model import Transformer
-from ..model.compile_check import check_compile
+from ..model.compile_check import check_compile, compile_model
 from .checkpoint import (
     MODEL_FILE,
     OPTIMIZER_FILE,
@@ -36,6 +36,7 @@ from .checkpoint import (
     write_config,
 )
 from .config import RunConfig, TrainConfig
+from .host import keep_freed_memory
 from .metrics import truncate_metrics
 from .optim import build_optimizer
 from .run_folder import RunFolder, note
@@ -112,6 +113,8 @@ def start_session(cfg: RunConfig, folder: RunFolder, device: torch.device, micro
     (all but ``net``: :func:`parallel` makes it)."""
     rank, world, local_rank = dist_env()
     owns_group = _join_group(device, world, folder.resume)
+    if device.type == "cpu":
+        keep_freed_memory()  # train/host.py: no fresh pages for every step's activations
     run_dir, tc = folder.path, cfg.train
     has_checkpoint = folder.resume and (run_dir / STATE_FILE).exists()
     saved_tokenizer = folder.resume and (run_dir / "tokenizer.json").exists()
@@ -131,7 +134,7 @@ def start_session(cfg: RunConfig, folder: RunFolder, device: torch.device, micro
         micro=micro,
         data=data,
         model=model,
-        optimizer=build_optimizer(model, tc, device),
+        optimizer=build_optimizer(model, tc),
         rng=np.random.default_rng([tc.seed, rank]),
         owns_group=owns_group,
         autocast=use_autocast(tc, device),
@@ -215,23 +218,41 @@ def parallel(s: Session) -> torch.nn.Module:
     if s.world > 1:
         device_ids = [s.local_rank] if s.device.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(s.model, device_ids=device_ids)
-    if _use_compile(s.cfg, s.device, s.main):
-        net = torch.compile(net)
+    if _use_compile(s):
+        net = compile_model(net)
     return net
 
 
-def _use_compile(cfg: RunConfig, device: torch.device, main: bool) -> bool:
-    """``train.compile``, after the compiled-kernel self-check on the CPU (model/compile_check)."""
-    tc = cfg.train
-    if not (tc.compile == "true" or (tc.compile == "auto" and device.type == "cuda")):
+# ``train.compile=auto`` compiles on the CPU from this much training work on (6 x parameters
+# x tokens, the run's whole length: a resumed run decides as the run did). Compiling takes
+# 0.5-2 minutes on a CPU and saves 10-20% of a step (BENCHMARKS.md): about a minute of
+# training (nanoGPT's CPU recipe, 7e12) repays it; the demo's runs (2e12-3e12) would not.
+AUTO_COMPILE_CPU_FLOPS = 5e12
+
+
+def training_flops(s: Session) -> float:
+    """6 x parameters x tokens of the whole run (``train.max_steps`` steps)."""
+    tc = s.cfg.train
+    n_params = sum(p.numel() for p in s.model.parameters())
+    return 6.0 * n_params * tc.batch_size * tc.seq_len * tc.max_steps
+
+
+def _use_compile(s: Session) -> bool:
+    """``train.compile``: ``true``, or ``auto`` on CUDA or for a long CPU run; on the CPU only
+    after the compiled-kernel self-check (model/compile_check.py) passes."""
+    tc, device = s.cfg.train, s.device
+    if tc.compile == "false":
         return False
     if device.type != "cpu":
         return True
-    check = check_compile(cfg.model, device)
-    if not check.ok and main:
+    if tc.compile == "auto" and training_flops(s) < AUTO_COMPILE_CPU_FLOPS:
+        return False
+    shape = (s.micro, tc.seq_len)
+    check = check_compile(s.cfg.model, device, shape, positions=tc.positions != "start")
+    if not check.ok and s.main:
         print(
-            f"posemb: warning: train.compile=true: {check.reason}; training eagerly instead "
-            "(the same results, slower)",
+            f"posemb: warning: train.compile={tc.compile}: {check.reason}; training eagerly "
+            "instead (the same results, slower)",
             file=sys.stderr,
         )
     return check.ok
