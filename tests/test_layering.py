@@ -6,7 +6,8 @@
   (``model.pos``, ``model.layer_pos``, state-dict names ``"pos.*"``/``"layer_pos.*"``) or
   tests a scheme by its name (``position == "learned"``) or by ``hasattr``: callers use the
   model's methods (``position_parameters``, ``position_table``, ``with_positions``,
-  ``extend_positions``) and the schemes' flags (``has_table``).
+  ``extend_positions``), the name it gives its table in a state dict
+  (``Transformer.POSITION_TABLE_KEY``) and the schemes' flags (``has_table``, ``rotates_qk``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ from pathlib import Path
 import pytest
 
 import posemb
+from posemb.positional import TABLE_SCHEMES
 
 SRC = Path(posemb.__file__).resolve().parent
-# Being rewritten on another branch (one Hugging Face family table); to follow these rules
-# once it lands: interop's pos.weight handling goes through Transformer.extend_positions.
-PENDING = ("interop/", "analysis/load.py")
 # posemb/files.py (atomic writes, JSON, safetensors) imports nothing of posemb: every layer
 # but positional/ may use it
 BOTTOM = {"files"}
@@ -114,10 +113,7 @@ def reaches_into_schemes(path: Path) -> list[str]:
 
 def test_only_the_model_and_the_schemes_reach_into_schemes():
     outside = [
-        p
-        for p in SRC.rglob("*.py")
-        if p.relative_to(SRC).parts[0] not in ("model", "positional")
-        and not str(p.relative_to(SRC)).startswith(PENDING)
+        p for p in SRC.rglob("*.py") if p.relative_to(SRC).parts[0] not in ("model", "positional")
     ]
     assert len(outside) > 40
     offenders = {
@@ -135,3 +131,13 @@ def test_the_check_finds_what_it_looks_for(tmp_path):
     )
     found = sorted(int(line.split(":")[0]) for line in reaches_into_schemes(bad))
     assert found == [1, 2, 3, 4, 5]  # line 6: DDP's no_sync is not a scheme
+
+
+@pytest.mark.parametrize("scheme", TABLE_SCHEMES)
+def test_the_table_key_names_the_models_table(scheme):
+    """Key maps (GPT-2's wpe) and analyze name the table by the model's own constant."""
+    from posemb import ModelConfig, Transformer
+
+    model = Transformer(ModelConfig.preset("micro", position=scheme))
+    state = model.state_dict()
+    assert state[Transformer.POSITION_TABLE_KEY].data_ptr() == model.position_table().data_ptr()

@@ -49,7 +49,8 @@ class Report:
 
     def text(self, caption: str, body: str, *, pre: bool = False, folded: bool = False) -> None:
         """Paragraphs (blank-line separated), or ``pre``: text shown as it is (terminal
-        output, a generated sample). ``folded``: collapsed in the HTML page."""
+        output, a generated sample). ``folded``: collapsed in the HTML page. An empty
+        ``caption`` adds no heading: the text continues the block above."""
         self.blocks.append(("pre" if pre else "text", caption, body, folded))
 
     @property
@@ -63,7 +64,8 @@ class Report:
         if self.reading:
             lines += ["## Reading", "", " ".join(self.reading), ""]
         for kind, caption, *rest in self.blocks:
-            lines += [f"## {caption}", ""]
+            if caption:  # an empty caption continues the section above
+                lines += [f"## {caption}", ""]
             if kind == "table":
                 lines += [markdown_table(*rest), ""]
             elif kind == "pairs":
@@ -137,7 +139,7 @@ def _html_block(kind: str, caption: str, rest: list) -> str:
         inner = "".join(f"<p>{esc(p)}</p>" for p in body.split("\n\n") if p.strip())
     if folded:
         return f"<details><summary>{esc(caption)}</summary>{inner}</details>"
-    return f"<h2>{esc(caption)}</h2>{inner}"
+    return (f"<h2>{esc(caption)}</h2>" if caption else "") + inner
 
 
 def fmt(v: object) -> str:

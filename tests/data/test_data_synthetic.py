@@ -12,6 +12,7 @@ from posemb.data.synthetic import (
     SyntheticTask,
     exact_match,
     exact_match_from_logits,
+    swap_marked,
 )
 
 
@@ -65,6 +66,7 @@ def test_recall_answer_is_the_value_of_the_query_key(seq_len: int):
         ("reverse", ["wqnhi|ihnqw", "bbaev|veabb"]),
         ("sort", ["wqnhi|hinqw", "bbaev|abbev"]),
         ("recall", ["l9d2u4n5?u4", "O6h4b1k9?O6"]),
+        ("order", ["wCnhibbaL?C", "vqSnpYsqo?S"]),
     ],
 )
 def test_examples_are_readable_and_pinned_to_the_seed(task_name: str, expected: list[str]):
@@ -109,9 +111,64 @@ def test_exact_match_ignores_unlabelled_positions_and_rows():
 
 def test_unknown_task_and_too_short_sequences():
     with pytest.raises(
-        ValueError, match=r"'sotr'.*Did you mean 'sort'.*copy, reverse, sort, recall"
+        ValueError, match=r"'sotr'.*Did you mean 'sort'.*copy, reverse, sort, recall, order"
     ):
         SyntheticTask("sotr")
     with pytest.raises(ValueError, match=r"seq_len >= 5"):
         SyntheticTask("recall").sample(1, 4, np.random.default_rng(0))
-    assert TASKS == ("copy", "reverse", "sort", "recall")
+    with pytest.raises(ValueError, match=r"seq_len >= 4"):
+        SyntheticTask("order").sample(1, 3, np.random.default_rng(0))
+    assert TASKS == ("copy", "reverse", "sort", "recall", "order")
+
+
+@pytest.mark.parametrize("seq_len", [4, 9, 64])
+def test_order_answer_is_the_capital_that_comes_first(seq_len: int):
+    task = SyntheticTask("order")
+    x, y = task.sample(64, seq_len, np.random.default_rng(seq_len))
+    for ids, labels in zip(x, y):
+        pad, prompt, answer = _split(task, ids, labels)
+        assert pad == "" and prompt.endswith("?") and len(answer) == 1
+        letters = prompt[:-1]
+        capitals = [c for c in letters if c.isupper()]
+        assert len(letters) == seq_len - 2 and len(capitals) == 2 and len(set(capitals)) == 2
+        assert all(c.islower() for c in letters if not c.isupper())
+        assert answer == capitals[0] == task.answer(prompt)
+    # both orders occur: the answer is not always the smaller letter, nor always the left one
+    firsts = [task.decode(row[:-2]) for row in x]
+    smaller = [min(c for c in f if c.isupper()) for f in firsts]
+    assert 0 < sum(a == s for a, s in zip(task.decode(x[:, -1]), smaller)) < 64
+
+
+@pytest.mark.parametrize("task_name", TASKS)
+def test_an_encoder_sees_the_answers_hidden(task_name: str):
+    """causal=False: the same draws, every answer token replaced by ``_``; labels keep it."""
+    task = SyntheticTask(task_name)
+    x, y = task.sample(8, 12, np.random.default_rng(3))
+    xe, ye = task.sample(8, 12, np.random.default_rng(3), causal=False)
+    np.testing.assert_array_equal(ye, y)
+    answer = y != IGNORE_INDEX
+    assert (xe[answer] == ord("_")).all() and (xe[~answer] == x[~answer]).all()
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_swap_marked_gives_the_other_order_of_the_same_tokens(causal: bool):
+    task = SyntheticTask("order")
+    x, y = task.sample(32, 16, np.random.default_rng(1), causal=causal)
+    x2, y2 = swap_marked(x, y, causal=causal)
+    for a, b, ya, yb in zip(x, x2, y, y2):
+        prompt_a, prompt_b = task.decode(a[:-1]), task.decode(b[:-1])
+        assert sorted(prompt_a) == sorted(prompt_b) and prompt_a != prompt_b
+        assert chr(yb[-1]) == task.answer(prompt_b) != chr(ya[-1])
+        assert (b[-1] == yb[-1]) if causal else (b[-1] == ord("_"))
+    assert (swap_marked(x2, y2, causal=causal)[0] == x).all(), "swapping twice: the original"
+    with pytest.raises(ValueError, match="synthetic:order"):
+        swap_marked(*SyntheticTask("copy").sample(2, 9, np.random.default_rng(0)))
+
+
+def test_exact_match_of_an_encoder_reads_each_position_in_place():
+    labels = torch.tensor([[IGNORE_INDEX] * 3 + list(b"ab")])
+    in_place = torch.zeros(1, 5, 256)
+    in_place[0, 3, ord("a")] = in_place[0, 4, ord("b")] = 1.0  # logits at i guess label i
+    assert exact_match_from_logits(in_place, labels, causal=False) == 1.0
+    assert exact_match_from_logits(in_place, labels, causal=True) == 0.0
+    assert exact_match_from_logits(in_place.numpy(), labels.numpy(), causal=False) == 1.0

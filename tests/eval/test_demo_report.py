@@ -1,16 +1,19 @@
-"""The demo's report holds what its terminal shows; plots are written atomically; the
-progress bar is drawn only on a terminal."""
+"""The demo tells its story in order, on the terminal and in its report, with the numbers
+measured in the run; plots are written atomically; the progress bar is drawn only on a
+terminal."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
+import re
 
 import pytest
 from matplotlib.figure import Figure
 
 from posemb.cli.main import main
-from posemb.eval import sweep
+from posemb.eval import order_task, sweep
 from posemb.eval.progress import Progress
 
 TINY = {
@@ -23,6 +26,14 @@ TINY = {
     "train.checkpoint_every": 4,
     "train.eval_batches": 1,
 }
+ORDER_TINY = {
+    "train.max_steps": 4,
+    "train.eval_every": 4,
+    "train.checkpoint_every": 4,
+    "train.eval_batches": 1,
+    "model.n_layer": 1,
+    "model.d_model": 32,
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +44,8 @@ def demo(tmp_path_factory):
     budget = {"preset": "tiny", "train_len": 32, "tokens": 300, "settings": TINY}
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(sweep.BUDGETS, "quick", budget)
+        for key, value in ORDER_TINY.items():  # the order encoders: a few steps
+            mp.setitem(order_task.ORDER_SETTINGS, key, value)
         mp.setenv("POSEMB_CACHE", str(tmp / "cache"))
         out = tmp / "out"
         buf = io.StringIO()
@@ -41,24 +54,72 @@ def demo(tmp_path_factory):
     return out, buf.getvalue()
 
 
+SECTIONS = [
+    "1. A learned table of positions: x_i = E[token_i] + P[i]",
+    "2. Training the table with the model",
+    "byte-level model writes",
+    "3. What the table learned",
+    "4. Who chased whom",
+    "5. Past the end of the table (32 positions)",
+    "6. Every way past the end, and the relatives",
+]
+
+
+def test_the_demo_tells_the_story_in_order_on_the_terminal_and_in_the_report(demo):
+    out, shown = demo
+    page = html.unescape((out / "report.html").read_text())
+    for text in (shown, page):
+        where = [text.find(title) for title in SECTIONS]
+        assert -1 not in where and where == sorted(where), where
+    assert "== 7. Files ==" in shown and "time, total:" in shown
+    assert "Time on this machine" in page
+
+
 def test_the_demo_report_holds_everything_the_terminal_shows(demo):
     out, shown = demo
-    page = (out / "report.html").read_text()
-    sample = shown.split("top-k 40) ==\n")[1].split("\n\n== 3.")[0]
+    raw = (out / "report.html").read_text()
+    page = html.unescape(raw)
+    sample = shown.split("not sense.\n")[1].split("\n\n== 3.")[0]
     assert sample.startswith("def ")
-    import html
-
-    assert html.escape(sample.strip()) in page, "the generated sample"
-    assert "Does word order matter?" in page and "with positions removed:" in page
+    assert html.escape(sample.strip()) in raw, "the generated sample"
+    label = shown.split("== 2b. What a ")[1].split("\n")[0]
+    assert label.endswith("-second byte-level model writes ==")
+    assert "parameters, trained for 4 steps" in shown, "the sample says what made it"
     assert "raises PositionOutOfRangeError" in page
-    assert html.escape("position 47 is past the end of the learned table") in page
-    assert (
-        "alt='The learned table: cosine similarity between positions' src='data:image/png;base64,"
-        in page
-    )
+    assert "position 47 is past the end of the learned table" in page
+    for caption in (
+        "The learned table: cosine similarity between positions",
+        "The learned table on its first two principal components",
+    ):
+        assert f"alt='{caption}' src='data:image/png;base64," in raw
     assert "Provenance" in page and "Fingerprint of the scored tokens: sha256:" in page
-    assert "class='scroll'" in page, "wide tables scroll"
+    assert "class='scroll'" in raw, "wide tables scroll"
     assert (out / "report.html").exists() and not (out / "past-the-table").exists()
+
+
+def test_who_chased_whom_shows_measured_numbers_in_both(demo):
+    out, shown = demo
+    page = html.unescape((out / "report.html").read_text())
+    section = shown.split("== 4. Who chased whom ==")[1].split("== 5.")[0]
+    lines = [line for line in section.splitlines() if line.startswith("  ")]
+    assert len(lines) == 5, section
+    for line in lines:
+        assert line in page, line
+    learned_probe, removed, causal, learned_task, nope_task = lines
+    assert re.search(r"learned table: +differ by up to \d", learned_probe)
+    assert re.search(r"positions removed: +identical, largest difference \de-1\d", removed)
+    assert re.search(r"causal model .*positions removed: differ by up to \d", causal)
+    n = 2 * order_task.PAIRS
+    for line in (learned_task, nope_task):
+        assert re.search(rf"\d+\.\d% right \(\d+ of {n:,} questions\)", line), line
+    pairs = f"{order_task.PAIRS} of {order_task.PAIRS} pairs"
+    assert nope_task.endswith(f"the same answer to both orders in {pairs}")
+    nope = float(nope_task.split("% right")[0].split()[-1])
+    assert nope <= 50.0
+    assert f"it got {nope:.1f}% of {n:,} questions right" in " ".join(section.split())
+    assert "causal mask itself gives the order away" in page
+    assert (out / "runs" / "order-learned" / "model.safetensors").exists()
+    assert (out / "runs" / "order-nope" / "model.safetensors").exists()
 
 
 def test_the_demo_scores_every_model_on_the_same_text_with_standard_errors(demo):
@@ -69,6 +130,11 @@ def test_the_demo_scores_every_model_on_the_same_text_with_standard_errors(demo)
     assert all(r["loss_se"] is not None and r["tokens"] == records[0]["tokens"] for r in records)
     assert all("vs_best" in r for r in records)
     assert " ± " in shown and "model: " in shown and "parameters" in shown
+    at_l = [line for line in shown.splitlines() if "held-out loss at 32 tokens:" in line]
+    assert [line.split()[0] for line in at_l] == ["learned", "rope", "alibi"]
+    for line, scheme in zip(at_l, ["learned", "rope", "alibi"]):
+        r = next(r for r in records if r["scheme"] == scheme and r["eval_len"] == 32)
+        assert f"{r['loss']:.3f} ± {r['loss_se']:.3f}" in line
 
 
 @pytest.mark.parametrize("module", ["posemb.eval.plots", "posemb.analysis.plots"])

@@ -111,6 +111,26 @@ def test_extend_of_a_truncated_weights_file_names_it(
     assert not (tmp_path / "dst").exists()
 
 
+@pytest.mark.parametrize("command", ["extend", "export-hf", "analyze"])
+def test_a_run_whose_weights_changed_since_written_is_refused(tmp_path, capsys, make_run, command):
+    """A flipped bit in a run's model.safetensors (its header still readable) no longer
+    matches the sha256 recorded in the file when it was written: exit 2, naming the file."""
+    run, dst = tmp_path / "run", tmp_path / "dst"
+    make_run(run)
+    weights = run / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01  # the last byte of the last tensor's data
+    weights.write_bytes(bytes(data))
+    args = {
+        "extend": extend(run, dst),
+        "export-hf": ["export-hf", str(run), str(dst)],
+        "analyze": ["analyze", str(run), "--out", str(dst)],
+    }[command]
+    line = one_line(args, capsys)
+    assert str(weights) in line and "sha256" in line
+    assert not dst.exists()
+
+
 def test_import_hf_of_a_truncated_shard_names_it(tmp_path, capsys, make_gpt2_dir):
     src = make_gpt2_dir(tmp_path / "src", shards=2)
     shard = src / "model-00002-of-00002.safetensors"

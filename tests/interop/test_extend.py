@@ -156,7 +156,7 @@ def test_sharded_gpt2_and_stale_mask_buffers(tmp_path, hf_dir):
     assert hidden(dst, token_ids(NEW)).shape == (2, NEW, 32)
 
 
-# -- posemb runs ----------------------------------------------------------------------------------------
+# -- posemb runs ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("offset", [0, 2])
 def test_extend_posemb_run(tmp_path, make_run, tree_hash, offset):
     original = make_run(tmp_path / "run", position_options={"offset": offset})

@@ -65,3 +65,36 @@ def test_inductor_compiled_step_matches_eager():
     torch.manual_seed(0)
     eager = Transformer(ModelConfig.preset("micro"))
     assert got == pytest.approx(train_steps(eager, eager, 2), rel=1e-3)
+
+
+def stretched(g):
+    """The stretch recipe's fractional positions: a random spacing and offset per step."""
+    spacing = 0.25 + 0.75 * torch.rand((), generator=g)
+    start = torch.rand((), generator=g) * (63 - 15 * spacing)
+    return (start + spacing * torch.arange(16)).expand(2, 16)
+
+
+def test_fractional_positions_compile_fullgraph_without_recompiles():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.preset("micro", max_positions=64))
+    counter = dynamo_testing.CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(model, fullgraph=True, backend=counter)
+    losses = train_steps(model, compiled, 3, stretched)
+    assert counter.frame_count == 1, f"compiled {counter.frame_count} times in 3 steps"
+    torch.manual_seed(0)
+    eager = Transformer(ModelConfig.preset("micro", max_positions=64))
+    assert losses == pytest.approx(train_steps(eager, eager, 3, stretched), rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.compiled
+def test_inductor_compiled_fractional_lookup_matches_eager():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.preset("micro", max_positions=64))
+    compiled = torch.compile(model, fullgraph=True)
+    got = train_steps(model, compiled, 2, stretched)
+    torch.manual_seed(0)
+    eager = Transformer(ModelConfig.preset("micro", max_positions=64))
+    assert got == pytest.approx(train_steps(eager, eager, 2, stretched), rel=1e-3)

@@ -72,7 +72,7 @@ def test_agreeing_kernels_pass_and_the_verdict_is_cached_per_shape(monkeypatch):
     assert len(calls) == 1
     check_compile(cfg.replace(n_layer=5))  # another model: checked again
     check_compile(cfg, shape=(4, 32))  # another batch shape (the trainer's): checked again
-    check_compile(cfg, shape=(4, 32), positions=True)  # called with positions: again
+    check_compile(cfg, shape=(4, 32), positions=torch.int64)  # with positions: again
     assert len(calls) == 4
     assert check_compile(cfg, shape=(4, 32)).ok and len(calls) == 4
 
@@ -93,10 +93,14 @@ def test_the_check_runs_the_model_as_the_trainer_calls_it(monkeypatch):
 
     monkeypatch.setattr(compile_check, "_compile", Recording)
     cfg = ModelConfig.preset("micro", dropout=0.1)
-    assert check_compile(cfg, shape=(3, 24), positions=True).ok  # dropout is off in the copy
+    assert check_compile(cfg, shape=(3, 24), positions=torch.int64).ok  # dropout is off in the copy
     ((shape, positions, aliased),) = seen
     assert shape == (3, 24) and aliased
     assert positions.dtype == torch.int64 and positions.shape == (3, 24)
+    # train.positions=stretch passes fractional float positions: so does the check
+    assert check_compile(cfg, shape=(3, 24), positions=torch.float32).ok
+    positions = seen[-1][1]
+    assert positions.dtype == torch.float32 and (positions.frac() != 0).any()
 
 
 @pytest.mark.slow

@@ -133,3 +133,63 @@ def test_greedy_generate_equals_uncached_argmax(scheme):
         nxt = model(ids).logits[:, -1].argmax(-1, keepdim=True)
         ids = torch.cat([ids, nxt], 1)
     assert torch.equal(got, ids)
+
+
+FRACTIONAL = [s for s in SCHEMES if posemb.positional.scheme_class(s).fractional_positions]
+
+
+def test_the_schemes_that_read_fractional_positions():
+    # the learned table mixes rows; the others' formulas take any real position; T5 buckets
+    # and Shaw's clipped distances are integers
+    assert FRACTIONAL == ["learned", "sinusoidal", "rope", "alibi", "nope"]
+
+
+@pytest.mark.parametrize("scheme", FRACTIONAL)
+def test_integer_valued_float_positions_equal_integer_positions(scheme):
+    model = tiny(scheme)
+    randomise_position_params(model)
+    ids = torch.randint(0, 256, (2, 12))
+    pos = torch.arange(12) + 3
+    assert torch.equal(model(ids, positions=pos.float()).logits, model(ids, positions=pos).logits)
+
+
+@pytest.mark.parametrize("scheme", FRACTIONAL)
+@pytest.mark.parametrize("causal", [True, False])
+def test_kv_cache_equals_parallel_at_fractional_positions(scheme, causal):
+    """The stretch recipe's positions (spacing 0.3 from offset 1.7) through the cache."""
+    model = tiny(scheme, causal=causal)
+    randomise_position_params(model)
+    ids = torch.randint(0, 256, (2, 11))
+    pos = (1.7 + 0.3 * torch.arange(11)).expand(2, 11)
+    full = model(ids, positions=pos).logits
+    if scheme != "nope":  # the fractions reach the logits
+        assert not torch.allclose(full, model(ids, positions=pos.round()).logits, atol=1e-4)
+    if not causal:
+        torch.testing.assert_close(model(ids, positions=pos, use_cache=True).logits, full, **TOL)
+        return
+    out = model(ids[:, :1], positions=pos[:, :1], use_cache=True)
+    steps = [out.logits]
+    for i in range(1, 11):
+        out = model(ids[:, i : i + 1], positions=pos[:, i : i + 1], cache=out.cache, use_cache=True)
+        steps.append(out.logits)
+    torch.testing.assert_close(torch.cat(steps, 1), full, **TOL)
+    a = model(ids[:, :4], positions=pos[:, :4], use_cache=True)
+    b = model(ids[:, 4:], positions=pos[:, 4:], cache=a.cache)
+    torch.testing.assert_close(torch.cat([a.logits, b.logits], 1), full, **TOL)
+
+
+@pytest.mark.parametrize("scheme", [s for s in SCHEMES if s not in FRACTIONAL])
+def test_schemes_of_integer_distances_refuse_fractional_positions(scheme):
+    model = tiny(scheme)
+    with pytest.raises(TypeError, match=f"model.position='{scheme}' reads integer positions only"):
+        model(torch.randint(0, 256, (1, 4)), positions=torch.tensor([0.0, 0.5, 1.0, 1.5]))
+
+
+def test_fractional_positions_past_the_table_or_not_numbers_are_refused_by_the_model():
+    model = tiny("learned")  # 64 positions: 0 .. 63
+    ids = torch.randint(0, 256, (1, 3))
+    assert model(ids, positions=torch.tensor([61.0, 62.5, 63.0])).logits.shape == (1, 3, 256)
+    with pytest.raises(posemb.PositionOutOfRangeError, match="position 63.5 is past the end"):
+        model(ids, positions=torch.tensor([61.0, 62.5, 63.5]))
+    with pytest.raises(ValueError, match="positions must be finite numbers, got nan"):
+        model(ids, positions=torch.tensor([0.0, float("nan"), 1.0]))

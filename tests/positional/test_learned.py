@@ -124,8 +124,8 @@ def test_bad_arguments_are_clear():
         LearnedAbsolutePositionalEmbedding(8, 4, overflow="ignore")
     with pytest.raises(ValueError, match="max_positions must be an integer >= 1"):
         LearnedAbsolutePositionalEmbedding(0, 4)
-    with pytest.raises(TypeError, match="integer tensor"):
-        LearnedAbsolutePositionalEmbedding(8, 4)(torch.tensor([0.5]))
+    with pytest.raises(TypeError, match="integer \\(or float\\) tensor"):
+        LearnedAbsolutePositionalEmbedding(8, 4)(torch.tensor([1j]))
 
 
 def test_error_survives_pickling():
@@ -162,3 +162,61 @@ def test_extend_keeps_the_tables_dtype(method):
 def test_offset_lookup_of_no_positions_with_a_mask():
     pe = LearnedAbsolutePositionalEmbedding(8, 4, offset=2)
     assert pe(torch.zeros(1, 0, dtype=torch.long), torch.ones(1, 3)).shape == (1, 0, 4)
+
+
+# -- fractional positions (the stretch recipe's) ------------------------------------------------
+@pytest.mark.parametrize("offset", [0, 2])
+def test_integer_valued_float_positions_read_the_plain_rows_bit_for_bit(offset):
+    torch.manual_seed(0)
+    pe = LearnedAbsolutePositionalEmbedding(8, 4, offset=offset)
+    whole = torch.arange(8)
+    assert torch.equal(pe(whole.float()), pe(whole))  # the last row included
+    assert torch.equal(pe(whole.double()), pe(whole))
+    mask = torch.tensor([[0, 0, 1, 1, 1]])
+    pos = position_ids_from_mask(mask)
+    assert torch.equal(pe(pos.float(), attention_mask=mask), pe(pos, attention_mask=mask))
+
+
+def test_fractional_positions_mix_the_neighbouring_rows_linearly():
+    torch.manual_seed(0)
+    pe = LearnedAbsolutePositionalEmbedding(8, 4, offset=2)
+    w = pe.weight.detach()[2:]  # the rows of positions 0 .. 7
+    half = pe(torch.tensor([0.5, 3.5, 6.5]))
+    torch.testing.assert_close(half, (w[[0, 3, 6]] + w[[1, 4, 7]]) / 2)
+    quarter = pe(torch.tensor([[2.25]]))  # [1, 1, 4]
+    torch.testing.assert_close(quarter[0, 0], 0.75 * w[2] + 0.25 * w[3])
+    close_to_end = pe(torch.tensor([6.9]))
+    torch.testing.assert_close(close_to_end[0], 0.1 * w[6] + 0.9 * w[7])
+
+
+def test_fractional_positions_train_both_neighbouring_rows_by_their_weights():
+    pe = LearnedAbsolutePositionalEmbedding(8, 3)
+    pe(torch.tensor([2.25])).sum().backward()
+    grad = pe.weight.grad[:, 0]
+    torch.testing.assert_close(grad, torch.tensor([0, 0, 0.75, 0.25, 0, 0, 0, 0]))
+
+
+def test_fractional_positions_past_the_last_row_or_not_numbers_are_refused():
+    pe = LearnedAbsolutePositionalEmbedding(8, 4)
+    assert pe(torch.tensor([7.0])).shape == (1, 4)  # the last row itself is served
+    with pytest.raises(PositionOutOfRangeError, match="position 7.5 is past the end") as info:
+        pe(torch.tensor([1.0, 7.5]))  # 7.5 needs a row 8 the table does not have
+    assert info.value.position == 7.5
+    with pytest.raises(PositionOutOfRangeError, match="position -0.25 is negative"):
+        pe(torch.tensor([-0.25]))
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="positions must be finite numbers"):
+            pe(torch.tensor([1.0, bad]))
+    with pytest.raises(TypeError, match="integer \\(or float\\) tensor"):
+        pe(torch.tensor([True]))
+
+
+def test_fractional_positions_under_clamp_and_wrap():
+    torch.manual_seed(0)
+    clamp = LearnedAbsolutePositionalEmbedding(8, 4, overflow="clamp")
+    wrap = LearnedAbsolutePositionalEmbedding(8, 4, overflow="wrap")
+    wrap.load_state_dict(clamp.state_dict())
+    w = clamp.weight.detach()
+    torch.testing.assert_close(clamp(torch.tensor([9.5, -1.5])), w[[7, 0]])
+    torch.testing.assert_close(wrap(torch.tensor([7.5]))[0], (w[7] + w[0]) / 2)  # wraps to row 0
+    torch.testing.assert_close(wrap(torch.tensor([9.5]))[0], (w[1] + w[2]) / 2)

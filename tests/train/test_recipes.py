@@ -28,7 +28,7 @@ def init_table(cfg) -> torch.Tensor:
 def trained_table(
     recipe: str, tmp_path: Path, **overrides
 ) -> tuple[torch.Tensor, torch.Tensor, object]:
-    cfg = fast_config(
+    settings = dict(
         train__positions=recipe,
         train__seq_len=L,
         model__max_positions=MAX_POS,
@@ -36,8 +36,8 @@ def trained_table(
         train__checkpoint_every=20,
         data__source="synthetic:copy",
         train__weight_decay=0.5,
-        **overrides,
     )
+    cfg = fast_config(**{**settings, **overrides})
     train(cfg, tmp_path / recipe)
     return init_table(cfg), run_tensors(tmp_path / recipe)["pos.weight"], cfg
 
@@ -95,6 +95,43 @@ def test_recipe_positions_are_valid(recipe):
     assert assign_positions("start", 4, L, MAX_POS, rng) is None
     with pytest.raises(ValueError, match="max_positions"):
         assign_positions(recipe, 1, MAX_POS + 1, MAX_POS, rng)
+
+
+def test_stretch_positions_are_evenly_spaced_fractions_inside_the_table():
+    rng = np.random.default_rng(0)
+    t, n, stretch = 16, 16, 8.0  # the sweep's setting: the table ends at the training length
+    pos = assign_positions("stretch", 2000, t, n, rng, stretch=stretch)
+    assert pos.shape == (2000, t) and pos.dtype == torch.float32
+    assert pos.min() >= 0 and pos.max() <= n - 1
+    spacing = pos.diff(dim=1)
+    torch.testing.assert_close(spacing, spacing[:, :1].expand(-1, t - 1))  # one per row
+    s = spacing[:, 0].double()
+    lowest = (t - 1) / (stretch * t - 1)  # a sequence read as 8x longer: the 8t interpolation's
+    assert s.min() >= lowest - 1e-6 and s.max() <= 1 + 1e-6
+    # log-uniform stretches u = ((t-1)/s + 1)/t: every octave of [1, 8] holds about a third
+    u = ((t - 1) / s + 1) / t
+    thirds = [((u >= a) & (u < 2 * a)).double().mean().item() for a in (1, 2, 4)]
+    assert all(abs(x - 1 / 3) < 0.05 for x in thirds), thirds
+    assert pos[:, 0].max() > 5  # offsets spread the squeezed sequences over the table
+    again = assign_positions("stretch", 2000, t, n, np.random.default_rng(0), stretch=stretch)
+    assert torch.equal(pos, again)  # the data RNG alone decides: --resume repeats it exactly
+    plain = assign_positions("stretch", 8, t, n, rng, stretch=1.0)
+    assert torch.equal(plain, torch.arange(t).float().expand(8, t))  # no stretch: 0 .. t-1
+
+
+def test_stretch_trains_every_row_and_is_refused_for_integer_schemes(tmp_path):
+    init, final, cfg = trained_table("stretch", tmp_path, model__max_positions=L)
+    assert cfg.model.max_positions == L
+    assert moved(init, final).all()  # the last row too: fractional positions end below it
+    with pytest.raises(ValueError, match="model.position='t5' cannot read"):
+        train(
+            fast_config(
+                model__position="t5", train__positions="stretch", data__source="synthetic:copy"
+            ),
+            tmp_path / "t5",
+        )
+    with pytest.raises(ValueError, match="train.stretch must be a finite number >= 1.0"):
+        fast_config(train__stretch=0.5)
 
 
 def test_seq_len_past_the_table_is_refused_for_start_but_not_for_bias_schemes(tmp_path):

@@ -1,11 +1,13 @@
-"""Find a learned position table: in a posemb run, a safetensors file or a Hugging Face directory.
+"""Find a learned position table: in a posemb run, a safetensors file or a Hugging Face
+directory.
 
-Only safetensors are read, tensor by tensor (``safe_open``); nothing is ever unpickled, so
-a directory holding only ``pytorch_model.bin`` is refused with the way to convert it. Every
-file of a directory is read through :func:`posemb.data.inside` (the shard names of an
-index, and links, must stay inside the directory) and :func:`posemb.interop.files.weight_files`.
+Only safetensors are read (:mod:`posemb.files`); nothing is ever unpickled, so a directory
+holding only ``pytorch_model.bin`` is refused with the way to convert it. Every file of a
+directory is read through :func:`posemb.data.inside` (the shard names of an index, and
+links, must stay inside the directory) and :func:`posemb.interop.files.weight_files`.
 
-- posemb run: ``pos.weight`` from ``model.safetensors``, the offset from
+- posemb run: the model's table (``Transformer.POSITION_TABLE_KEY``) from
+  ``model.safetensors``, checked against the content hash recorded in it, the offset from
   ``model.position_options``, and the exact initial table, recreated by seeding
   ``train.seed`` and building the model as the trainer does.
 - safetensors file: the tensor named by ``--key``, else the unique 2-D tensor whose name
@@ -24,15 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
 from ..data.paths import inside
+from ..files import read_json, read_tensor, tensor_shapes
 from ..interop.families import FAMILIES, matches, table_offset
-from ..interop.files import SAFETENSORS, conversion_hint, read_json, weight_files
-from ..positional.names import closest
+from ..interop.files import SAFETENSORS, conversion_hint, run_weights, weight_files
+from ..model import Transformer
+from ..positional.checks import closest
+from ..train.checkpoint import read_config
 
-RUN_KEY = "pos.weight"
+RUN_KEY = Transformer.POSITION_TABLE_KEY
 _PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
@@ -110,36 +114,21 @@ def load_table(
     rows = loaded.table.shape[0]
     if not 0 <= loaded.offset <= rows - 2:
         raise ValueError(
-            f"--offset {loaded.offset} leaves fewer than 2 positions in {loaded.key} ({rows} rows); "
-            f"choose an offset from 0 to {rows - 2}"
+            f"--offset {loaded.offset} leaves fewer than 2 positions in {loaded.key} "
+            f"({rows} rows); choose an offset from 0 to {rows - 2}"
         )
     return loaded
 
 
 # -- safetensors ----------------------------------------------------------------------------------
-def list_tensors(path: Path) -> dict[str, tuple[int, ...]]:
-    """``{name: shape}`` of a safetensors file, read from its header only."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise ValueError(
-            f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})"
-        ) from None
-
-
-def read_tensor(path: Path, key: str) -> Tensor:
-    """One tensor of a safetensors file, as float32 (or wider, if stored wider)."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            t = f.get_tensor(key)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise ValueError(f"cannot read {key!r} from {path} ({str(e).splitlines()[0]})") from None
+def _as_float(t: Tensor) -> Tensor:
+    """A table as float32 (or float64, if stored so): the diagnostics' precision."""
     return t if t.dtype == torch.float64 else t.float()
 
 
 def guess_table_key(shapes: dict[str, tuple[int, ...]], where: str) -> str:
-    """The unique 2-D tensor whose name contains ``pos`` (case-insensitive), or a ValueError listing candidates."""
+    """The unique 2-D tensor whose name contains ``pos`` (case-insensitive), or a ValueError
+    listing the candidates."""
     found = [k for k, s in shapes.items() if len(s) == 2 and "pos" in k.lower()]
     if len(found) == 1:
         return found[0]
@@ -162,7 +151,8 @@ def _check_key(shapes: dict[str, tuple[int, ...]], key: str, where: str) -> None
         raise ValueError(f"{where} has no tensor {key!r}.{hint} 2-D tensors: {_names(two_d)}")
     if len(shapes[key]) != 2:
         raise ValueError(
-            f"{key!r} in {where} has shape {shapes[key]}; a position table is 2-D [positions, width]"
+            f"{key!r} in {where} has shape {shapes[key]}; a position table is 2-D "
+            "[positions, width]"
         )
 
 
@@ -173,11 +163,11 @@ def _names(names, limit: int = 12) -> str:
 
 
 def _from_file(path: Path, key: str | None) -> LoadedTable:
-    shapes = list_tensors(path)
+    shapes = tensor_shapes(path)
     key = key or guess_table_key(shapes, str(path))
     _check_key(shapes, key, str(path))
     return LoadedTable(
-        read_tensor(path, key),
+        _as_float(read_tensor(path, key)),
         0,
         key,
         path,
@@ -186,24 +176,19 @@ def _from_file(path: Path, key: str | None) -> LoadedTable:
     )
 
 
-# -- posemb runs --------------------------------------------------------------------------------------
+# -- posemb runs ---------------------------------------------------------------------------------
 def _from_run(run_dir: Path, key: str | None) -> LoadedTable:
-    from ..train.checkpoint import MODEL_FILE, read_config
-
     cfg = read_config(run_dir)
     scheme = cfg.model.position
-    if key is None and scheme != "learned":
+    if key is None and not cfg.model.has_position_table:
         raise ValueError(
             f"analyze needs a learned table; {run_dir} uses {scheme} (no position table to "
             "analyze). Train with model.position=learned, or name a tensor with --key"
         )
-    weights = inside(run_dir, MODEL_FILE)
-    if not weights.exists():
-        raise ValueError(f"{weights} is missing; the run has no checkpoint yet")
+    tensors, weights = run_weights(run_dir)  # checked against the hash recorded in the file
     key = key or RUN_KEY
-    shapes = list_tensors(weights)
-    _check_key(shapes, key, str(weights))
-    table = read_tensor(weights, key)
+    _check_key({k: tuple(t.shape) for k, t in tensors.items()}, key, str(weights))
+    table = _as_float(tensors[key])
     tc = cfg.train
     context = {
         "scheme": scheme,
@@ -255,13 +240,13 @@ def _run_step(run_dir: Path) -> int | None:
         return None
 
 
-# -- Hugging Face ---------------------------------------------------------------------------------------
+# -- Hugging Face --------------------------------------------------------------------------------
 def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> LoadedTable:
     model_type = str(config["model_type"])
     files: dict[str, Path] = {}  # tensor name -> the file holding it
     shapes: dict[str, tuple[int, ...]] = {}
     for name in weight_files(model_dir):  # refuses pickle-only directories and unsafe names
-        found = list_tensors(model_dir / name)
+        found = tensor_shapes(model_dir / name)
         shapes.update(found)
         files.update(dict.fromkeys(found, model_dir / name))
     where = f"{model_dir} ({model_type})"
@@ -288,7 +273,7 @@ def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> Loaded
         if matches(key, table.key):
             offset = table_offset(table, config, f"{model_dir / 'config.json'}")
     return LoadedTable(
-        read_tensor(files[key], key),
+        _as_float(read_tensor(files[key], key)),
         offset,
         key,
         model_dir,
@@ -302,6 +287,7 @@ def _refuse_pickles(model_dir: Path) -> None:
     pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in _PICKLES)
     if pickles:
         raise ValueError(
-            f"{model_dir} has only {pickles[0]} (a pickle) and no model.safetensors; posemb never "
-            f"unpickles weights. Convert it once where you trust the file: {conversion_hint(model_dir)}"
+            f"{model_dir} has only {pickles[0]} (a pickle) and no model.safetensors; posemb "
+            "never unpickles weights. Convert it once where you trust the file: "
+            f"{conversion_hint(model_dir)}"
         )

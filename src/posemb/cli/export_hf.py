@@ -27,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..files import read_json
     from ..interop import export_run
-    from ..interop.files import read_json
 
     for note in export_run(Path(args.run_dir), Path(args.dst), force=args.force):
         print(f"posemb: note: {note}", file=sys.stderr)

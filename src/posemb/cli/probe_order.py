@@ -1,7 +1,9 @@
 """Probe whether a model tells two orderings of the same words apart.
 
-Prints, per layer, the cosine similarity of the two texts' mean-pooled hidden states with
-the model's positions and with positions removed (NoPE, same weights). RUN may be a run
+Prints, per layer, the cosine similarity of the two texts' mean-pooled hidden states and
+the largest difference of any token's representation (matched by token, since the texts
+are reorderings of each other), with the model's positions and with positions removed
+(NoPE, same weights); then one plain sentence on what that means. RUN may be a run
 directory or `preset:NAME` for an untrained model (add --set model.causal=false for an
 encoder).
 """
@@ -69,10 +71,32 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizer = load_model_arg(args.run, args.sets, args.seed)
     r = probe_order(model, tokenizer, args.text_a, args.text_b)
     print(f"A: {r.text_a!r}\nB: {r.text_b!r}")
-    print(f"{'layer':>6}  {'cos(A,B) with positions':>24}  {'without positions':>18}")
-    n = len(r.with_positions)
-    for i, (w, wo) in enumerate(zip(r.with_positions, r.without_positions)):
-        name = "embed" if i == 0 else ("final" if i == n - 1 else str(i))
-        print(f"{name:>6}  {w:>24.6f}  {wo:>18.6f}")
+    print(table(r))
     print(r.reading())
     return 0
+
+
+def table(r) -> str:
+    """Per layer: pooled cosine similarity and the largest per-token difference, with the
+    model's positions and with positions removed."""
+    w, wo = r.with_positions, r.without_positions
+    lines = [
+        f"{'':>6}  {'with ' + r.scheme + ' positions':>30}  {'positions removed':>30}",
+        f"{'layer':>6}  {'cos(pooled A, B)':>16} {'max diff':>13}  "
+        f"{'cos(pooled A, B)':>16} {'max diff':>13}",
+    ]
+    n = len(w.cosine)
+    for i in range(n):
+        name = "embed" if i == 0 else ("final" if i == n - 1 else str(i))
+        lines.append(
+            f"{name:>6}  {w.cosine[i]:>16.6f} {_diff(w, i):>13}  "
+            f"{wo.cosine[i]:>16.6f} {_diff(wo, i):>13}"
+        )
+    what = "pooled or per token (matched by token)" if r.same_tokens else "of the pooled states"
+    lines.append(f"(max diff: the largest absolute difference, {what}; in float64)")
+    return "\n".join(lines)
+
+
+def _diff(c, i: int) -> str:
+    diffs = c.token_diff if c.token_diff is not None else c.pooled_diff
+    return f"{max(diffs[i], c.pooled_diff[i]):.3g}"

@@ -7,14 +7,63 @@ the validation split, the same target tokens at every length, so results are pai
 each loss has a standard error over spans. --budget quick fits in about 10 minutes on a
 2-core CPU; --budget full is sized for one GPU. Rerunning the same command resumes an
 interrupted sweep.
-Schemes: learned, learned+random (randomised positions), sinusoidal, rope, alibi, t5, shaw, nope.
+Schemes: learned, learned+random (randomised positions), sinusoidal, rope, alibi, t5, shaw,
+nope (the default: all of these), and learned+stretch (opt-in: a table trained at
+fractional positions, train.positions=stretch, used past L through `interpolate`).
+
+Opt-in recipes and tasks (they cost more than the default; see BENCHMARKS.md):
+  --finetune 2,5,10   each extension method followed by 2%/5%/10% of the training steps at
+                      --finetune-len T (default 4L), and a model trained from scratch at T
+                      with the same tokens (the compute-matched baseline): recipes.md
+  --tasks copy,reverse,recall
+                      the sweep on each synthetic task instead of text: exact match on the
+                      answer tokens at L, 2L, 4L (out/TASK/, out/tasks.md)
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 
 from .common import UsageError, length_list, positive_int, seed_int
+
+
+def percent_list(text: str) -> list[float]:
+    """``"2,5,10"`` -> ``[2.0, 5.0, 10.0]``: percentages above 0."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated percentages like 2,5,10, got {text!r}"
+        ) from None
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected percentages above 0 like 2,5,10, got {text!r}")
+    return values
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def task_list(text: str) -> list[str]:
+    """``"copy,reverse"`` -> the synthetic tasks named, each checked."""
+    from ..data.synthetic import TASKS
+    from ..positional.checks import unknown
+
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    for n in names:
+        if n not in TASKS:
+            raise argparse.ArgumentTypeError(str(unknown("synthetic task", n, TASKS)))
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected tasks like {','.join(TASKS)}, got {text!r}")
+    return names
+
 
 HELP = "train every scheme with one budget and compare losses at 1x/2x/4x/8x the training length"
 EXAMPLE = (
@@ -30,7 +79,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--schemes", nargs="+", metavar="NAME", help="default: all (comma or space separated)"
     )
     p.add_argument("--train-len", type=positive_int, default=None, help="L (default: the budget's)")
-    p.add_argument("--eval-lens", type=length_list, default=None, help="default: L,2L,4L,8L")
+    p.add_argument(
+        "--eval-lens", type=length_list, default=None, help="default: L,2L,4L,8L (tasks: L,2L,4L)"
+    )
     p.add_argument(
         "--budget",
         choices=("quick", "full"),
@@ -59,6 +110,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="scored tokens per length (default: the budget's, 65,536 for quick)",
     )
     p.add_argument(
+        "--finetune",
+        type=percent_list,
+        metavar="PCTS",
+        help="fine-tuning budgets in %% of the training steps after each extension method, "
+        "e.g. 2,5,10 (with the compute-matched baseline)",
+    )
+    p.add_argument(
+        "--finetune-len",
+        type=positive_int,
+        metavar="T",
+        help="length the recipes fine-tune (and the baseline trains) at (default: 4L)",
+    )
+    p.add_argument(
+        "--finetune-lr",
+        type=positive_float,
+        metavar="LR",
+        help="peak learning rate of the fine-tunes (default: a third of the budget's)",
+    )
+    p.add_argument(
+        "--tasks",
+        type=task_list,
+        metavar="TASKS",
+        help="synthetic tasks to sweep instead of text, e.g. copy,reverse,recall "
+        "(exact match at L, 2L, 4L)",
+    )
+    p.add_argument(
         "--out", required=True, metavar="DIR", help="where to write the runs and the results"
     )
 
@@ -74,31 +151,45 @@ def run(args: argparse.Namespace) -> int:
     L = args.train_len or BUDGETS[args.budget]["train_len"]
     if L < 2:
         raise UsageError(f"--train-len must be at least 2 tokens, got {L}")
+    if args.tasks and args.data != "stdlib":
+        raise UsageError("--tasks trains on each synthetic task: drop --data")
+    if (args.finetune_len or args.finetune_lr) and not args.finetune:
+        raise UsageError("--finetune-len/--finetune-lr set the recipes of --finetune PCTS: add it")
+    default_lens = [L, 2 * L, 4 * L] if args.tasks else [L, 2 * L, 4 * L, 8 * L]
     plan = SweepPlan(
         parse_variants(args.schemes),
         L,
-        args.eval_lens or [L, 2 * L, 4 * L, 8 * L],
+        args.eval_lens or default_lens,
         args.budget,
         args.data,
         args.seed,
         progress=sys.stderr.isatty(),
         eval_seed=args.eval_seed,
         eval_tokens=args.tokens,
+        finetune=args.finetune or [],
+        finetune_len=args.finetune_len,
+        finetune_lr=args.finetune_lr,
     )
     out = Path(args.out)
-    previous = out / "plan.json"
-    if previous.exists():
-        old = json.loads(previous.read_text())
-        new = plan.settings()
-        if {k: old.get(k) for k in new if k != "variants"} != {
-            k: v for k, v in new.items() if k != "variants"
-        }:
-            raise UsageError(
-                f"{out} holds a sweep with other settings ({old}); use another --out to start anew"
-            )
+    if args.tasks:
+        return _run_tasks(plan, args.tasks, out)
+    if (out / "plan.json").exists():
+        plan.check_against(json.loads((out / "plan.json").read_text()), out)
     records = run_sweep(plan, out)
     md, page = write_sweep_outputs(plan, out, records)
     print((out / "results.md").read_text())
+    if (out / "recipes.md").exists():
+        print((out / "recipes.md").read_text())
     print(" ".join(describe(records)))
     print(f"wrote {out / 'results.json'}, {page}")
+    return 0
+
+
+def _run_tasks(plan, tasks: list[str], out) -> int:
+    from ..eval.task_sweep import run_task_sweeps, write_task_outputs
+
+    records = run_task_sweeps(plan, tasks, out)
+    table = write_task_outputs(out, records)
+    print(table.read_text())
+    print(f"wrote {out / 'results.json'}, {table} and a report per task ({', '.join(tasks)})")
     return 0

@@ -1,9 +1,17 @@
-"""Train a model (or continue one with --resume).
+"""Train a model (or continue one with --resume, or start from another run with --init).
 
 Settings come from a preset, a TOML file and --set overrides, applied in that order.
 Groups: model.* (architecture and positional scheme), train.* (max_steps, batch_size,
-seq_len, lr, eval_every, checkpoint_every, seed, positions=start|random|offset, ...),
-data.* (source, tokenizer). Several processes: torchrun --nproc_per_node N -m posemb train ...
+seq_len, lr, eval_every, checkpoint_every, seed, positions=start|random|offset|stretch,
+...), data.* (source, tokenizer). Several processes: torchrun --nproc_per_node N -m posemb
+train ...
+
+Fine-tune at a longer length: --init RUN starts from RUN's weights and settings (then
+--config and --set), with a fresh optimiser, schedule and data stream; --extend METHOD grows
+its table to model.max_positions (train.seq_len follows unless set). config.json records
+the lineage (source run and step, method, new length). Example:
+  posemb train --init runs/a --extend interpolate --set model.max_positions=256
+      train.max_steps=60 train.warmup_steps=6 train.lr=1e-3 --out runs/a-256
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import math
 import os
 import sys
 
+from ..positional.extend import EXTEND_METHODS
 from .common import UsageError, path_error
 
 HELP = "train a model into a run directory"
@@ -47,6 +56,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint"
     )
+    p.add_argument(
+        "--init",
+        metavar="RUN",
+        help="start from RUN's weights and settings (a fine-tune; fresh optimiser and schedule)",
+    )
+    p.add_argument(
+        "--extend",
+        metavar="METHOD",
+        choices=EXTEND_METHODS,
+        help=f"with --init: grow RUN's table to model.max_positions ({', '.join(EXTEND_METHODS)})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         TrainingDiverged,
         TrainingInterrupted,
         build_config,
+        init_config,
         parse_sets,
         read_toml,
         train,
@@ -62,10 +83,13 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_sets(args.sets)
     if args.data:
         overrides["data.source"] = args.data
+    if args.extend and not args.init:
+        raise UsageError("--extend METHOD grows the table of the --init RUN: add --init RUN")
     if args.resume:
-        if args.config is not None or args.preset or args.out:
+        if args.config is not None or args.preset or args.out or args.init:
             raise UsageError(
-                "--resume RUN continues a run as it was configured; drop --config/--preset/--out"
+                "--resume RUN continues a run as it was configured; drop "
+                "--config/--preset/--out/--init"
             )
         target, cfg = args.resume, None
     else:
@@ -74,7 +98,15 @@ def run(args: argparse.Namespace) -> int:
         if args.config is not None and not args.config.strip():
             raise UsageError("--config is empty; pass a .toml experiment file (see configs/)")
         settings = read_toml(args.config) if args.config is not None else {}
-        cfg = build_config(args.preset, {**settings, **overrides})
+        if args.init:
+            if args.preset:
+                raise UsageError(
+                    "--init RUN starts from RUN's settings; drop --preset (use --set to change "
+                    "settings)"
+                )
+            cfg = init_config(args.init, args.extend, {**settings, **overrides})
+        else:
+            cfg = build_config(args.preset, {**settings, **overrides})
         target = args.out
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone reports
     try:

@@ -40,6 +40,7 @@ from .synthetic import (
     SyntheticTask,
     exact_match,
     exact_match_from_logits,
+    swap_marked,
 )
 from .text import SPLITS, TextSource
 from .tokenizers import (
@@ -78,6 +79,7 @@ __all__ = [
     "default_cache_dir",
     "exact_match",
     "exact_match_from_logits",
+    "swap_marked",
     "inside",
     "is_synthetic",
     "iter_windows",

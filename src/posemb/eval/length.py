@@ -282,12 +282,15 @@ def eval_task(
     check_eval_len(eval_len)
     device = next(model.parameters()).device
     rng = np.random.default_rng([seed, eval_len])
+    causal = model.config.causal  # an encoder sees its answers hidden, and predicts in place
     ex_loss, ex_right, loss_sum, scored = [], [], 0.0, 0
     for i in range(0, n, batch_size):
-        x, y = task.sample(min(batch_size, n - i), eval_len, rng)
+        x, y = task.sample(min(batch_size, n - i), eval_len, rng, causal=causal)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        logits = model(x).logits[:, :-1].float()  # [b, t-1, V]
-        target = y[:, 1:]  # [b, t-1]
+        logits = model(x).logits.float()  # [b, t, V]
+        target = y  # [b, t]; causal: the logits at i - 1 predict the token at i
+        if causal:
+            logits, target = logits[:, :-1], y[:, 1:]  # [b, t-1, V], [b, t-1]
         mask = target != -100
         tl = F.cross_entropy(logits.transpose(1, 2), target, reduction="none", ignore_index=-100)
         counts = mask.sum(1)  # [b]

@@ -19,7 +19,8 @@ from matplotlib.ticker import FixedLocator, NullLocator
 from ..files import atomic_open
 
 DPI = 110
-# Okabe-Ito and tab10 hues, ordered so neighbours differ; markers and dashes vary with them
+# 16 hues told apart easily (Okabe-Ito, then tab10 and Tol's), so a sweep's 14 series never
+# share a colour; markers and dashes vary with them as well
 COLOURS = (
     "#0072B2",
     "#D55E00",
@@ -29,9 +30,14 @@ COLOURS = (
     "#56B4E9",
     "#000000",
     "#8C564B",
-    "#7F7F7F",
+    "#999999",
     "#BCBD22",
     "#9467BD",
+    "#D62728",
+    "#17BECF",
+    "#332288",
+    "#882255",
+    "#117733",
 )
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 DASHES = ("-", "--", "-.", ":")
@@ -50,7 +56,7 @@ def label(r: dict) -> str:
 
 
 def style(i: int) -> dict:
-    """Series ``i``'s colour, marker and line style: 11 colours × 7 markers × 4 dashes."""
+    """Series ``i``'s colour, marker and line style: 16 colours × 7 markers × 4 dashes."""
     return {
         "color": COLOURS[i % len(COLOURS)],
         "marker": MARKERS[i % len(MARKERS)],

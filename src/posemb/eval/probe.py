@@ -1,22 +1,67 @@
-"""Order-sensitivity probe: can the model tell "the cat chased the dog" from "the dog chased
+"""Order-sensitivity probe: can the model tell "The cat chased the dog" from "The dog chased
 the cat"?
 
 Both texts are the same multiset of tokens. For every layer we compare the two texts'
-mean-pooled hidden states by cosine similarity, once with the model's positions and once
-with its positional scheme swapped for NoPE (same weights otherwise). A bidirectional
-model without positions gives similarity 1 at every layer (self-attention is permutation-
-equivariant); a learned table makes them differ; a causal mask alone also makes them
-differ (a token sees only its prefix, which implies order).
+hidden states, once with the model's positions and once with its positional scheme swapped
+for NoPE (the same weights otherwise):
+
+- pooled: the mean over tokens, compared by cosine similarity and by the largest difference
+  of any coordinate;
+- per token, up to the reordering: each token of A is matched with the tokens of B that
+  have the same id (and the other way round), and the difference is the largest, over all
+  tokens, of the distance to the nearest match (max-abs norm). It is 0 when every token has
+  the same representation in both texts, wherever it stands; a value above 0 proves that
+  some token is represented differently (no matching of the tokens could make them equal).
+
+A bidirectional encoder without positions gives differences of 0 at every layer, per token
+too: self-attention is permutation-equivariant, so a token's representation depends on the
+bag of tokens around it, not on their order. A learned table makes them differ. A causal
+model differs even without positions: each token sees only the tokens before it, so the
+mask itself tells the two orders apart.
+
+The comparison runs in float64 on a copy of the model, so "identical" means equal to about
+1e-12, far below any effect of the order.
+
+Notation: ``t`` tokens, ``d`` width, ``n`` layers + 1 (0 = embeddings, last = final norm).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..model import Transformer
+
+IDENTICAL = 1e-9  # a float64 difference below this is float rounding, not order
+
+
+@dataclass
+class Comparison:
+    """How two texts' representations differ in one model, per layer (0 = embeddings, last
+    = after the final norm).
+
+    Attributes:
+        cosine: cosine similarity of the mean-pooled hidden states.
+        pooled_diff: largest absolute difference of the mean-pooled hidden states.
+        token_diff: per token, matched by token id (see the module docstring); None when
+            the texts are not the same tokens in another order.
+    """
+
+    cosine: list[float]
+    pooled_diff: list[float]
+    token_diff: list[float] | None
+
+    @property
+    def max_diff(self) -> float:
+        """The largest difference at any layer, pooled or per token."""
+        return max(self.pooled_diff + (self.token_diff or []))
+
+    @property
+    def identical(self) -> bool:
+        return self.token_diff is not None and self.max_diff < IDENTICAL
 
 
 @dataclass
@@ -25,40 +70,58 @@ class ProbeResult:
     text_b: str
     causal: bool
     scheme: str
-    with_positions: list[float]  # cosine similarity per layer (0 = embeddings, last = final norm)
-    without_positions: list[float]
+    with_positions: Comparison
+    without_positions: Comparison  # the same weights, positions removed (NoPE)
     same_tokens: bool = True  # B is a reordering of A's tokens (what the probe is about)
 
     @property
     def final_with(self) -> float:
-        return self.with_positions[-1]
+        """Cosine similarity of the pooled final states, with the model's positions."""
+        return self.with_positions.cosine[-1]
 
     @property
     def final_without(self) -> float:
-        return self.without_positions[-1]
+        """The same, positions removed."""
+        return self.without_positions.cosine[-1]
 
     def reading(self) -> str:
+        """Two plain sentences: what the probe measured, and why."""
         kind = "causal" if self.causal else "bidirectional"
-        same = self.final_without > 1 - 1e-5
+        w, wo = self.with_positions, self.without_positions
+        with_part = (
+            f"with its {self.scheme} positions the two texts differ by up to {w.max_diff:.3g}"
+            f" (pooled cosine similarity {self.final_with:.4f})"
+        )
         if not self.same_tokens:
-            without = (
-                "not comparable as orderings (the texts are not the same tokens in another order, "
-                "so they differ with or without positions)"
+            return (
+                "The texts are not the same tokens in another order, so they differ with or "
+                f"without positions (in this {kind} model, {with_part})."
             )
-        else:
-            without = (
-                "identical without positions (a bag of tokens)"
-                if same
-                else "different even without positions (the causal mask implies order)"
+        if wo.identical:
+            return (
+                f"In this {kind} model, {with_part}; with positions removed they are identical "
+                f"at every layer, per token too (largest difference {wo.max_diff:.1g}): "
+                "without positions self-attention sees a bag of tokens."
+            )
+        if self.causal:
+            return (
+                f"In this {kind} model, {with_part}; with positions removed they still differ "
+                f"(by up to {wo.max_diff:.3g}) because the causal mask implies order: each "
+                "token sees only the tokens before it."
             )
         return (
-            f"{kind} {self.scheme} model: the two texts' pooled representations are {without}; "
-            f"with the model's positions their cosine similarity is {self.final_with:.4f}."
+            f"In this {kind} model, {with_part}; with positions removed they differ by up to "
+            f"{wo.max_diff:.3g}."
         )
 
 
 @torch.no_grad()
-def pooled_layers(model: Transformer, ids: list[int]) -> list[torch.Tensor]:
+def hidden_layers(model: Transformer, ids: list[int]) -> list[torch.Tensor]:
+    """Every layer's hidden states of one text: ``n`` tensors ``[t, d]``.
+
+    Raises:
+        ValueError: the text is longer than the model's positions.
+    """
     device = next(model.parameters()).device
     limit = model.position_limit
     if limit is not None and len(ids) > limit:
@@ -66,27 +129,60 @@ def pooled_layers(model: Transformer, ids: list[int]) -> list[torch.Tensor]:
             f"the text has {len(ids)} tokens, past the model's {limit} positions; use shorter texts"
         )
     hidden = model(torch.tensor([ids], device=device), output_hidden_states=True).hidden_states
-    return [h[0].float().mean(0) for h in hidden]  # per layer [d]
+    return [h[0] for h in hidden]  # per layer [t, d]
+
+
+def token_matched_diff(
+    ha: torch.Tensor, ids_a: list[int], hb: torch.Tensor, ids_b: list[int]
+) -> float:
+    """The per-token difference of two reorderings, up to the reordering.
+
+    Args:
+        ha: ``[t, d]`` hidden states of text A; ``ids_a`` its ``t`` token ids.
+        hb: ``[t, d]`` hidden states of text B, ``ids_b`` a reordering of ``ids_a``.
+
+    Returns:
+        The largest, over the tokens of both texts, of the max-abs distance to the nearest
+        token of the other text with the same id.
+    """
+    dist = (ha[:, None, :] - hb[None, :, :]).abs().amax(dim=-1)  # [t, t]
+    a, b = torch.tensor(ids_a, device=ha.device), torch.tensor(ids_b, device=ha.device)
+    dist = dist.masked_fill(a[:, None] != b[None, :], float("inf"))  # [t, t]
+    return float(torch.maximum(dist.amin(dim=1).max(), dist.amin(dim=0).max()))
+
+
+def compare(model: Transformer, a: list[int], b: list[int]) -> Comparison:
+    """How ``model`` represents the token ids ``a`` and ``b``, layer by layer (float64)."""
+    model = copy.deepcopy(model).double().eval()
+    cosine, pooled_diff, token_diff = [], [], []
+    same_tokens = sorted(a) == sorted(b)
+    for ha, hb in zip(hidden_layers(model, a), hidden_layers(model, b)):
+        pa, pb = ha.mean(0), hb.mean(0)  # [d]
+        cosine.append(float(F.cosine_similarity(pa, pb, dim=0)))
+        pooled_diff.append(float((pa - pb).abs().max()))
+        if same_tokens:
+            token_diff.append(token_matched_diff(ha, a, hb, b))
+    return Comparison(cosine, pooled_diff, token_diff if same_tokens else None)
 
 
 def probe_order(model: Transformer, tokenizer, text_a: str, text_b: str) -> ProbeResult:
-    model.eval()
+    """Compare two orderings of the same tokens, with the model's positions and without.
+
+    Example::
+
+        r = probe_order(model, tokenizer, "The cat chased the dog", "The dog chased the cat")
+        r.without_positions.identical  # True for a bidirectional encoder
+        print(r.reading())
+    """
     a, b = tokenizer.encode(text_a), tokenizer.encode(text_b)
     if not a or not b:
         raise ValueError("both texts must be non-empty")
-
-    def sims(m: Transformer) -> list[float]:
-        return [
-            float(F.cosine_similarity(x, y, dim=0))
-            for x, y in zip(pooled_layers(m, a), pooled_layers(m, b))
-        ]
-
     return ProbeResult(
         text_a,
         text_b,
         model.config.causal,
         model.config.position,
-        sims(model),
-        sims(model.with_positions("nope")),  # same weights, no positions
+        compare(model, a, b),
+        compare(model.with_positions("nope"), a, b),  # same weights, no positions
         same_tokens=sorted(a) == sorted(b),
     )

@@ -10,15 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..train.config import POSITION_RECIPES
 from .stats import paired_difference, paired_key
+
+
+def recipe_phrase(recipe: str) -> str | None:
+    """``random positions`` for a position recipe, the recipe itself otherwise
+    (``ft5%@256``), None for the plain ``start``."""
+    if recipe == "start":
+        return None
+    return f"{recipe} positions" if recipe in POSITION_RECIPES else recipe
 
 
 def name(r: dict[str, Any]) -> str:
     """``learned``, ``learned (random positions, extended by tile)``,
-    ``learned (sliding window)``."""
+    ``learned (sliding window)``, ``learned (ft5%@256, extended by interpolate)``."""
     method = r["method"]
     extra = [
-        f"{r['recipe']} positions" if r["recipe"] != "start" else None,
+        recipe_phrase(r["recipe"]),
         None
         if method == "none"
         else (f"overflow={method}" if method in ("clamp", "wrap") else f"extended by {method}"),
@@ -86,7 +95,8 @@ def _merged(names: list[str], r: dict[str, Any]) -> str:
     """One name, or ``learned (any of 7 methods, identical here)`` for identical records."""
     if len(names) == 1:
         return names[0]
-    recipe = f"{r['recipe']} positions, " if r["recipe"] != "start" else ""
+    phrase = recipe_phrase(r["recipe"])
+    recipe = f"{phrase}, " if phrase else ""
     return f"{r['scheme']} ({recipe}any of {len(names)} methods, identical here)"
 
 

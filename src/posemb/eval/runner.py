@@ -160,19 +160,23 @@ def load_eval_text(
 
 
 def model_provenance(run_dir: str | Path, model: Transformer, cfg) -> dict[str, Any]:
-    """Parameters, training steps and tokens seen of the run behind a record."""
-    from ..train.checkpoint import read_trainer_state
+    """Parameters, training steps and tokens seen of the run behind a record (a run started
+    from another, ``train.init``: its ``lineage``, and the tokens of the whole chain)."""
+    from ..train.checkpoint import read_lineage, read_trainer_state
+    from ..train.lineage import tokens_trained
 
     try:
         steps: int | None = int(read_trainer_state(Path(run_dir))["step"])
     except (ValueError, KeyError, OSError):
         steps = None
     tc = cfg.train
+    lineage = read_lineage(run_dir)
     return {
         "run": str(run_dir),
         "parameters": count_parameters(model),
         "steps": steps,
-        "tokens_seen": None if steps is None else steps * tc.batch_size * tc.seq_len,
+        "tokens_seen": tokens_trained(cfg, steps, lineage),
+        "lineage": lineage,
         "train_len": tc.seq_len,
         "positions": tc.positions,
         "max_positions": cfg.model.max_positions,

@@ -4,13 +4,18 @@ the sliding window). Every model scores the same evaluation text (spans drawn on
 ``eval_seed`` from across the validation split, the same targets at every length), so any
 two records are a paired comparison. Interrupted sweeps resume: finished models are
 skipped, a model interrupted mid-training continues from its checkpoint.
+
+Opt-in, beyond the default cost: ``learned+stretch`` (a table trained at fractional
+positions, train.positions=stretch), fine-tuning recipes after each extension method and
+their compute-matched baseline (``finetune``: eval/recipes.py), and the synthetic tasks
+(eval/task_sweep.py: one sweep per task, exact match at L, 2L, 4L).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,14 @@ from ..train.checkpoint import read_trainer_state
 from .length import forward_tokens
 from .progress import TRAIN_COST, Progress
 from .reading import describe, pm
+from .recipes import (
+    Recipe,
+    best_recipe_sentence,
+    finetune_batch,
+    plan_recipes,
+    recipe_config,
+    recipe_table,
+)
 from .runner import (
     evaluate_run,
     load_eval_text,
@@ -44,7 +57,21 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "t5": ("t5", "start"),
     "shaw": ("shaw", "start"),
     "nope": ("nope", "start"),
+    # opt-in (--schemes learned+stretch): a table trained at fractional positions, used past L
+    # through `interpolate` (train.positions=stretch)
+    "learned+stretch": ("learned", "stretch"),
 }
+# what `posemb sweep` trains without --schemes (its cost is the budget's promise)
+DEFAULT_VARIANTS: tuple[str, ...] = (
+    "learned",
+    "learned+random",
+    "sinusoidal",
+    "rope",
+    "alibi",
+    "t5",
+    "shaw",
+    "nope",
+)
 
 BUDGETS: dict[str, dict[str, Any]] = {
     # well under a minute per model on a 2-core CPU
@@ -97,20 +124,53 @@ class SweepPlan:
     progress: bool = False  # training progress bars
     eval_seed: int = DEFAULT_SEED  # the evaluation text's spans: the same for every model
     eval_tokens: int | None = None  # scored tokens per length; None: the budget's
+    finetune: list[float] = field(default_factory=list)  # fine-tuning budgets, % of steps
+    finetune_len: int | None = None  # T; None: 4 x train_len
+    finetune_lr: float | None = None  # fine-tuning peak lr; None: a third of the budget's
 
     @property
     def scored_tokens(self) -> int:
         return self.eval_tokens or BUDGETS[self.budget]["tokens"]
 
+    @property
+    def target_len(self) -> int:
+        """The fine-tuning length ``T``."""
+        return self.finetune_len or 4 * self.train_len
+
+    @property
+    def is_task(self) -> bool:
+        return self.data.startswith("synthetic:")
+
     def settings(self) -> dict[str, Any]:
-        """What identifies the sweep (plan.json): a rerun with other settings is refused."""
-        out = {k: v for k, v in self.__dict__.items() if k not in ("progress", "eval_tokens")}
-        return {**out, "eval_tokens": self.scored_tokens}
+        """What identifies the sweep (plan.json): a rerun with other settings is refused.
+        Without fine-tuning recipes it is what a sweep without them always wrote."""
+        skip = ("progress", "eval_tokens", "finetune", "finetune_len", "finetune_lr")
+        out = {k: v for k, v in self.__dict__.items() if k not in skip}
+        out["eval_tokens"] = self.scored_tokens
+        if self.finetune:
+            out.update(
+                finetune=self.finetune,
+                finetune_len=self.target_len,
+                finetune_lr=self.finetune_lr,
+            )
+        return out
+
+    def check_against(self, previous: dict[str, Any], where: Path) -> None:
+        """Refuse to continue a sweep folder written with other settings. Schemes and
+        fine-tuning budgets may be added (they add models); the rest must match."""
+        new = self.settings()
+        additive = ("variants", "finetune")
+        differ = [k for k in new if k in previous and k not in additive and previous[k] != new[k]]
+        if differ:
+            raise ValueError(
+                f"{where} holds a sweep with other settings ({differ[0]}: {previous[differ[0]]!r}"
+                f", not {new[differ[0]]!r}); use another --out to start anew"
+            )
 
 
 def parse_variants(names: list[str] | None) -> list[str]:
     if not names:
-        return list(VARIANTS)
+        return list(DEFAULT_VARIANTS)
     out = []
     for n in names:
         for part in n.split(","):
@@ -149,11 +209,15 @@ def _finished(run_dir: Path, max_steps: int) -> int | None:
         return None
 
 
-def _jobs(limit: int | None, lengths: list[int]) -> list[tuple[str | None, str]]:
+def _jobs(
+    limit: int | None, lengths: list[int], task: bool = False
+) -> list[tuple[str | None, str]]:
     """``(method, mode)`` evaluations of one model: past a learned table's end, every
-    extension method and the sliding window; otherwise the model as it is."""
+    extension method and (text only: a task is one problem per length) the sliding window;
+    otherwise the model as it is."""
     if limit is not None and max(lengths) > limit:
-        return [(m, "nonoverlap") for m in EXTEND_METHODS] + [(None, "sliding")]
+        window = [] if task else [(None, "sliding")]
+        return [(m, "nonoverlap") for m in EXTEND_METHODS] + window
     return [(None, "nonoverlap")]
 
 
@@ -161,21 +225,61 @@ def _limit(cfg) -> int | None:
     return cfg.model.max_positions if cfg.model.has_position_table else None
 
 
-def _plan_cost(plan: SweepPlan, out: Path, cfgs: dict) -> int:
+@dataclass
+class _Model:
+    """One model of a sweep: its folder, settings (None: made when its turn comes, from a
+    trained base) and how it is evaluated."""
+
+    folder: str
+    cfg: Any
+    label: str  # the records' recipe
+    method: str | None = None  # a fine-tune: evaluated with its own extension method only
+    recipe: Recipe | None = None
+
+
+def _models(plan: SweepPlan) -> tuple[list[_Model], dict[str, Any]]:
+    """Every model of ``plan`` in training order (the variants, then the recipes)."""
+    cfgs = {name: variant_config(plan, name) for name in plan.variants}
+    models = [_Model(name, cfg, VARIANTS[name][1]) for name, cfg in cfgs.items()]
+    if plan.finetune:
+        steps = BUDGETS[plan.budget]["settings"]["train.max_steps"]
+        for r in plan_recipes(cfgs, plan.finetune, plan.target_len, steps):
+            models.append(_Model(r.folder, None, r.label, r.method, r))
+    return models, cfgs
+
+
+def _model_jobs(plan: SweepPlan, m: _Model, limit: int | None) -> list[tuple[str | None, str]]:
+    """A fine-tune: its own method; the baseline: ``interpolate`` past its table (the best
+    zero-shot method); a variant: :func:`_jobs`."""
+    if m.method is not None:
+        return [(m.method, "nonoverlap")]
+    if m.recipe is not None:
+        past = limit is not None and max(plan.eval_lens) > limit
+        return [("interpolate" if past else None, "nonoverlap")]
+    return _jobs(limit, plan.eval_lens, plan.is_task)
+
+
+def _plan_cost(plan: SweepPlan, out: Path, models: list[_Model], cfgs: dict) -> int:
     """The progress bar's total: training still to do and every evaluation still to run."""
     n_spans, span_len = spans_for(plan.eval_lens, plan.scored_tokens), max(plan.eval_lens)
     total = 0
-    for name, cfg in cfgs.items():
-        run_dir = out / "runs" / name
+    for m in models:
+        run_dir = out / "runs" / m.folder
         if (run_dir / "sweep_eval.json").exists():
             continue
-        tc = cfg.train
-        left = tc.max_steps - (_finished(run_dir, tc.max_steps) or 0)
-        total += TRAIN_COST * max(left, 0) * tc.batch_size * tc.seq_len
-        for _, mode in _jobs(_limit(cfg), plan.eval_lens):
-            total += sum(
-                forward_tokens(_limit(cfg), n_spans, span_len, L, mode) for L in plan.eval_lens
-            )
+        if m.recipe is None:
+            tc, limit = m.cfg.train, _limit(m.cfg)
+            steps, tokens = tc.max_steps, tc.batch_size * tc.seq_len
+        else:  # a fine-tune's or baseline's step holds a pre-training step's tokens
+            base = cfgs[m.recipe.base].train
+            steps, tokens = m.recipe.steps, base.batch_size * base.seq_len
+            limit = plan.target_len if _limit(cfgs[m.recipe.base]) is not None else None
+        left = steps - (_finished(run_dir, steps) or 0)
+        total += TRAIN_COST * max(left, 0) * tokens
+        if plan.is_task:
+            continue  # a task's evaluation is small beside its training
+        for _, mode in _model_jobs(plan, m, limit):
+            total += sum(forward_tokens(limit, n_spans, span_len, L, mode) for L in plan.eval_lens)
     return total
 
 
@@ -207,26 +311,40 @@ def run_sweep(plan: SweepPlan, out: Path, log=None) -> list[dict]:
     """Train (or resume) every model of ``plan`` under ``out/runs`` and evaluate each on one
     shared evaluation text. Returns every record (without paired comparisons: see
     :func:`write_sweep_outputs`)."""
+    models, cfgs = _models(plan)
+    if plan.finetune:  # refuse a length the steps cannot hold before writing anything
+        for cfg in cfgs.values():
+            finetune_batch(cfg.train.batch_size, cfg.train.seq_len, plan.target_len)
+        if len(models) == len(cfgs):
+            (log or print)(
+                f"note: no model of this sweep has a table shorter than {plan.target_len}: "
+                "--finetune adds nothing (it fine-tunes learned tables past their end)"
+            )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "plan.json", json.dumps(plan.settings(), indent=1))
-    cfgs = {name: variant_config(plan, name) for name in plan.variants}
     texts = _Texts(plan, log or print)
     first = cfgs[plan.variants[0]]
     if first.data.tokenizer == "byte":  # known before training: check the lengths first
         texts.get(first, build_tokenizer("byte"))
     records: list[dict] = []
-    with Progress(_plan_cost(plan, out, cfgs), "sweep") as bar:
+    with Progress(_plan_cost(plan, out, models, cfgs), "sweep") as bar:
         say = texts.say = log or bar.write
-        for k, name in enumerate(plan.variants, 1):
-            cfg, run_dir = cfgs[name], out / "runs" / name
-            head = f"[{k}/{len(plan.variants)}] {name}"
+        for k, m in enumerate(models, 1):
+            run_dir = out / "runs" / m.folder
+            head = f"[{k}/{len(models)}] {m.folder}"
             done_file = run_dir / "sweep_eval.json"
             if done_file.exists():
                 say(f"{head}: finished earlier, skipped")
                 records += json.loads(done_file.read_text())
                 continue
-            _train_variant(cfg, run_dir, head, plan.train_len, say, bar)
-            recs = _evaluate_variant(plan, name, cfg, run_dir, texts, bar)
+            cfg = m.cfg
+            if cfg is None:  # a recipe: its base is trained by now
+                base = m.recipe.base
+                cfg = recipe_config(
+                    m.recipe, cfgs[base], out / "runs" / base, plan.target_len, plan.finetune_lr
+                )
+            _train_variant(cfg, run_dir, head, cfg.train.seq_len, say, bar)
+            recs = _evaluate_variant(plan, m, cfg, run_dir, texts, bar)
             atomic_write_text(done_file, json.dumps(recs))
             say(_summary_line(plan, recs))
             records += recs
@@ -251,19 +369,24 @@ def _train_variant(cfg, run_dir: Path, head: str, L: int, say, bar: Progress) ->
     bar.advance(TRAIN_COST * (tc.max_steps - (step or 0)) * tc.batch_size * tc.seq_len)
 
 
-def _evaluate_variant(plan: SweepPlan, name: str, cfg, run_dir: Path, texts, bar) -> list[dict]:
+def _evaluate_variant(
+    plan: SweepPlan, m: _Model, cfg, run_dir: Path, texts, bar: Progress
+) -> list[dict]:
     model, tokenizer = load_run(run_dir)
     text, text_prov = texts.get(cfg, tokenizer)
+    provenance = model_provenance(run_dir, model, cfg)
     common = {
-        "recipe": VARIANTS[name][1],
+        "recipe": m.label,
         "byte_level": tokenizer.kind == "byte",
-        "provenance": record_provenance(text_prov, model_provenance(run_dir, model, cfg)),
+        "provenance": record_provenance(text_prov, provenance),
         "progress": bar,
         "memo": {},  # lengths inside the table: one computation for every method
     }
     recs: list[dict] = []
-    for method, mode in _jobs(model.position_limit, plan.eval_lens):
+    for method, mode in _model_jobs(plan, m, model.position_limit):
         recs += evaluate_run(model, cfg, text, plan.eval_lens, method=method, mode=mode, **common)
+    for r in recs:  # the recipes' cost: tokens behind the model, lineage included
+        r["tokens_trained"] = provenance["tokens_seen"]
     return recs
 
 
@@ -306,7 +429,24 @@ def sweep_report(
         f"evaluated at {', '.join(map(str, plan.eval_lens))} tokens on the same held-out text. "
         "Loss: mean nats per token, ± its standard error over spans."
     )
-    return eval_report(out, records, title, intro, describe(records))
+    report = eval_report(out, records, title, intro, describe(records))
+    steps = BUDGETS[plan.budget]["settings"]
+    pretrain = steps["train.max_steps"] * steps["train.batch_size"] * plan.train_len
+    table = recipe_table(records, plan.train_len, pretrain)
+    if table is not None:
+        header, rows = table
+        reading = best_recipe_sentence(records, plan.train_len, pretrain)
+        atomic_write_text(
+            out / "recipes.md", markdown_table(header, rows) + "\n\n" + reading + "\n"
+        )
+        report.table(
+            f"Recipes past L (fine-tuned at {plan.target_len}): loss by length, the extra "
+            "training tokens, and the paired change from L to 4L",
+            header,
+            rows,
+        )
+        report.reading.append(reading)
+    return report
 
 
 def write_sweep_outputs(plan: SweepPlan, out: Path, records: list[dict]) -> tuple[Path, Path]:

@@ -47,11 +47,11 @@ class Architecture:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "gpt2": Architecture("gpt2", "GPT2LMHeadModel", "GPT-2", ("learned", "sinusoidal"), gpt2),
+    "gpt2": Architecture("gpt2", "GPT2LMHeadModel", "GPT-2", gpt2.SCHEMES, gpt2),
     "gpt_neox": Architecture(
-        "gpt_neox", "GPTNeoXForCausalLM", "GPT-NeoX", ("rope", "nope"), gpt_neox
+        "gpt_neox", "GPTNeoXForCausalLM", "GPT-NeoX", gpt_neox.SCHEMES, gpt_neox
     ),
-    "mpt": Architecture("mpt", "MptForCausalLM", "MPT", ("alibi",), mpt),
+    "mpt": Architecture("mpt", "MptForCausalLM", "MPT", mpt.SCHEMES, mpt),
 }
 NO_COUNTERPART = {
     "t5": "no Hugging Face causal LM has T5's learned relative bias in a GPT-2-style block "

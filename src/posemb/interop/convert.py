@@ -8,7 +8,7 @@ tokenizer can be expressed as (:mod:`.tokenizers`), so ``AutoModelForCausalLM`` 
 run's own settings under ``"posemb"`` (transformers keeps the key and ignores it).
 
 Import reads a local GPT-2, GPT-NeoX or MPT directory (safetensors only, one file or
-shards) into a posemb run with a step-0 checkpoint (see :mod:`.runs`), so ``posemb.load``,
+shards) into a posemb run with a step-0 checkpoint (as the trainer writes one), so ``posemb.load``,
 ``generate``, ``eval``, ``analyze`` and ``train --resume`` work on it. When the
 ``"posemb"`` record still describes the weights (exporting it again would give these very
 tensors), the run gets those settings back, so export then import is exact: the same
@@ -26,20 +26,13 @@ from torch import Tensor
 
 from .. import __version__
 from ..data import inside, load_tokenizer
+from ..files import read_json, write_json, write_safetensors
 from ..model import ModelConfig, Transformer
 from ..train.checkpoint import load_weights, read_config, state_dict_for_save
 from ..train.config import DataConfig, RunConfig, TrainConfig
 from ..train.trainer import write_initial_checkpoint
 from .architectures import Architecture, export_target, import_source
-from .files import (
-    SAFETENSORS,
-    read_json,
-    read_safetensors,
-    read_weights,
-    require_dir,
-    write_json,
-    write_safetensors,
-)
+from .files import SAFETENSORS, read_weights, require_dir, run_model
 from .metadata import HF_METADATA, cast, read_metadata, read_run_metadata, token_ids
 from .outdir import output_dir
 from .tokenizers import HF_TOKENIZER, POSEMB_TOKENIZER, export_tokenizer, import_tokenizer
@@ -57,13 +50,10 @@ def export_run(run_dir: str | Path, dst: str | Path, *, force: bool = False) -> 
     """
     run_dir = require_dir(Path(run_dir), "run directory")
     inside(run_dir, "config.json")  # a link leaving the run is refused before it is read
-    cfg = read_config(run_dir).model
+    run_cfg = read_config(run_dir)
+    cfg = run_cfg.model
     arch = export_target(cfg, repr(str(run_dir)))
-    # read the weights without touching the run (load_model would complete a pending checkpoint)
-    weights = inside(run_dir, SAFETENSORS)
-    tensors, _ = read_safetensors(weights)
-    model = Transformer(cfg)
-    load_weights(model, tensors, str(weights))
+    model = run_model(run_dir, run_cfg)  # the weights checked against their recorded hash
     meta = read_run_metadata(run_dir)
     hf_tensors = cast(
         arch.module.to_hf(state_dict_for_save(model), cfg), meta.get("dtype", "float32")
@@ -109,8 +99,8 @@ def import_hf_dir(hf_dir: str | Path, dst: str | Path, *, force: bool = False) -
     notes += tok_notes
     if tokenizer.vocab_size > model_cfg.vocab_size:
         notes.append(
-            f"warning: the tokenizer has {tokenizer.vocab_size} ids but the model only {model_cfg.vocab_size}; "
-            "text using the extra ids will be refused"
+            f"warning: the tokenizer has {tokenizer.vocab_size} ids but the model only "
+            f"{model_cfg.vocab_size}; text using the extra ids will be refused"
         )
     own = (
         any(inside(hf_dir, n).is_file() for n in (HF_TOKENIZER, "vocab.json"))

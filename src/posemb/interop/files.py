@@ -1,30 +1,31 @@
 """Directories in: JSON files, their fields, and safetensors weights only.
 
 Every file is read from its folder through :func:`posemb.data.inside`: a shard name in
-``model.safetensors.index.json`` that is absolute or has ``..``, or any file that is a link
-leaving the folder, is refused with one line before anything is read or written. Weights
-are read from safetensors only (one file or an index of shards): nothing is ever unpickled,
-so a directory with only ``pytorch_model.bin`` is refused with the fix. Numbers in a
-``config.json`` are checked by :func:`config_int` / :func:`config_float` (a null, a string,
-a fraction or a negative names the field). Output folders: :mod:`.outdir`.
+``model.safetensors.index.json`` that is absolute or has ``..``, or any file that is a
+link leaving the folder, is refused with one line before anything is read or written.
+Weights are read from safetensors only (one file or an index of shards): nothing is ever
+unpickled, so a directory with only ``pytorch_model.bin`` is refused with the fix. A posemb
+run's weights are read by :func:`run_weights`, checked against the content hash recorded
+in their header. Numbers in a ``config.json`` are checked by :func:`config_int` /
+:func:`config_float` (a null, a string, a fraction or a negative names the field). File
+reading and writing itself lives in :mod:`posemb.files`; output folders in :mod:`.outdir`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from ..data.atomic import _umask, atomic_write_text
 from ..data.paths import inside
+from ..files import read_json, read_safetensors
+from ..model import Transformer
+from ..positional.checks import is_finite_number, is_int
+from ..train.checkpoint import MODEL_FILE, load_weights, read_tensors
+from ..train.config import RunConfig
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -39,26 +40,6 @@ OTHER_WEIGHTS = (
     "rust_model.ot",
 )
 _REQUIRED: Any = object()
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``; missing, a folder, not UTF-8 or not an object: one line."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory, not a JSON file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} is missing") from None
-    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
-        raise ValueError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    return data
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -81,7 +62,7 @@ def config_int(
             raise ValueError(f"{where} lacks the field {key!r}; it must be an integer >= {minimum}")
         return default
     value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(
             f"{where}: {key}={json.dumps(value)} is not valid; it must be an integer >= {minimum}"
         )
@@ -103,12 +84,11 @@ def config_float(
             raise ValueError(f"{where} lacks the field {key!r}")
         return default
     value = config[key]
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or not minimum <= value < below:
+    if not is_finite_number(value) or not minimum <= value < below:
         upper = "" if below == math.inf else f" and below {below:g}"
         raise ValueError(
-            f"{where}: {key}={json.dumps(value)} is not valid; it must be a number >= {minimum:g}"
-            f"{upper}"
+            f"{where}: {key}={json.dumps(value)} is not valid; it must be a number "
+            f">= {minimum:g}{upper}"
         )
     return float(value)
 
@@ -128,23 +108,29 @@ def weight_files(directory: Path) -> list[str]:
         return [SAFETENSORS]
     index_path = inside(directory, SAFETENSORS_INDEX)
     if index_path.exists():
-        weight_map = read_json(index_path).get("weight_map")
-        if not isinstance(weight_map, dict) or not weight_map:
-            raise ValueError(f"{index_path} has no weight_map")
-        for value in weight_map.values():
-            if not isinstance(value, str):  # raises, naming the value
-                inside(directory, value, named_by=index_path)
-        names = sorted(set(weight_map.values()))
-        for name in names:
-            inside(directory, name, named_by=index_path)
-        return names
+        return _shard_names(directory, index_path)
     pickled = [name for name in OTHER_WEIGHTS if (directory / name).is_file()]
     if pickled:
         raise ValueError(
-            f"{str(directory)!r} has only {', '.join(pickled)} and no model.safetensors; posemb never "
-            f"unpickles weights. Convert it once where you trust the file: {conversion_hint(directory)}"
+            f"{str(directory)!r} has only {', '.join(pickled)} and no model.safetensors; "
+            "posemb never unpickles weights. Convert it once where you trust the file: "
+            f"{conversion_hint(directory)}"
         )
     raise FileNotFoundError(f"{str(directory)!r} has no {SAFETENSORS} (nor {SAFETENSORS_INDEX})")
+
+
+def _shard_names(directory: Path, index_path: Path) -> list[str]:
+    """The shard files an index names, each checked to lie inside ``directory``."""
+    weight_map = read_json(index_path).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ValueError(f"{index_path} has no weight_map")
+    for value in weight_map.values():
+        if not isinstance(value, str):  # raises, naming the value
+            inside(directory, value, named_by=index_path)
+    names = sorted(set(weight_map.values()))
+    for name in names:
+        inside(directory, name, named_by=index_path)
+    return names
 
 
 def conversion_hint(directory: Path) -> str:
@@ -168,50 +154,31 @@ def conversion_hint(directory: Path) -> str:
     )
 
 
-@contextlib.contextmanager
-def _opened(path: Path) -> Iterator[Any]:
-    """``safe_open(path)``; a missing, non-regular or damaged file is one line naming it."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory, not a safetensors weights file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            yield f
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} is missing") from None
-    except (SafetensorError, OSError, RuntimeError) as e:
-        raise ValueError(
-            f"{path} is not a readable safetensors file ({str(e).splitlines()[0]}); the file is "
-            "damaged or truncated: download or copy it again"
-        ) from None
-
-
-def tensor_names(path: Path) -> list[str]:
-    """The tensor names of one safetensors file (its header only)."""
-    with _opened(path) as f:
-        return list(f.keys())
-
-
-def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of one safetensors file; a damaged file is a ``ValueError``."""
-    with _opened(path) as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
-
-
 def read_weights(directory: Path) -> dict[str, torch.Tensor]:
-    """All tensors of a directory's safetensors weights (shards merged)."""
+    """All tensors of a Hugging Face directory's safetensors weights (shards merged)."""
     tensors: dict[str, torch.Tensor] = {}
     for name in weight_files(directory):
         tensors.update(read_safetensors(Path(directory) / name)[0])
     return tensors
 
 
-def write_safetensors(
-    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
-) -> None:
-    """Contiguous copies, metadata ``format=pt`` (transformers requires it); mode 0666 & ~umask
-    like every other file posemb writes (safetensors' ``save_file`` alone makes 0600)."""
-    out = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file(out, str(path), metadata={"format": "pt", **(metadata or {})})
-    os.chmod(path, 0o666 & ~_umask())
+def run_weights(run_dir: Path) -> tuple[dict[str, torch.Tensor], Path]:
+    """The tensors of a posemb run's ``model.safetensors``, and the file's path.
+
+    The file is read through :func:`posemb.data.inside` (a link leaving the run is refused)
+    and checked against the sha256 recorded in its header
+    (:func:`posemb.train.checkpoint.read_tensors`): a flipped bit is a ``CheckpointError``
+    naming the file, never weights quietly used.
+    """
+    path = inside(Path(run_dir), MODEL_FILE)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a safetensors weights file")
+    return read_tensors(path), path
+
+
+def run_model(run_dir: Path, cfg: RunConfig) -> Transformer:
+    """The model of a posemb run whose settings are ``cfg`` (weights: :func:`run_weights`)."""
+    tensors, path = run_weights(run_dir)
+    model = Transformer(cfg.model)
+    load_weights(model, tensors, str(path))
+    return model

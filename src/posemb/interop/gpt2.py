@@ -30,10 +30,12 @@ from typing import Any
 
 from torch import Tensor
 
-from ..model import ModelConfig
+from ..model import ModelConfig, Transformer
 from .files import config_float, config_int
 from .layouts import KeyPair, map_from_hf, map_to_hf, narrow, widen, widened
 
+# the posemb schemes GPT-2 holds: its own learned table, or the sinusoid written as one
+SCHEMES = ("learned", "sinusoidal")
 HF_PREFIX = "transformer."
 # GPT-2 checkpoints of older transformers also hold the causal mask as buffers; we never need them.
 IGNORED_HF_SUFFIXES = (".attn.bias", ".attn.masked_bias")
@@ -55,7 +57,7 @@ def key_map(cfg: ModelConfig) -> list[KeyPair]:
     d, f, V, N = cfg.d_model, cfg.ff_dim, cfg.vocab_size, cfg.max_positions
     pairs = [
         KeyPair("wte.weight", "transformer.wte.weight", False, (V, d)),
-        KeyPair("pos.weight", "transformer.wpe.weight", False, (N, d)),
+        KeyPair(Transformer.POSITION_TABLE_KEY, "transformer.wpe.weight", False, (N, d)),
     ]
     for i in range(cfg.n_layer):
         p, h = f"blocks.{i}.", f"transformer.h.{i}."
@@ -120,19 +122,21 @@ def incompatibilities(cfg: ModelConfig) -> list[str]:
     """Each field of ``cfg`` that GPT-2 cannot express, with its value and what GPT-2 needs."""
     problems = []
     opts = cfg.position_options
-    if cfg.position == "learned":
+    if cfg.position not in SCHEMES:
+        problems.append(
+            f"model.position={cfg.position!r} (GPT-2 has a learned table: 'learned' or "
+            "'sinusoidal')"
+        )
+    elif cfg.has_position_table:
         if opts.get("offset", 0) != 0:
             problems.append(
                 f"model.position_options.offset={opts['offset']} (GPT-2 has no reserved rows: 0)"
             )
         if opts.get("overflow", "error") != "error":
             problems.append(
-                f"model.position_options.overflow={opts['overflow']!r} (GPT-2 has no overflow policy: 'error')"
+                f"model.position_options.overflow={opts['overflow']!r} (GPT-2 has no overflow "
+                "policy: 'error')"
             )
-    elif cfg.position != "sinusoidal":
-        problems.append(
-            f"model.position={cfg.position!r} (GPT-2 has a learned table: 'learned' or 'sinusoidal')"
-        )
     if not cfg.causal:
         problems.append("model.causal=false (GPT-2 is a causal LM: true)")
     if cfg.norm != "layernorm":
@@ -177,7 +181,7 @@ def hf_config(cfg: ModelConfig) -> dict[str, Any]:
 
 def export_notes(cfg: ModelConfig) -> list[str]:
     """What the user should know about a GPT-2 export of ``cfg``."""
-    if cfg.position != "sinusoidal":
+    if cfg.has_position_table:  # GPT-2's own table
         return []
     return [
         f"GPT-2 holds the sinusoid as a table of {cfg.max_positions} rows: the export serves "

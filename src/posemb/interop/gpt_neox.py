@@ -6,12 +6,12 @@ scaled by ``1/sqrt(dh)``, then ``x + MLP(LN(x + Attn(LN(x))))`` with a two-layer
 rotation is the half-split layout (``rotate_half``), posemb's default, with
 ``rotary_pct=1.0`` and base ``rotary_emb_base``; ``rotary_pct=0.0`` rotates nothing, which
 is NoPE. The differences are names and one layout: GPT-NeoX groups the fused projection's
-rows per head::
+rows per head (``*``: rows ``[3, h, dh]`` <-> ``[h, 3, dh]``)::
 
     posemb                        Hugging Face (GPTNeoXForCausalLM)                   layout
     wte.weight                    gpt_neox.embed_in.weight
     blocks.{i}.ln_1.{w,b}         gpt_neox.layers.{i}.input_layernorm.{w,b}
-    blocks.{i}.attn.qkv.{w,b}     gpt_neox.layers.{i}.attention.query_key_value.{w,b} [3,h,dh] <-> [h,3,dh]
+    blocks.{i}.attn.qkv.{w,b}     gpt_neox.layers.{i}.attention.query_key_value.{w,b} *
     blocks.{i}.attn.proj.{w,b}    gpt_neox.layers.{i}.attention.dense.{w,b}
     blocks.{i}.ln_2.{w,b}         gpt_neox.layers.{i}.post_attention_layernorm.{w,b}
     blocks.{i}.mlp.fc.{w,b}       gpt_neox.layers.{i}.mlp.dense_h_to_4h.{w,b}
@@ -34,9 +34,12 @@ from typing import Any
 from torch import Tensor
 
 from ..model import ModelConfig
+from ..positional import scheme_class
 from .files import config_float, config_int
 from .layouts import KeyPair, map_from_hf, map_to_hf, narrow, widen, widened
 
+# the posemb schemes GPT-NeoX holds: RoPE, or none (rotary_pct=0.0)
+SCHEMES = ("rope", "nope")
 PREFIX = "gpt_neox."
 # posemb activation -> transformers ACT2FN name computing exactly the same function
 ACTIVATION_TO_HF = {
@@ -116,7 +119,7 @@ def incompatibilities(cfg: ModelConfig) -> list[str]:
     """Each field of ``cfg`` GPT-NeoX cannot express, with its value and what it needs."""
     problems = []
     opts = cfg.position_options
-    if cfg.position not in ("rope", "nope"):
+    if cfg.position not in SCHEMES:
         problems.append(f"model.position={cfg.position!r} (GPT-NeoX rotates: 'rope' or 'nope')")
     if not cfg.causal:
         problems.append("model.causal=false (GPT-NeoX is a causal LM: true)")
@@ -126,12 +129,17 @@ def incompatibilities(cfg: ModelConfig) -> list[str]:
         problems.append(
             f"model.activation={cfg.activation!r} (one of {', '.join(ACTIVATION_TO_HF)})"
         )
-    if cfg.position == "rope" and float(opts.get("scale", 1.0)) < 1.0:
+    if _rotates(cfg) and float(opts.get("scale", 1.0)) < 1.0:
         problems.append(
             f"model.position_options.scale={opts['scale']} (transformers' linear RoPE scaling "
             "needs a factor >= 1)"
         )
     return problems
+
+
+def _rotates(cfg: ModelConfig) -> bool:
+    """The scheme rotates q/k (RoPE): GPT-NeoX rotates every channel, else none."""
+    return scheme_class(cfg.position).rotates_qk
 
 
 def hf_config(cfg: ModelConfig) -> dict[str, Any]:
@@ -149,7 +157,7 @@ def hf_config(cfg: ModelConfig) -> dict[str, Any]:
         "num_attention_heads": cfg.n_head,
         "intermediate_size": cfg.ff_dim,
         "hidden_act": ACTIVATION_TO_HF[cfg.activation],
-        "rotary_pct": 1.0 if cfg.position == "rope" else 0.0,
+        "rotary_pct": 1.0 if _rotates(cfg) else 0.0,
         "rotary_emb_base": float(opts.get("base", 10000.0)),
         "rope_scaling": {"type": "linear", "factor": scale} if scale != 1.0 else None,
         "use_parallel_residual": False,  # posemb's sequential block: x + MLP(LN(x + Attn))

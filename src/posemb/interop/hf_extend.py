@@ -1,6 +1,7 @@
 """``posemb extend``: grow (or crop) the position table of a posemb run or a local Hugging
 Face model directory, updating everything that has to agree with its size.
 
+A posemb run's model grows its own table (:meth:`posemb.Transformer.extend_positions`).
 Which Hugging Face families are supported, where their tables live and how their reserved
 rows are counted: the one table :data:`posemb.interop.families.FAMILIES`. ``N`` (``--to
 N``) always counts the positions the model can serve; reserved rows are copied exactly by
@@ -17,29 +18,25 @@ copied.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from ..data import inside, load_tokenizer
-from ..model import Transformer
-from ..positional import extend_table
-from ..train.checkpoint import load_weights, read_config
+from ..files import read_json, read_safetensors, tensor_shapes, write_json, write_safetensors
+from ..positional import TABLE_SCHEMES, extend_table
+from ..positional.checks import check_positive_int
+from ..train.checkpoint import read_config
 from ..train.trainer import write_initial_checkpoint
 from .families import FAMILIES, Family, family_of, matches, positions_served
 from .files import (
     OTHER_WEIGHTS,
-    SAFETENSORS,
     SAFETENSORS_INDEX,
     config_float,
-    read_json,
-    read_safetensors,
     require_dir,
-    tensor_names,
+    run_model,
     weight_files,
-    write_json,
-    write_safetensors,
 )
 from .limits import read_limit_files, update_limits
 from .metadata import HF_METADATA
@@ -79,8 +76,7 @@ def extend(
         seed: seed of the fresh rows of ``method="random"``.
     """
     src = require_dir(Path(src), "SRC")
-    if isinstance(to, bool) or not isinstance(to, int) or to < 1:
-        raise ValueError(f"--to must be a positive integer, got {to!r}")
+    check_positive_int("--to", to)
     config_path = inside(src, "config.json")
     config = read_json(config_path) if config_path.exists() else None
     if config is None:
@@ -101,41 +97,30 @@ def extend(
 def _check_size(old: int, to: int, allow_shrink: bool) -> None:
     if to < old and not allow_shrink:
         raise ValueError(
-            f"--to {to} is smaller than the current {old} positions; pass --allow-shrink to crop the table"
+            f"--to {to} is smaller than the current {old} positions; pass --allow-shrink to "
+            "crop the table"
         )
 
 
-# -- posemb runs -------------------------------------------------------------------------------------
+# -- posemb runs ---------------------------------------------------------------------------------
 def _extend_run(src: Path, dst, to, method, allow_shrink, force, generator) -> Extension:
+    """The run's model grows its own table; the new run starts at step 0."""
     cfg = read_config(src)
-    if cfg.model.position != "learned":
+    if not cfg.model.has_position_table:
+        with_table = ", ".join(repr(name) for name in TABLE_SCHEMES)
         raise ValueError(
-            f"{str(src)!r} uses model.position={cfg.model.position!r}, which has no table to extend "
-            "(only 'learned' does)"
+            f"{str(src)!r} uses model.position={cfg.model.position!r}, which has no table to "
+            f"extend (only {with_table} does)"
         )
-    opts = cfg.model.position_options
-    offset, old = int(opts.get("offset", 0)), cfg.model.max_positions
+    old = cfg.model.max_positions
     _check_size(old, to, allow_shrink)
-    weights = inside(src, SAFETENSORS)
-    tensors, _ = read_safetensors(weights)
-    if "pos.weight" not in tensors:
-        raise ValueError(f"{weights} has no 'pos.weight' tensor: it is not this run's checkpoint")
-    tensors["pos.weight"] = extend_table(
-        tensors["pos.weight"],
-        offset + to,
-        method,
-        offset,
-        std=float(opts.get("std", 0.02)),
-        generator=generator,
-    )
-    model_cfg = cfg.model.replace(max_positions=to)
+    model = run_model(src, cfg)  # the weights checked against their recorded hash
+    new = model.extend_positions(to, method, generator=generator)
     train = replace(cfg.train, seq_len=min(cfg.train.seq_len, to))  # a cropped table trains shorter
-    new_cfg = replace(cfg, model=model_cfg, train=train)
-    model = Transformer(model_cfg)
-    load_weights(model, tensors, str(weights))
+    new_cfg = replace(cfg, model=new.config, train=train)
     tokenizer = load_tokenizer(src)
     with output_dir(dst, force=force, src=src) as out:
-        write_initial_checkpoint(out, model, new_cfg, tokenizer)
+        write_initial_checkpoint(out, new, new_cfg, tokenizer)
         if inside(src, HF_METADATA).is_file():  # an imported run: its token ids, dtype, ...
             copy_file(src / HF_METADATA, out / HF_METADATA)
     notes = [
@@ -145,7 +130,7 @@ def _extend_run(src: Path, dst, to, method, allow_shrink, force, generator) -> E
     return Extension("posemb", old, to, notes)
 
 
-# -- Hugging Face directories --------------------------------------------------------------------------
+# -- Hugging Face directories --------------------------------------------------------------------
 @dataclass
 class _Grown:
     """One table of a family in one directory: where it is and its sizes."""
@@ -164,7 +149,7 @@ def _find_table(src: Path, files: list[str], suffix: str) -> tuple[str, str]:
     """(file, key) of the one tensor named ``suffix`` or ``PREFIX.suffix``."""
     found = []
     for name in files:
-        found += [(name, k) for k in tensor_names(src / name) if matches(k, suffix)]
+        found += [(name, k) for k in tensor_shapes(src / name) if matches(k, suffix)]
     if len(found) != 1:
         what = (
             "no tensor" if not found else f"{len(found)} tensors ({', '.join(k for _, k in found)})"
@@ -231,6 +216,7 @@ def _grow(tensors, g: _Grown, config: dict, where: str, method: str, to: int, ge
 def _extend_hf(
     src: Path, config: dict, dst, to, method, allow_shrink, force, generator
 ) -> Extension:
+    """Grow every table of the family, rewrite the limits, copy the rest (module doc)."""
     where = str(src / "config.json")
     model_type, family = family_of(config, where)
     files = weight_files(src)  # refuses pickled-only directories
@@ -248,78 +234,66 @@ def _extend_hf(
 
     skip = {SAFETENSORS_INDEX, *rewritten, *files, *OTHER_WEIGHTS}
     copied, skipped = files_to_copy(src, skip)  # refuses links leaving src before any write
+    grow = partial(_grow, config=config, where=where, method=method, to=to, generator=generator)
     with output_dir(dst, force=force, src=src) as out:
-        removed: set[str] = set()
-        for name in files:
-            tensors, metadata = read_safetensors(src / name)
-            before = set(tensors)
-            changed = _fix_buffers(tensors, first.stored, first.new_stored, family.masks)
-            for g in grown:
-                if g.file == name:
-                    _grow(tensors, g, config, where, method, to, generator)
-                    changed = True
-            removed |= before - set(tensors)
-            if changed:
-                write_safetensors(out / name, tensors, metadata)
-            else:  # a shard without a table or buffers: byte-for-byte copy
-                copy_file(src / name, out / name)
+        removed, total = _write_weights(src, out, files, grown, family, grow)
         if inside(src, SAFETENSORS_INDEX).is_file():
-            _write_index(src, out, files, removed)
+            _write_index(src, out, removed, total)
         for name in sorted(rewritten):
             write_json(out / name, limit_files[name])
         for path in copied:
             copy_file(path, out / path.name)
+    return Extension(model_type, first.old, to, notes + _hf_notes(src, removed, skipped))
+
+
+def _write_weights(
+    src: Path, out: Path, files: list[str], grown: list[_Grown], family: Family, grow
+) -> tuple[set[str], int]:
+    """Each weights file into ``out``, its tables grown by ``grow`` and its buffers fixed.
+
+    Returns:
+        The names of the tensors dropped (stale buffers), and the bytes of every tensor
+        written (the index's ``total_size``).
+    """
+    first = grown[0]
+    removed: set[str] = set()
+    total = 0
+    for name in files:
+        tensors, metadata = read_safetensors(src / name)
+        before = set(tensors)
+        changed = _fix_buffers(tensors, first.stored, first.new_stored, family.masks)
+        for g in grown:
+            if g.file == name:
+                grow(tensors, g)
+                changed = True
+        removed |= before - set(tensors)
+        total += sum(t.numel() * t.element_size() for t in tensors.values())
+        if changed:
+            write_safetensors(out / name, tensors, metadata)
+        else:  # a shard without a table or buffers: byte-for-byte copy
+            copy_file(src / name, out / name)
+    return removed, total
+
+
+def _write_index(src: Path, out: Path, removed: set[str], total: int) -> None:
+    """The shard index with the new total size (bytes) and without removed keys."""
+    index = read_json(src / SAFETENSORS_INDEX)
+    index["weight_map"] = {k: v for k, v in index["weight_map"].items() if k not in removed}
+    index.setdefault("metadata", {})["total_size"] = total
+    write_json(out / SAFETENSORS_INDEX, index)
+
+
+def _hf_notes(src: Path, removed: set[str], skipped: list[str]) -> list[str]:
+    """What the user should know about what was dropped or not copied."""
+    notes = []
     if removed:
         notes.append(
-            f"dropped {len(removed)} stale buffer(s) transformers rebuilds (e.g. {sorted(removed)[0]})"
+            f"dropped {len(removed)} stale buffer(s) transformers rebuilds (e.g. "
+            f"{sorted(removed)[0]})"
         )
     left = [n for n in OTHER_WEIGHTS if (src / n).is_file()]
     if left:
         notes.append(f"not copied (old, unextended weights): {', '.join(left)}")
     if skipped:
         notes.append(f"folders not copied: {', '.join(skipped)}")
-    return Extension(model_type, first.old, to, notes)
-
-
-def _write_index(src: Path, out: Path, files: list[str], removed: set[str]) -> None:
-    """The shard index with the new total size and without removed keys."""
-    index = read_json(src / SAFETENSORS_INDEX)
-    index["weight_map"] = {k: v for k, v in index["weight_map"].items() if k not in removed}
-    total = 0
-    for name in files:
-        with safe_open(str(out / name), framework="pt") as f:
-            for k in f.keys():
-                t = f.get_slice(k)
-                total += _numel(t.get_shape()) * _itemsize(t.get_dtype())
-    index.setdefault("metadata", {})["total_size"] = total
-    write_json(out / SAFETENSORS_INDEX, index)
-
-
-def _numel(shape: list[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
-_ITEMSIZE = {
-    "F64": 8,
-    "I64": 8,
-    "U64": 8,
-    "F32": 4,
-    "I32": 4,
-    "U32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "I16": 2,
-    "U16": 2,
-    "I8": 1,
-    "U8": 1,
-    "BOOL": 1,
-    "F8_E4M3": 1,
-    "F8_E5M2": 1,
-}
-
-
-def _itemsize(dtype: str) -> int:
-    return _ITEMSIZE.get(dtype, 4)
+    return notes

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..model import ModelConfig
-from ..positional.sinusoidal import sinusoidal_table
+from ..model import ModelConfig, Transformer
+from ..positional import build_scheme, scheme_class
 
 _BIASES = (
     "ln_1.bias",
@@ -79,8 +79,8 @@ def _check_keys(given: set[str], expected: set[str], where: str, arch: str) -> N
     if missing or unexpected:
         more = lambda names: " ..." if len(names) > 4 else ""  # noqa: E731
         raise ValueError(
-            f"{where} does not match a {arch} of this config: missing {missing[:4]}{more(missing)}, "
-            f"unexpected {unexpected[:4]}{more(unexpected)}"
+            f"{where} does not match a {arch} of this config: missing "
+            f"{missing[:4]}{more(missing)}, unexpected {unexpected[:4]}{more(unexpected)}"
         )
 
 
@@ -114,14 +114,27 @@ def map_from_hf(pairs: list[KeyPair], tensors: dict[str, Tensor], arch: str) -> 
 
 
 # -- equivalent parametrisations ----------------------------------------------------------------
+def _fixed_vectors(cfg: ModelConfig) -> bool:
+    """The scheme adds a fixed vector per position to the input (sinusoidal): a table of
+    those vectors computes the same."""
+    scheme = scheme_class(cfg.position)
+    return scheme.adds_to_input and not scheme.has_table
+
+
+def _interleaved(cfg: ModelConfig) -> bool:
+    """The scheme rotates q/k channel pairs ``(0, 1), (2, 3), ...`` (RoPE, interleaved)."""
+    interleaved = bool(cfg.position_options.get("interleaved", False))
+    return scheme_class(cfg.position).rotates_qk and interleaved
+
+
 def widened(cfg: ModelConfig, *, fill_bias: bool, table: bool) -> ModelConfig:
     """The config whose weights :func:`widen` produces (see the module doc)."""
     changes: dict = {}
     if fill_bias and not cfg.bias:
         changes["bias"] = True
-    if table and cfg.position == "sinusoidal":
+    if table and _fixed_vectors(cfg):
         changes.update(position="learned", position_options={})
-    if cfg.position == "rope" and cfg.position_options.get("interleaved", False):
+    if _interleaved(cfg):
         changes["position_options"] = {**cfg.position_options, "interleaved": False}
     return cfg.replace(**changes) if changes else cfg
 
@@ -135,16 +148,17 @@ def _fills(cfg: ModelConfig, wide: ModelConfig) -> dict[str, Tensor]:
                 size = {"attn.qkv.bias": 3 * cfg.d_model, "mlp.fc.bias": cfg.ff_dim}
                 fills[f"blocks.{i}.{name}"] = torch.zeros(size.get(name, cfg.d_model))
         fills["ln_f.bias"] = torch.zeros(cfg.d_model)
-    if cfg.position == "sinusoidal" and wide.position == "learned":
-        opts = cfg.position_options
-        table = sinusoidal_table(cfg.max_positions, cfg.d_model, float(opts.get("base", 10000.0)))
-        fills["pos.weight"] = table * float(opts.get("scale", 0.02))  # as embed_positions
+    if wide.has_position_table and not cfg.has_position_table:  # the fixed vectors as a table
+        scheme = build_scheme(cfg.position, **cfg.scheme_context(), **cfg.position_options)
+        positions = torch.arange(cfg.max_positions).unsqueeze(0)  # [1, N]
+        vectors = scheme.embed_positions(positions)[0]  # [N, d]
+        fills[Transformer.POSITION_TABLE_KEY] = vectors.detach().contiguous()
     return fills
 
 
 def _rope_permutation(cfg: ModelConfig) -> Tensor | None:
     """Rows of the fused projection, interleaved -> half-split pairs per q/k head; or None."""
-    if cfg.position != "rope" or not cfg.position_options.get("interleaved", False):
+    if not _interleaved(cfg):
         return None
     dh = cfg.head_dim
     within = torch.cat((torch.arange(0, dh, 2), torch.arange(1, dh, 2)))  # [dh]

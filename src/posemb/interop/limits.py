@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..data import inside
-from .files import read_json
+from ..files import read_json
+from ..positional.checks import is_int
 
 NO_LIMIT = 10**20  # transformers writes int(1e30) as model_max_length for "no limit"
 # (file, path of keys to the field, is it a limit or a generation length)
@@ -44,7 +45,7 @@ FILES = tuple(dict.fromkeys(name for name, _, _ in FIELDS))
 
 
 def _new_value(value: Any, old: int, to: int, is_limit: bool) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int) or value >= NO_LIMIT:
+    if not is_int(value) or value >= NO_LIMIT:
         return value
     if value > to or (value >= old if is_limit else value == old):
         return to
@@ -75,7 +76,7 @@ def update_limits(data: dict[str, dict[str, Any]], old: int, to: int) -> tuple[s
         if new != value:
             parent[path[-1]] = new
             changed.add(name)
-        elif is_limit and isinstance(value, int) and not isinstance(value, bool) and value < old:
+        elif is_limit and is_int(value) and value < old:
             notes.append(
                 f"kept {name} {'.'.join(path)}={value} (below the old {old} positions, so chosen "
                 f"on purpose); set it to {to} to use the new positions"

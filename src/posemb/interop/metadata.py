@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 from ..data import inside
-from .files import read_json
+from ..files import read_json
+from ..positional.checks import is_int
 
 HF_METADATA = "hf_metadata.json"
 TOKEN_IDS = ("bos_token_id", "eos_token_id", "pad_token_id")
@@ -65,7 +66,7 @@ def read_metadata(
     meta: dict[str, Any] = {
         "model_type": config.get("model_type"),
         "dtype": weights_dtype(tensors),
-        "config": {k: config[k] for k in TOKEN_IDS if isinstance(config.get(k), int)},
+        "config": {k: config[k] for k in TOKEN_IDS if is_int(config.get(k))},
     }
     if own_tokenizer:
         tokens = {
@@ -87,11 +88,7 @@ def read_run_metadata(run_dir: Path) -> dict[str, Any]:
 def token_ids(meta: dict[str, Any], vocab_size: int) -> dict[str, int]:
     """The kept token ids that exist in a vocabulary of ``vocab_size``."""
     ids = meta.get("config", {})
-    return {
-        k: v
-        for k, v in ids.items()
-        if k in TOKEN_IDS and isinstance(v, int) and 0 <= v < vocab_size
-    }
+    return {k: v for k, v in ids.items() if k in TOKEN_IDS and is_int(v) and 0 <= v < vocab_size}
 
 
 def cast(tensors: dict[str, Tensor], dtype: str) -> dict[str, Tensor]:

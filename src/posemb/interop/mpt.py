@@ -37,6 +37,8 @@ from ..model import ModelConfig
 from .files import config_float, config_int
 from .layouts import KeyPair, map_from_hf, map_to_hf
 
+# the posemb scheme MPT holds
+SCHEMES = ("alibi",)
 PREFIX = "transformer."
 
 
@@ -77,7 +79,7 @@ def from_hf(tensors: dict[str, Tensor], cfg: ModelConfig) -> dict[str, Tensor]:
 def incompatibilities(cfg: ModelConfig) -> list[str]:
     """Each field of ``cfg`` MPT cannot express, with its value and what MPT needs."""
     problems = []
-    if cfg.position != "alibi":
+    if cfg.position not in SCHEMES:
         problems.append(f"model.position={cfg.position!r} (MPT uses 'alibi')")
     if not cfg.causal:
         problems.append("model.causal=false (MPT is a causal LM: true)")
@@ -153,7 +155,8 @@ def model_config_from_hf(config: dict[str, Any], where: str) -> ModelConfig:
         problems.append(f"attn_config.clip_qkv={attn['clip_qkv']} (posemb does not clip q/k/v)")
     if attn.get("softmax_scale") is not None:
         problems.append(
-            f"attn_config.softmax_scale={attn['softmax_scale']} (posemb scales by 1/sqrt(head width))"
+            f"attn_config.softmax_scale={attn['softmax_scale']} (posemb scales by "
+            "1/sqrt(head width))"
         )
     if problems:
         raise ValueError(f"{where} cannot be imported: {'; '.join(problems)}")

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import BPETokenizer, Tokenizer, build_tokenizer, inside, load_tokenizer
-from ..data.atomic import atomic_write_text
-from .files import read_json, write_json
+from ..files import atomic_write_text, read_json, write_json
 
 POSEMB_TOKENIZER = "posemb_tokenizer.json"
 HF_TOKENIZER = "tokenizer.json"
@@ -81,8 +80,9 @@ def export_tokenizer(
         )
     if tokenizer.kind == "char":
         return [
-            "the run's 'char' tokenizer has no transformers equivalent (posemb raises on an unknown "
-            f"character); no tokenizer.json was written (posemb's file is kept as {POSEMB_TOKENIZER})"
+            "the run's 'char' tokenizer has no transformers equivalent (posemb raises on an "
+            "unknown character); no tokenizer.json was written (posemb's file is kept as "
+            f"{POSEMB_TOKENIZER})"
         ]
     hf = tokenizer.hf if tokenizer.kind == "bpe" else byte_level_tokenizer()
     atomic_write_text(dst / HF_TOKENIZER, hf.to_str())
@@ -113,9 +113,9 @@ def import_tokenizer(src: Path) -> tuple[Tokenizer, list[str]]:
             "built tokenizer.json from vocab.json + merges.txt (byte-level BPE)"
         ]
     return build_tokenizer("byte"), [
-        f"warning: {str(src)!r} has no tokenizer ({HF_TOKENIZER} or vocab.json + merges.txt); the run "
-        "gets posemb's byte tokenizer, which is NOT the model's own: its text will be garbage until "
-        "you fine-tune or replace tokenizer.json"
+        f"warning: {str(src)!r} has no tokenizer ({HF_TOKENIZER} or vocab.json + merges.txt); "
+        "the run gets posemb's byte tokenizer, which is NOT the model's own: its text will be "
+        "garbage until you fine-tune or replace tokenizer.json"
     ]
 
 

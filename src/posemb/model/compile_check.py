@@ -77,11 +77,15 @@ def _probe_config(cfg: ModelConfig) -> ModelConfig:
     return cfg.replace(dropout=0.0)
 
 
-def _batch(cfg: ModelConfig, shape: tuple[int, int], positions: bool, device: torch.device):
-    """Token ids ``[b, t]`` and, when the trainer passes them, positions ``[b, t]``."""
+def _batch(cfg: ModelConfig, shape: tuple[int, int], positions, device: torch.device):
+    """Token ids ``[b, t]`` and, when the trainer passes them, positions ``[b, t]`` of its
+    dtype (float positions are fractional: half steps)."""
     b, t = shape
     ids = torch.randint(0, cfg.vocab_size, (b, t), device=device)
-    pos = torch.arange(t, device=device).repeat(b, 1) if positions else None
+    if positions is None:
+        return ids, None
+    step = 0.5 if positions.is_floating_point else 1
+    pos = (torch.arange(t, device=device) * step).to(positions).repeat(b, 1)
     return ids, pos
 
 
@@ -106,7 +110,7 @@ def check_compile(
     cfg: ModelConfig,
     device: torch.device | str = "cpu",
     shape: tuple[int, int] | None = None,
-    positions: bool = False,
+    positions: torch.dtype | None = None,
 ) -> CompileCheck:
     """Compile a copy of a model of ``cfg`` and compare it with eager on a fixed batch.
 
@@ -116,7 +120,8 @@ def check_compile(
         shape: ``(b, t)`` of the batches it will run (default ``(2, 16)``, or the table's
             length if shorter); the trainer gives its micro-batch, so that its compilation
             reuses the check's.
-        positions: the caller passes position ids (``train.positions=random|offset``).
+        positions: the dtype of the position ids the caller passes (``train.positions``
+            ``random``/``offset``: int64, ``stretch``: float32), None when it passes none.
 
     Returns:
         ``CompileCheck(ok=True)``, or ``ok=False`` with the reason (compilation failed, or
@@ -126,7 +131,7 @@ def check_compile(
     probe = _probe_config(cfg)
     limit = probe.max_positions if probe.has_position_table else None
     shape = tuple(shape or (PROBE_SHAPE[0], min(PROBE_SHAPE[1], limit or PROBE_SHAPE[1])))
-    key = (json.dumps(probe.to_dict(), sort_keys=True), shape, positions, str(device))
+    key = (json.dumps(probe.to_dict(), sort_keys=True), shape, str(positions), str(device))
     if key in _RESULTS:
         return _RESULTS[key]
     devices = [device] if device.type == "cuda" else []

@@ -134,6 +134,11 @@ class ModelConfig:
         positions past it need an extension, an overflow policy or a sliding window."""
         return scheme_class(self.position).has_table
 
+    @property
+    def has_fractional_positions(self) -> bool:
+        """The scheme reads float positions (``2.5``): the ``stretch`` training recipe's."""
+        return scheme_class(self.position).fractional_positions
+
 
 # Architectures by name. A run preset (posemb train --preset NAME) trains the model preset of
 # the same name: one name, one model.

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..positional.base import PositionalScheme
-from ..positional.learned import check_attention_mask
+from ..positional.learned import check_attention_mask, check_finite_positions
 
 if TYPE_CHECKING:
     from .transformer import KVCache
@@ -79,6 +79,9 @@ def check_positions(
 ) -> Tensor:
     """``positions`` ``[b or 1, t]`` (from ``[t]``) as int64, in the range ``scheme`` serves.
 
+    A scheme with ``fractional_positions`` also takes a float tensor (kept as it is: the
+    ``stretch`` recipe's positions ``2.5``, ``2.75``, ...); they must be finite.
+
     ``host_known``: the model built them itself as ``past .. past+t-1``, so the range is
     checked from ints (no host sync, no graph break under ``torch.compile``).
     """
@@ -94,13 +97,21 @@ def check_positions(
             f"positions must be [batch, length] or [length] matching input_ids [{b}, {t}], "
             f"got shape {tuple(positions.shape)}"
         )
-    if positions.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"positions must be an integer tensor, got {positions.dtype}")
+    fractional = positions.is_floating_point() and scheme.fractional_positions
+    if positions.dtype not in (torch.int64, torch.int32) and not fractional:
+        hint = (
+            f" (model.position={scheme.name!r} reads integer positions only)"
+            if positions.is_floating_point()
+            else ""
+        )
+        raise TypeError(f"positions must be an integer tensor, got {positions.dtype}{hint}")
+    if fractional and not torch.compiler.is_compiling():
+        check_finite_positions(positions)
     if host_known:  # past .. past+t-1: checked from ints, no sync, no graph break
         scheme.check_position_range(past, past + t - 1)
     elif not torch.compiler.is_compiling():
         scheme.check_positions(positions)
-    return positions.long()
+    return positions if fractional else positions.long()
 
 
 def padding_mask(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -122,6 +122,10 @@ class Transformer(nn.Module):
         out = model(torch.randint(0, 256, (2, 16)), labels=ids)
         out.logits  # [2, 16, 256]; out.loss: mean nats per token
     """
+
+    # The state-dict name of the table ``position_table()`` returns (schemes with one): the
+    # name checkpoint key maps (GPT-2's ``wpe``) and ``posemb analyze`` use for it
+    POSITION_TABLE_KEY: ClassVar[str] = "pos.weight"
 
     def __init__(self, cfg: ModelConfig) -> None:
         if not isinstance(cfg, ModelConfig):

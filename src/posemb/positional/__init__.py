@@ -33,6 +33,10 @@ SCHEMES: tuple[str, ...] = tuple(REGISTRY)
 # Schemes with a table of absolute positions (extend, overflow), for messages; code asks the
 # flag (``scheme.has_table``), never the name.
 TABLE_SCHEMES: tuple[str, ...] = tuple(n for n, cls in REGISTRY.items() if cls.has_table)
+# Schemes that read fractional (float) positions, for messages; code asks the flag.
+FRACTIONAL_SCHEMES: tuple[str, ...] = tuple(
+    n for n, cls in REGISTRY.items() if cls.fractional_positions
+)
 
 # Context the model supplies to every scheme; a scheme's constructor takes those it needs.
 CONTEXT_KEYS = ("dim", "n_heads", "head_dim", "max_positions", "causal")
@@ -94,6 +98,7 @@ def build_scheme(name: str, **options) -> PositionalScheme:
 
 __all__ = [
     "EXTEND_METHODS",
+    "FRACTIONAL_SCHEMES",
     "SCHEMES",
     "TABLE_SCHEMES",
     "ALiBi",

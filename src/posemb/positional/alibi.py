@@ -85,6 +85,7 @@ class ALiBi(PositionalScheme):
     """
 
     name = "alibi"
+    fractional_positions = True  # any real position is a valid input of its formula
     biases_logits = True
 
     def __init__(self, n_heads: int, *, causal: bool = True) -> None:

@@ -13,10 +13,14 @@ hooks and never branches on a scheme's name (x-transformers' design, kept small)
 
 A scheme that uses no hook (NoPE) is a real object too.
 
-One capability beside the hooks: ``has_table`` -- the scheme serves absolute positions from
-a table of rows (the learned table): it has a ``table``, an ``overflow`` policy for positions
-past its end, and ``extend(new_max, method)`` returns a copy grown (or cropped) to
-``new_max`` positions. Callers ask the flag, never the scheme's name.
+Two capabilities beside the hooks, which callers ask by flag, never by the scheme's name:
+
+- ``has_table`` -- the scheme serves absolute positions from a table of rows (the learned
+  table): it has a ``table``, an ``overflow`` policy for positions past its end, and
+  ``extend(new_max, method)`` returns a copy grown (or cropped) to ``new_max`` positions;
+- ``fractional_positions`` -- the scheme reads floating-point positions (``2.5``: halfway
+  between positions 2 and 3), as the ``stretch`` training recipe gives them: the learned
+  table mixes its two neighbouring rows, the formulas of the others take any real position.
 
 Notation used across posemb: ``b`` batch, ``t`` query length, ``s`` key length (cache
 included), ``h`` heads, ``d`` model width, ``dh`` head width.
@@ -53,6 +57,7 @@ class PositionalScheme(nn.Module):
     biases_logits: ClassVar[bool] = False
     per_layer: ClassVar[bool] = False
     has_table: ClassVar[bool] = False
+    fractional_positions: ClassVar[bool] = False
 
     # -- range contract -----------------------------------------------------------------
     @property
@@ -60,8 +65,9 @@ class PositionalScheme(nn.Module):
         """Positions ``>= position_limit`` raise; None when every position is served."""
         return None
 
-    def check_position_range(self, lowest: int, highest: int) -> None:
-        """Raise if positions in ``[lowest, highest]`` cannot be served. Host ints only.
+    def check_position_range(self, lowest: float, highest: float) -> None:
+        """Raise if positions in ``[lowest, highest]`` cannot be served. Host numbers only
+        (ints; floats for the fractional positions of a ``fractional_positions`` scheme).
 
         Schemes without a position limit accept everything (the default).
         """
@@ -71,7 +77,7 @@ class PositionalScheme(nn.Module):
         if positions.numel() == 0:
             return
         lo, hi = torch.aminmax(positions.detach())
-        self.check_position_range(int(lo), int(hi))
+        self.check_position_range(lo.item(), hi.item())  # ints stay ints, floats floats
 
     # -- the table of a has_table scheme ----------------------------------------------------
     @property
@@ -87,7 +93,8 @@ class PositionalScheme(nn.Module):
 
     # -- hook 1: add to the input ---------------------------------------------------------
     def embed_positions(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """positions ``[b, t]`` (int64) -> ``[b, t, d]`` added to the token embeddings.
+        """positions ``[b, t]`` (int64, or float for a ``fractional_positions`` scheme) ->
+        ``[b, t, d]`` added to the token embeddings.
 
         The caller has checked the range (``check_position_range``/``check_positions``).
         """

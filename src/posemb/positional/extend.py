@@ -85,15 +85,7 @@ def extend_table(
     """
     n_rows = _validate(weight, new_len, method, offset)
     weight = weight.detach()
-    if new_len > n_rows:
-        # the result, plus float64 work space for the methods that compute in float64
-        work = tensor_bytes(new_len * weight.shape[1], _F64) if method in _F64_METHODS else 0
-        check_fits(
-            tensor_bytes(new_len * weight.shape[1], weight.dtype) + work,
-            f"extending the table to {new_len} rows of {weight.shape[1]} ({method})",
-            "choose a smaller length (new_len; posemb extend --to N)",
-            weight.device,
-        )
+    check_extension_fits(weight, new_len, method)
     if new_len <= n_rows:  # crop (or copy) for every method
         return weight[:new_len].clone()
     trained = weight[offset:]  # [n, d]
@@ -118,6 +110,21 @@ def extend_table(
         y = trained.to("cpu", _F64)
         new = extrapolate_sinusoids(y, m, n_frequencies, clip).to(weight)
     return torch.cat([weight, new])
+
+
+def check_extension_fits(weight: Tensor, new_len: int, method: str) -> None:
+    """Refuse growing ``weight`` ``[N, d]`` to ``new_len`` rows when the result (plus the
+    float64 work space of the methods that compute in float64) cannot fit on its device;
+    the message names the length to lower."""
+    if new_len <= weight.shape[0]:
+        return
+    work = tensor_bytes(new_len * weight.shape[1], _F64) if method in _F64_METHODS else 0
+    check_fits(
+        tensor_bytes(new_len * weight.shape[1], weight.dtype) + work,
+        f"extending the table to {new_len} rows of {weight.shape[1]} ({method})",
+        "choose a smaller length (new_len; posemb extend --to N)",
+        weight.device,
+    )
 
 
 def _validate(weight: Tensor, new_len: int, method: str, offset: int) -> int:

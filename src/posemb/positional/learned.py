@@ -9,6 +9,13 @@ contract: with ``overflow="error"`` (default) an out-of-range or negative positi
 :class:`PositionOutOfRangeError` *before* the lookup, on every device, naming the position,
 the table size and the remedies. ``"clamp"`` and ``"wrap"`` are explicit alternatives.
 
+Positions may be fractional (a float tensor): position ``p`` reads
+``(1 - w) * P[floor p] + w * P[floor p + 1]`` with ``w = p - floor p``, the linear mix of
+the two neighbouring rows, which is exactly the row ``P[p]`` at an integer ``p``. The
+``stretch`` training recipe (``train.positions=stretch``) trains the table at such
+positions so that a table resampled with ``interpolate`` (which reads the trained table at
+the same fractional positions) is used in distribution past the training length.
+
 Notation: ``b`` batch, ``t`` length, ``d`` width.
 """
 
@@ -21,7 +28,7 @@ from torch import Tensor, nn
 
 from .base import PositionalScheme
 from .checks import check_finite, check_int, is_int
-from .extend import EXTEND_METHODS, extend_table
+from .extend import EXTEND_METHODS, check_extension_fits, extend_table
 from .memory import check_fits, tensor_bytes
 from .sinusoidal import sinusoidal_table
 
@@ -39,8 +46,10 @@ class PositionOutOfRangeError(IndexError):
         max_positions: the number of positions the table serves (``0 .. max_positions-1``).
     """
 
-    def __init__(self, position: int, max_positions: int) -> None:
-        self.position = int(position)
+    def __init__(self, position: float, max_positions: int) -> None:
+        # an integer position stays an int; a fractional one (2.5) keeps its fraction
+        integral = isinstance(position, int) or float(position).is_integer()
+        self.position = int(position) if integral else float(position)
         self.max_positions = int(max_positions)
         remedies = (
             "Extend the table (LearnedAbsolutePositionalEmbedding.extend or posemb.extend_table,"
@@ -108,6 +117,7 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
     name = "learned"
     adds_to_input = True
     has_table = True
+    fractional_positions = True  # a float position mixes its two neighbouring rows
 
     def __init__(
         self,
@@ -209,7 +219,10 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         return self._rows(positions, attention_mask, checked=False)
 
     def _rows(self, positions: Tensor, attention_mask: Tensor | None, checked: bool) -> Tensor:
-        positions = self._apply_overflow(positions, checked)
+        return self._offset_rows(self._apply_overflow(positions, checked), attention_mask)
+
+    def _offset_rows(self, positions: Tensor, attention_mask: Tensor | None) -> Tensor:
+        """Table rows of in-range integer positions: ``offset`` added, padding's row set."""
         rows = positions + self.offset
         if attention_mask is not None and self.offset > 0:
             mask = attention_mask[..., attention_mask.shape[-1] - positions.shape[-1] :].to(
@@ -235,26 +248,55 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
     def position_limit(self) -> int | None:
         return self.max_positions if self.overflow == "error" else None
 
-    def check_position_range(self, lowest: int, highest: int) -> None:
+    def check_position_range(self, lowest: float, highest: float) -> None:
         if self.overflow != "error":
             return
         if lowest < 0:
             raise PositionOutOfRangeError(lowest, self.max_positions)
-        if highest >= self.max_positions:
+        if highest > self.max_positions - 1:  # 62.5 is served by a 64-row table, 63.5 is not
             raise PositionOutOfRangeError(highest, self.max_positions)
 
     # -- hook 1 ------------------------------------------------------------------------------------
     def embed_positions(self, positions: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         # the hook: the model has already checked the range (from ints when it built the
         # positions itself), so the values are not read back a second time
-        return nn.functional.embedding(
-            self._rows(positions, attention_mask, checked=True), self.weight
+        return self._lookup(positions, attention_mask, checked=True)
+
+    def _lookup(self, positions: Tensor, attention_mask: Tensor | None, checked: bool) -> Tensor:
+        """``[...]`` positions -> ``[..., dim]`` rows; floats mix their two neighbouring rows."""
+        if not positions.is_floating_point():
+            return nn.functional.embedding(
+                self._rows(positions, attention_mask, checked), self.weight
+            )
+        p = self._apply_overflow(positions, checked)
+        below = p.floor()
+        frac = p - below  # [...]: the weight of the row above
+        i0 = below.long()
+        i1 = i0 + 1
+        # the last row has no row above: it is read with weight 0 (a clamp keeps the index
+        # valid); wrapping continues with row 0
+        i1 = (
+            torch.remainder(i1, self.max_positions)
+            if self.overflow == "wrap"
+            else i1.clamp(max=self.max_positions - 1)
         )
+        if attention_mask is not None and self.offset > 0:  # padding reads its row exactly
+            mask = attention_mask[..., attention_mask.shape[-1] - p.shape[-1] :].to(torch.bool)
+            frac = torch.where(mask, frac, torch.zeros_like(frac))
+        w = frac.unsqueeze(-1).to(self.weight.dtype)  # [..., 1]
+        lower = nn.functional.embedding(self._offset_rows(i0, attention_mask), self.weight)
+        upper = nn.functional.embedding(self._offset_rows(i1, attention_mask), self.weight)
+        # (1 - 0) * P[i] + 0 * P[i+1] is P[i] exactly: integer positions read the plain rows
+        return (1 - w) * lower + w * upper  # [..., dim]
 
     def forward(
         self, positions: Tensor | list[int] | tuple[int, ...], attention_mask: Tensor | None = None
     ) -> Tensor:
-        """positions LongTensor ``[...]`` (or a list/tuple of ints) -> ``[..., dim]``."""
+        """positions LongTensor ``[...]`` (or a list/tuple of ints) -> ``[..., dim]``.
+
+        A float tensor reads fractional positions: ``pe(torch.tensor([2.5]))`` is the mean of
+        rows 2 and 3 (see the module docstring).
+        """
         if isinstance(positions, (list, tuple)):
             positions = _positions_from_sequence(positions, self.weight.device)
         if not isinstance(positions, Tensor):
@@ -263,10 +305,14 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
                 f"got {type(positions).__name__}"
             )
         if positions.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"positions must be an integer tensor, got {positions.dtype}")
+            if not positions.is_floating_point():
+                raise TypeError(
+                    f"positions must be an integer (or float) tensor, got {positions.dtype}"
+                )
+            check_finite_positions(positions)
         if attention_mask is not None:
             check_attention_mask(attention_mask)
-        return nn.functional.embedding(self.table_index(positions, attention_mask), self.weight)
+        return self._lookup(positions, attention_mask, checked=False)
 
     # -- the table and its extension --------------------------------------------------------------
     @property
@@ -297,6 +343,8 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
         check_int("new_max", new_max, minimum=1)
         if method == "random":
             options.setdefault("std", self.std)  # fresh rows drawn like this table's init
+        # refused naming the length asked for, before the new module allocates its table
+        check_extension_fits(self.weight, self.offset + new_max, method)
         new = LearnedAbsolutePositionalEmbedding(
             new_max,
             self.dim,
@@ -317,6 +365,16 @@ class LearnedAbsolutePositionalEmbedding(PositionalScheme):
             f"max_positions={self.max_positions}, dim={self.dim}, offset={self.offset}, "
             f"init={self.init!r}, overflow={self.overflow!r}"
         )
+
+
+def check_finite_positions(positions: Tensor) -> None:
+    """Fractional positions must be numbers: NaN or inf is a ValueError naming it.
+
+    Reads the values (one host sync); callers skip it under ``torch.compile``.
+    """
+    if positions.numel() and not bool(torch.isfinite(positions).all()):
+        bad = positions[~torch.isfinite(positions)].flatten()[0].item()
+        raise ValueError(f"positions must be finite numbers, got {bad}")
 
 
 def check_attention_mask(attention_mask: object) -> None:

@@ -27,6 +27,7 @@ class NoPositions(PositionalScheme):
     """
 
     name = "nope"
+    fractional_positions = True  # positions are ignored
 
     def __init__(self) -> None:
         super().__init__()

@@ -119,6 +119,7 @@ class RotaryPositionalEmbedding(PositionalScheme):
     """
 
     name = "rope"
+    fractional_positions = True  # any real position is a valid input of its formula
     rotates_qk = True
 
     def __init__(

@@ -62,6 +62,7 @@ class SinusoidalPositionalEmbedding(PositionalScheme):
     """
 
     name = "sinusoidal"
+    fractional_positions = True  # any real position is a valid input of its formula
     adds_to_input = True
 
     def __init__(self, dim: int, *, base: float = 10000.0, scale: float = 0.02) -> None:

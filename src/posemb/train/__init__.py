@@ -2,6 +2,7 @@
 
 from .checkpoint import CheckpointError, load_model, load_run
 from .config import PRESETS, DataConfig, RunConfig, TrainConfig, build_config, parse_sets, read_toml
+from .lineage import init_config
 from .trainer import TrainingDiverged, TrainingInterrupted, TrainResult, train
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "TrainingDiverged",
     "TrainingInterrupted",
     "build_config",
+    "init_config",
     "load_model",
     "load_run",
     "parse_sets",

@@ -176,14 +176,18 @@ def write_config(
     cfg: RunConfig,
     tokenizer_info: dict[str, Any] | None = None,
     model: torch.nn.Module | None = None,
+    lineage: dict[str, Any] | None = None,
 ) -> None:
-    """config.json: the settings, the tokenizer, and with ``model`` the run's ``provenance``
-    (versions, command, data source and fingerprint, parameter count)."""
+    """config.json: the settings, the tokenizer, with ``model`` the run's ``provenance``
+    (versions, command, data source and fingerprint, parameter count), and with ``lineage``
+    the run it started from (train/lineage.py)."""
     data = cfg.to_dict()
     if tokenizer_info:
         data["tokenizer"] = tokenizer_info
     if model is not None:
         data["provenance"] = run_provenance(cfg, model)
+    if lineage is not None:
+        data["lineage"] = lineage
     atomic_write_text(Path(run_dir) / CONFIG_FILE, json.dumps(data, indent=2) + "\n")
 
 
@@ -233,6 +237,15 @@ def read_config(run_dir: str | Path) -> RunConfig:
     return RunConfig.from_dict(data)
 
 
+def read_lineage(run_dir: str | Path) -> dict[str, Any] | None:
+    """The ``lineage`` record of a run's config.json (a run started with ``--init``), or None."""
+    try:
+        lineage = read_json(run_path(run_dir) / CONFIG_FILE).get("lineage")
+    except (OSError, ValueError):
+        return None
+    return lineage if isinstance(lineage, dict) else None
+
+
 def read_tensors(path: Path, verify: bool | None = None) -> dict[str, torch.Tensor]:
     """The tensors of a run's weights file, checked against the hash in its header.
 
@@ -243,6 +256,13 @@ def read_tensors(path: Path, verify: bool | None = None) -> dict[str, torch.Tens
     Raises:
         CheckpointError: missing, unreadable, or not matching its recorded hash.
     """
+    return read_weights_file(path, verify)[0]
+
+
+def read_weights_file(
+    path: Path, verify: bool | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """:func:`read_tensors`, with the file's header metadata (``step``, the content hash)."""
     if not path.is_file():
         raise CheckpointError(f"{path} is missing; the run has no checkpoint yet")
     try:
@@ -253,7 +273,7 @@ def read_tensors(path: Path, verify: bool | None = None) -> dict[str, torch.Tens
     if verify is None:
         verify = os.environ.get(VERIFY_ENV, "1").strip().lower() not in ("0", "false", "no")
     if not verify:
-        return tensors
+        return tensors, metadata
     if recorded is None:
         _note_once(
             f"{path} has no recorded content hash (written before posemb recorded them): "
@@ -264,7 +284,7 @@ def read_tensors(path: Path, verify: bool | None = None) -> dict[str, torch.Tens
             f"{path} does not match the sha256 recorded when it was written: the file is "
             f"corrupted; restore it from a copy or retrain ({VERIFY_ENV}=0 loads it anyway)"
         )
-    return tensors
+    return tensors, metadata
 
 
 _NOTED: set[str] = set()

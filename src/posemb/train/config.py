@@ -23,6 +23,7 @@ from ..positional.checks import (
     is_int,
     unknown,
 )
+from ..positional.extend import EXTEND_METHODS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,7 +31,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SCHEMA_VERSION = 1
-POSITION_RECIPES = ("start", "random", "offset")
+POSITION_RECIPES = ("start", "random", "offset", "stretch")
 SEED_MAX = 2**63 - 1  # seeds reach torch (int64) and numpy: 0 .. 2**63 - 1
 
 
@@ -72,7 +73,16 @@ class TrainConfig:
     #   random -- L sorted distinct positions from [0, max_positions) per sequence
     #             (Ruoss et al. 2023): every row gets trained, for evaluation past L
     #   offset -- k .. k+L-1 with a random shift k per sequence
-    positions: Literal["start", "random", "offset"] = "start"
+    #   stretch -- fractional positions o + s*i: each sequence read as if up to train.stretch
+    #             times longer, squeezed into the table at a random offset, so that the table
+    #             extended with `interpolate` is used in distribution past L (learned tables:
+    #             rows mixed linearly; any scheme with fractional positions)
+    positions: Literal["start", "random", "offset", "stretch"] = "start"
+    stretch: float = 8.0  # train.positions=stretch: the longest stretch (8: up to 8L)
+    # A run started from another run's weights (a fine-tune; `posemb train --init RUN`):
+    # the optimiser, schedule and data stream start fresh; config.json records its lineage.
+    init: str = ""  # the source run folder; empty: a fresh model
+    init_method: str = ""  # how its table grows to model.max_positions (an extension method)
     # auto: on CUDA; on the CPU for runs long enough to repay compiling (session.py), in both
     # cases after a self-check that the compiled model matches eager (model/compile_check.py)
     compile: Literal["auto", "true", "false"] = "auto"
@@ -95,6 +105,7 @@ class TrainConfig:
         check_int("train.warmup_steps", self.warmup_steps, minimum=0)
         for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
             check_finite(f"train.{name}", getattr(self, name), 0.0)
+        check_finite("train.stretch", self.stretch, 1.0)
         for name in ("beta1", "beta2"):
             check_finite(f"train.{name}", getattr(self, name), 0.0, 1.0)
         check_seed("train.seed", self.seed)
@@ -104,6 +115,16 @@ class TrainConfig:
             raise ValueError(
                 f"train.batch_size={self.batch_size} is not divisible by "
                 f"train.grad_accum={self.grad_accum}"
+            )
+        for name in ("init", "init_method"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"train.{name} must be a string, got {getattr(self, name)!r}")
+        if self.init_method and self.init_method not in EXTEND_METHODS:
+            raise unknown("extension method (train.init_method)", self.init_method, EXTEND_METHODS)
+        if self.init_method and not self.init:
+            raise ValueError(
+                f"train.init_method={self.init_method!r} extends the table of a run started "
+                "from another: set train.init=RUN too (posemb train --init RUN --extend METHOD)"
             )
         if self.positions not in POSITION_RECIPES:
             raise unknown("position recipe (train.positions)", self.positions, POSITION_RECIPES)
@@ -157,6 +178,7 @@ class RunConfig:
             )
         data.pop("tokenizer", None)  # informational copy written beside the run
         data.pop("provenance", None)  # how the run was made: informational
+        data.pop("lineage", None)  # the run it started from (train.init): informational
         flat: dict[str, Any] = {}
         for group, values in data.items():
             if group not in GROUPS:
@@ -275,6 +297,17 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         for key, value in values.items():
             flat[f"{group}.{key}"] = value
     return flat
+
+
+def flat_settings(cfg: RunConfig) -> dict[str, Any]:
+    """Every setting of ``cfg`` as ``{"group.key": value}`` (``build_config(None, ...)``
+    rebuilds it)."""
+    return {
+        f"{group}.{key}": value
+        for group, values in cfg.to_dict().items()
+        if isinstance(values, dict)
+        for key, value in values.items()
+    }
 
 
 def all_keys() -> list[str]:

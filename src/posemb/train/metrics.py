@@ -2,7 +2,8 @@
 
 ``metrics.jsonl`` holds one JSON object a line (``step``, ``train_loss``, ``lr``,
 ``tokens_per_s`` at logging steps; ``val_loss`` and, for synthetic tasks, ``val_accuracy``
-at evaluation steps; ``elapsed_s``). Rank 0 alone writes it; on resume the lines written
+at evaluation steps; ``tokens``, the tokens this run has trained on so far, and
+``elapsed_s``). Rank 0 alone writes it; on resume the lines written
 after the checkpoint being resumed are dropped first, so the file reads as one run.
 """
 
@@ -80,7 +81,12 @@ class MetricsLog:
     def write(self, step: int, record: dict[str, Any]) -> None:
         """Append ``record`` (if any) to metrics.jsonl and TensorBoard (rank 0)."""
         if record and self.main:
-            record = {"step": step, **record, "elapsed_s": round(self.wall_s, 3)}
+            record = {
+                "step": step,
+                **record,
+                "tokens": step * self.tokens_per_step,
+                "elapsed_s": round(self.wall_s, 3),
+            }
             _append_metrics(self.run_dir, record, self.writer)
 
     def show(self) -> None:

@@ -2,10 +2,11 @@
 
 :func:`start_session` builds it, in order: join the process group of a torchrun launch,
 the tokenizer and the data, the model (:func:`build_model`: where a run's weights are
-made), the optimiser, then either the last checkpoint (restored exactly: weights, moments,
-step, every RNG state) or the run's first files. :func:`parallel` then wraps the model for
-the forward pass (DDP across processes, torch.compile): the one place a run is made
-parallel. :func:`leave_group_at_end` leaves the process group when training ends.
+made, fresh or from another run's with ``train.init``), the optimiser, then either the last
+checkpoint (restored exactly: weights, moments, step, every RNG state) or the run's first
+files. :func:`parallel` then wraps the model for the forward pass (DDP across processes,
+torch.compile): the one place a run is made parallel. :func:`leave_group_at_end` leaves
+the process group when training ends.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch.distributed as dist
 from ..data import Tokenizer, rng_from_json
 from ..model import Transformer
 from ..model.compile_check import check_compile, compile_model
+from ..positional import FRACTIONAL_SCHEMES
 from .checkpoint import (
     MODEL_FILE,
     OPTIMIZER_FILE,
@@ -37,6 +39,7 @@ from .checkpoint import (
 )
 from .config import RunConfig, TrainConfig
 from .host import keep_freed_memory
+from .lineage import initial_model
 from .metrics import truncate_metrics
 from .optim import build_optimizer
 from .run_folder import RunFolder, note
@@ -118,12 +121,15 @@ def start_session(cfg: RunConfig, folder: RunFolder, device: torch.device, micro
     run_dir, tc = folder.path, cfg.train
     has_checkpoint = folder.resume and (run_dir / STATE_FILE).exists()
     saved_tokenizer = folder.resume and (run_dir / "tokenizer.json").exists()
-    tokenizer = make_tokenizer(cfg, run_dir, saved_tokenizer)
+    if not saved_tokenizer and tc.init:  # a run started from another: the source's tokenizer
+        tokenizer = make_tokenizer(cfg, Path(tc.init), resume=True)
+    else:
+        tokenizer = make_tokenizer(cfg, run_dir, saved_tokenizer)
     # the vocabulary grows to the tokenizer's; a larger (padded) size stays
     if tokenizer.vocab_size > cfg.model.vocab_size:
         cfg = replace(cfg, model=cfg.model.replace(vocab_size=tokenizer.vocab_size))
     data = TrainData(cfg, tokenizer, rank=rank, world_size=world)
-    model = build_model(cfg, device)
+    model, lineage = build_model(cfg, device, fresh=not has_checkpoint)
     s = Session(
         cfg=cfg,
         folder=folder,
@@ -142,7 +148,7 @@ def start_session(cfg: RunConfig, folder: RunFolder, device: torch.device, micro
     if has_checkpoint:
         _restore(s)
     elif s.main:
-        _first_files(s, tokenizer)
+        _first_files(s, tokenizer, lineage)
     return s
 
 
@@ -160,21 +166,37 @@ def _join_group(device: torch.device, world: int, resume: bool) -> bool:
     return owns_group
 
 
-def build_model(cfg: RunConfig, device: torch.device) -> Transformer:
-    """The model as a new run starts it: seeded from ``train.seed``, on ``device``.
+def build_model(
+    cfg: RunConfig, device: torch.device, fresh: bool = True
+) -> tuple[Transformer, dict | None]:
+    """The model as a new run starts it, on ``device``, and its lineage (else None).
 
-    analysis/load.py recreates the exact initial table the same way (seed, then build).
+    Seeded from ``train.seed``. With ``train.init`` (``posemb train --init RUN``) and
+    ``fresh`` (no checkpoint of this run to restore), the weights are RUN's with the table
+    grown by ``train.init_method`` (train/lineage.py), and the lineage record says so.
+    analysis/load.py recreates the exact initial table of a fresh run the same way (seed,
+    then build).
     """
     tc = cfg.train
     torch.manual_seed(tc.seed)
-    model = Transformer(cfg.model)
+    lineage = None
+    if tc.init and fresh:
+        model, lineage = initial_model(cfg)
+    else:
+        model = Transformer(cfg.model)
+    if tc.positions == "stretch" and not cfg.model.has_fractional_positions:
+        raise ValueError(
+            f"train.positions=stretch gives fractional positions, which "
+            f"model.position={cfg.model.position!r} cannot read; use a scheme that does "
+            f"({', '.join(FRACTIONAL_SCHEMES)}) or another train.positions"
+        )
     limit = model.position_limit
     if limit is not None and tc.seq_len > limit and tc.positions == "start":
         raise ValueError(
             f"train.seq_len={tc.seq_len} is past the learned table "
             f"(model.max_positions={limit}); raise model.max_positions or lower train.seq_len"
         )
-    return model.to(device)
+    return model.to(device), lineage
 
 
 def _restore(s: Session) -> None:
@@ -199,8 +221,9 @@ def _restore(s: Session) -> None:
         truncate_metrics(run_dir, s.step)
 
 
-def _first_files(s: Session, tokenizer: Tokenizer) -> None:
-    """Rank 0 of a run without a checkpoint: the tokenizer, then config.json (a new run)."""
+def _first_files(s: Session, tokenizer: Tokenizer, lineage: dict | None) -> None:
+    """Rank 0 of a run without a checkpoint: the tokenizer, then config.json (a new run,
+    with its ``lineage`` when it started from another run)."""
     run_dir = s.run_dir
     if s.folder.resume:  # killed before its first checkpoint: start again from step 0
         note(f"{run_dir} has no checkpoint yet: training it from step 0 with its settings")
@@ -209,7 +232,7 @@ def _first_files(s: Session, tokenizer: Tokenizer) -> None:
         tokenizer.save(run_dir)
     if not s.folder.resume:  # config.json last: a folder with it holds a whole run start
         info = {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size}
-        write_config(run_dir, s.cfg, info, s.model)
+        write_config(run_dir, s.cfg, info, s.model, lineage)
 
 
 def parallel(s: Session) -> torch.nn.Module:
@@ -248,7 +271,8 @@ def _use_compile(s: Session) -> bool:
     if tc.compile == "auto" and training_flops(s) < AUTO_COMPILE_CPU_FLOPS:
         return False
     shape = (s.micro, tc.seq_len)
-    check = check_compile(s.cfg.model, device, shape, positions=tc.positions != "start")
+    positions = {"start": None, "stretch": torch.float32}.get(tc.positions, torch.int64)
+    check = check_compile(s.cfg.model, device, shape, positions=positions)
     if not check.ok and s.main:
         print(
             f"posemb: warning: train.compile={tc.compile}: {check.reason}; training eagerly "

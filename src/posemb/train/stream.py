@@ -61,7 +61,7 @@ class TrainData:
         """``n`` sequences of ``seq_len`` (default train.seq_len) with the run's position recipe."""
         t = seq_len or self.cfg.train.seq_len
         if self.task is not None:
-            x, y = self.task.sample(n, t, rng)
+            x, y = self.task.sample(n, t, rng, causal=self.cfg.model.causal)
             x, y = torch.from_numpy(x), torch.from_numpy(y)
         else:
             tokens = self.train_tokens if split == "train" else self.val_tokens
@@ -71,8 +71,11 @@ class TrainData:
             y = x
             if not self.cfg.model.causal:  # an encoder copying its input learns nothing
                 x, y = corrupt_tokens(x, self.cfg.model.vocab_size, rng)
+        tc = self.cfg.train
         positions = (
-            assign_positions(self.cfg.train.positions, n, t, self.cfg.model.max_positions, rng)
+            assign_positions(
+                tc.positions, n, t, self.cfg.model.max_positions, rng, stretch=tc.stretch
+            )
             if split == "train"
             else None
         )
@@ -124,9 +127,16 @@ def _check_split_lengths(name: str, train: np.ndarray, val: np.ndarray, cfg: Run
 
 
 def assign_positions(
-    recipe: str, b: int, t: int, max_positions: int, rng: np.random.Generator
+    recipe: str,
+    b: int,
+    t: int,
+    max_positions: int,
+    rng: np.random.Generator,
+    *,
+    stretch: float = 8.0,
 ) -> torch.Tensor | None:
-    """Position ids for one training batch.
+    """Position ids for one training batch: ``[b, t]`` int64 (float32 for ``stretch``), or
+    None for ``start``.
 
     - ``start``: None (the model uses 0 .. t-1).
     - ``random``: per sequence, t sorted distinct positions drawn from [0, max_positions)
@@ -134,6 +144,17 @@ def assign_positions(
       Transformers"): rows past t are trained, so the model has seen every row it will
       meet at evaluation lengths up to max_positions.
     - ``offset``: k .. k+t-1 with k uniform in [0, max_positions - t] per sequence.
+    - ``stretch``: fractional positions ``o + s*i`` (the learned table mixes neighbouring
+      rows): each sequence is read as if it were ``u`` times longer and squeezed into the
+      table, ``s = (t-1)/(u*t-1)`` with ``u`` log-uniform in ``[1, stretch]``, at a uniform
+      offset ``o`` that keeps it inside ``[0, max_positions - 1]``. A table extended to
+      ``N = u*t`` positions with ``interpolate`` reads the trained table at exactly the
+      spacing ``(t-1)/(N-1)`` from offset 0, so evaluation up to ``stretch`` times the
+      training length is in distribution (cf. CAPE, Likhomanenko et al. 2021: global shift
+      and scaling of positions; randomised positions, Ruoss et al. 2023).
+
+    Every recipe draws from ``rng`` only: its state in a checkpoint resumes the stream
+    exactly.
     """
     if recipe == "start":
         return None
@@ -143,6 +164,8 @@ def assign_positions(
             f"model.max_positions={max_positions}, "
             f"which cannot hold train.seq_len={t}; raise model.max_positions"
         )
+    if recipe == "stretch":
+        return _stretched(b, t, max_positions, rng, stretch)
     if recipe == "random":
         pos = np.stack(
             [np.sort(rng.choice(max_positions, size=t, replace=False)) for _ in range(b)]
@@ -151,6 +174,19 @@ def assign_positions(
         start = rng.integers(0, max_positions - t + 1, size=(b, 1))
         pos = start + np.arange(t)[None, :]
     return torch.from_numpy(pos.astype(np.int64))
+
+
+def _stretched(
+    b: int, t: int, max_positions: int, rng: np.random.Generator, stretch: float
+) -> torch.Tensor:
+    """``[b, t]`` float32 positions of the ``stretch`` recipe (see :func:`assign_positions`)."""
+    u = np.exp(rng.uniform(0.0, np.log(stretch), size=(b, 1)))  # [b, 1]: 1 .. stretch
+    spacing = (t - 1) / (u * t - 1) if t > 1 else np.ones_like(u)  # [b, 1]: 1 at u = 1
+    room = (max_positions - 1) - spacing * (t - 1)  # [b, 1] >= 0: t <= max_positions
+    start = rng.uniform(0.0, 1.0, size=(b, 1)) * room  # [b, 1]
+    pos = start + spacing * np.arange(t)[None, :]  # [b, t]
+    # rounding must never step past the last row (position max_positions - 1 is exact)
+    return torch.from_numpy(np.minimum(pos, max_positions - 1).astype(np.float32))
 
 
 def make_tokenizer(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False) -> Tokenizer:

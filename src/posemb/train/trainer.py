@@ -119,15 +119,9 @@ def _run_config(
 def _resume_config(run_dir: Path, overrides: dict[str, Any] | None) -> RunConfig:
     cfg = read_config(run_dir)
     if overrides:
-        from .config import build_config
+        from .config import build_config, flat_settings
 
-        flat = {
-            f"{g}.{k}": v
-            for g, vals in cfg.to_dict().items()
-            if isinstance(vals, dict)
-            for k, v in vals.items()
-        }
-        cfg = build_config(None, {**flat, **overrides})
+        cfg = build_config(None, {**flat_settings(cfg), **overrides})
     return cfg
 
 
@@ -378,5 +372,7 @@ def evaluate(
         if data.is_synthetic:
             from ..data import exact_match_from_logits
 
-            accs.append(exact_match_from_logits(out.logits.float(), labels))
+            accs.append(
+                exact_match_from_logits(out.logits.float(), labels, causal=model.config.causal)
+            )
     return float(np.mean(losses)), (float(np.mean(accs)) if accs else None)

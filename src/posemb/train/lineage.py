@@ -1,0 +1,191 @@
+"""Runs started from another run's weights: a fine-tune, usually at a longer length.
+
+``posemb train --init RUN --extend METHOD --set model.max_positions=N ... --out RUN2``
+starts RUN2 from RUN's weights: its position table grown to ``N`` positions with
+``METHOD`` (any of ``posemb.EXTEND_METHODS``), everything else copied. The optimiser (fresh
+AdamW moments), the schedule (warm-up from step 0 to ``train.lr``, cosine to
+``train.min_lr`` at ``train.max_steps``) and the data stream (``train.seed``) start fresh:
+RUN2 is a new run, resumable with ``--resume`` like any other. Its settings are RUN's own,
+then a ``--config`` file, then ``--set``; the architecture must stay RUN's (only
+``model.max_positions``, ``model.dropout``, ``model.attention`` and the overflow policy may
+change), and RUN's tokenizer is used.
+
+RUN2's config.json records its ``lineage``::
+
+    "lineage": {"source": "/abs/runs/a", "source_step": 600, "source_sha256": "…",
+                "source_tokens": 614400, "method": "interpolate",
+                "from_positions": 64, "positions": 256, "source_lineage": null}
+
+``source_tokens`` counts the tokens RUN (and the runs it started from) trained on, so the
+tokens behind any run of a chain are known (:func:`tokens_trained`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..model import Transformer
+from ..model.config import ModelConfig
+from .checkpoint import (
+    HASH_KEY,
+    MODEL_FILE,
+    CheckpointError,
+    load_weights,
+    read_config,
+    read_lineage,
+    read_trainer_state,
+    read_weights_file,
+    run_path,
+    state_dict_for_save,
+)
+from .config import RunConfig, build_config, flat_settings
+
+# model settings a run started from another may change (they leave every weight's shape)
+CHANGEABLE = ("max_positions", "dropout", "attention")
+# position options it may change: the policy past the table's end
+CHANGEABLE_OPTIONS = ("overflow",)
+
+
+def init_config(
+    run: str | Path,
+    method: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> RunConfig:
+    """The settings of a run started from ``run``: its own, then ``settings`` (flat
+    ``group.key`` values, as ``--config`` and ``--set`` give them), with ``train.init`` and
+    ``train.init_method`` set.
+
+    When ``method`` is given and ``settings`` set ``model.max_positions`` but not
+    ``train.seq_len``, the new run trains at the new length (what a fine-tune after an
+    extension is for).
+
+    Example::
+
+        cfg = init_config("runs/a", "interpolate",
+                          {"model.max_positions": 256, "train.max_steps": 60})
+        train(cfg, "runs/a-256")
+    """
+    source = run_path(run)
+    settings = dict(settings or {})
+    flat = flat_settings(read_config(source))
+    if method and "model.max_positions" in settings and "train.seq_len" not in settings:
+        settings["train.seq_len"] = settings["model.max_positions"]
+    flat.update(settings)
+    flat["train.init"] = str(source.resolve())
+    flat["train.init_method"] = method or ""
+    return build_config(None, flat)
+
+
+def check_architecture(source: ModelConfig, new: ModelConfig, where: str) -> None:
+    """Refuse a change of architecture: only :data:`CHANGEABLE` fields may differ."""
+    old_d, new_d = source.to_dict(), new.to_dict()
+    for key in old_d:
+        if key in CHANGEABLE or key == "position_options" or old_d[key] == new_d[key]:
+            continue
+        raise ValueError(
+            f"model.{key}={new_d[key]!r} differs from {where}'s {old_d[key]!r}: a run started "
+            f"with --init keeps the source's architecture (only model.max_positions, "
+            f"model.dropout, model.attention and the overflow policy may change)"
+        )
+    old_o, new_o = dict(old_d["position_options"]), dict(new_d["position_options"])
+    for key in CHANGEABLE_OPTIONS:
+        old_o.pop(key, None)
+        new_o.pop(key, None)
+    if old_o != new_o:
+        raise ValueError(
+            f"model.position_options={new_d['position_options']!r} differs from {where}'s "
+            f"{old_d['position_options']!r}: only the overflow policy may change with --init"
+        )
+
+
+def initial_model(cfg: RunConfig) -> tuple[Transformer, dict[str, Any]]:
+    """The model a run with ``train.init`` starts from, and its lineage record.
+
+    The source's weights (checked against their content hash), with the table grown or
+    cropped to ``cfg.model.max_positions`` by ``train.init_method``; fresh ``random`` rows
+    are drawn from ``train.seed``. Rows the method keeps are the source's bit for bit.
+
+    Raises:
+        CheckpointError: the source is not a readable run.
+        ValueError: the architecture differs, or the table changes size without a method
+            (or a method is given for a size that does not change, or a scheme without a
+            table).
+    """
+    tc = cfg.train
+    source = run_path(tc.init)
+    where = str(source)
+    src_cfg = read_config(source)
+    check_architecture(src_cfg.model, cfg.model, where)
+    if cfg.data.tokenizer != src_cfg.data.tokenizer:
+        raise ValueError(
+            f"data.tokenizer={cfg.data.tokenizer!r} differs from {where}'s "
+            f"{src_cfg.data.tokenizer!r}: a run started with --init uses the source's tokenizer"
+        )
+    tensors, metadata = read_weights_file(source / MODEL_FILE)
+    model = Transformer(src_cfg.model)
+    load_weights(model, tensors, str(source / MODEL_FILE))
+    old, new = src_cfg.model.max_positions, cfg.model.max_positions
+    _check_method(src_cfg.model, old, new, tc.init_method, where)
+    if src_cfg.model.has_position_table and new != old:
+        generator = torch.Generator().manual_seed(tc.seed)  # fresh rows of `random`
+        model = model.extend_positions(new, tc.init_method, generator=generator)
+    start = Transformer(cfg.model)  # the new settings (dropout, overflow), then the weights
+    load_weights(start, state_dict_for_save(model), where)
+    step = _source_step(source, metadata)
+    lineage = {
+        "source": str(source.resolve()),
+        "source_step": step,
+        "source_sha256": metadata.get(HASH_KEY),
+        "source_tokens": tokens_trained(src_cfg, step, read_lineage(source)),
+        "method": tc.init_method or None,
+        "from_positions": old,
+        "positions": new,
+        "source_lineage": read_lineage(source),
+    }
+    return start, lineage
+
+
+def _check_method(src: ModelConfig, old: int, new: int, method: str, where: str) -> None:
+    if not src.has_position_table:
+        if method:
+            raise ValueError(
+                f"{where} uses model.position={src.position!r}, which has no table to extend: "
+                f"drop --extend (train.init_method); it serves any length as it is"
+            )
+        return
+    if new != old and not method:
+        raise ValueError(
+            f"model.max_positions={new} differs from {where}'s {old}: choose how the table "
+            f"changes size with --extend METHOD (train.init_method), e.g. --extend interpolate"
+        )
+    if new == old and method:
+        raise ValueError(
+            f"--extend {method} (train.init_method) needs a new table size: set "
+            f"model.max_positions (now {old}, as {where}), or drop --extend"
+        )
+
+
+def _source_step(source: Path, metadata: dict[str, str]) -> int | None:
+    """The step of the source's weights: its header's (as written with them), else its
+    trainer state's; None for weights that did not come from training (save_pretrained)."""
+    if str(metadata.get("step", "")).isdigit():
+        return int(metadata["step"])
+    try:
+        return int(read_trainer_state(source)["step"])
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return None
+
+
+def tokens_trained(
+    cfg: RunConfig, step: int | None, lineage: dict[str, Any] | None = None
+) -> int | None:
+    """Tokens a run has trained on at ``step``: its own steps x batch x length, plus those
+    of the runs it started from (``lineage``); None when its step is unknown."""
+    if step is None:
+        return None
+    own = step * cfg.train.batch_size * cfg.train.seq_len
+    before = (lineage or {}).get("source_tokens")
+    return own + (before if isinstance(before, int) else 0)
