@@ -87,6 +87,10 @@ class TrainConfig:
     # cases after a self-check that the compiled model matches eager (model/compile_check.py)
     compile: Literal["auto", "true", "false"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast on CUDA
+    # Data parallelism under torchrun (ignored in one process): ddp -- a whole replica per
+    # process, gradients all-reduced; fsdp -- parameters, gradients and moments sharded across
+    # the processes (FSDP2, train/sharding.py). Checkpoints are the same files either way.
+    parallel: Literal["ddp", "fsdp"] = "ddp"
     device: str = "auto"  # auto: cuda if available, else cpu
     progress: bool = True  # progress bar on stderr
 

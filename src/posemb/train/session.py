@@ -4,9 +4,10 @@
 the tokenizer and the data, the model (:func:`build_model`: where a run's weights are
 made, fresh or from another run's with ``train.init``), the optimiser, then either the last
 checkpoint (restored exactly: weights, moments, step, every RNG state) or the run's first
-files. :func:`parallel` then wraps the model for the forward pass (DDP across processes,
-torch.compile): the one place a run is made parallel. :func:`leave_group_at_end` leaves
-the process group when training ends.
+files. Data parallelism is decided here, by ``train.parallel``: FSDP shards the model in
+:func:`start_session`, before the optimiser is built over its shards (train/sharding.py);
+otherwise :func:`parallel` wraps it in DDP. :func:`parallel` then compiles it if asked.
+:func:`leave_group_at_end` leaves the process group when training ends.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from .lineage import initial_model
 from .metrics import truncate_metrics
 from .optim import build_optimizer
 from .run_folder import RunFolder, note
+from .sharding import is_sharded, model_shards, optimizer_shards, shard_model
 from .stream import TrainData, make_tokenizer
 
 
@@ -130,6 +132,8 @@ def start_session(cfg: RunConfig, folder: RunFolder, device: torch.device, micro
         cfg = replace(cfg, model=cfg.model.replace(vocab_size=tokenizer.vocab_size))
     data = TrainData(cfg, tokenizer, rank=rank, world_size=world)
     model, lineage = build_model(cfg, device, fresh=not has_checkpoint)
+    if tc.parallel == "fsdp" and world > 1:
+        shard_model(model, device, world)  # before the optimiser: it holds the shards
     s = Session(
         cfg=cfg,
         folder=folder,
@@ -203,12 +207,10 @@ def _restore(s: Session) -> None:
     """Load the last checkpoint: weights, optimiser moments, step and every RNG state."""
     run_dir, device = s.run_dir, s.device
     state = read_trainer_state(run_dir)
-    load_weights(
-        s.model,
-        {k: v.to(device) for k, v in read_tensors(run_dir / MODEL_FILE).items()},
-        str(run_dir / MODEL_FILE),
-    )
-    load_optimizer_state(s.optimizer, read_tensors(run_dir / OPTIMIZER_FILE), state["optimizer"])
+    weights = {k: v.to(device) for k, v in read_tensors(run_dir / MODEL_FILE).items()}
+    load_weights(s.model, model_shards(s.model, weights), str(run_dir / MODEL_FILE))
+    moments = optimizer_shards(s.optimizer, read_tensors(run_dir / OPTIMIZER_FILE))
+    load_optimizer_state(s.optimizer, moments, state["optimizer"])
     saved = state["data_rng"]
     # a run saved by fewer processes (or imported at step 0) gives extra ranks a fresh stream
     if s.rank < len(saved):
@@ -236,9 +238,10 @@ def _first_files(s: Session, tokenizer: Tokenizer, lineage: dict | None) -> None
 
 
 def parallel(s: Session) -> torch.nn.Module:
-    """``s.model`` as the forward pass runs it: DDP across processes, compiled if asked."""
+    """``s.model`` as the forward pass runs it: DDP across processes (unless FSDP sharded it
+    already), compiled if asked."""
     net: torch.nn.Module = s.model
-    if s.world > 1:
+    if s.world > 1 and not is_sharded(s.model):  # FSDP sharded it in start_session
         device_ids = [s.local_rank] if s.device.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(s.model, device_ids=device_ids)
     if _use_compile(s):
@@ -261,15 +264,15 @@ def training_flops(s: Session) -> float:
 
 
 def _use_compile(s: Session) -> bool:
-    """``train.compile``: ``true``, or ``auto`` on CUDA or for a long CPU run; on the CPU only
-    after the compiled-kernel self-check (model/compile_check.py) passes."""
+    """``train.compile``: ``true``, or ``auto`` on CUDA or for a long one-process CPU run; on
+    the CPU only after the compiled-kernel self-check (model/compile_check.py) passes."""
     tc, device = s.cfg.train, s.device
     if tc.compile == "false":
         return False
     if device.type != "cpu":
         return True
-    if tc.compile == "auto" and training_flops(s) < AUTO_COMPILE_CPU_FLOPS:
-        return False
+    if tc.compile == "auto" and (s.world > 1 or training_flops(s) < AUTO_COMPILE_CPU_FLOPS):
+        return False  # the check compiles one unsharded, unwrapped model: one process's
     shape = (s.micro, tc.seq_len)
     positions = {"start": None, "stretch": torch.float32}.get(tc.positions, torch.int64)
     check = check_compile(s.cfg.model, device, shape, positions=positions)

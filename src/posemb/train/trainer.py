@@ -51,6 +51,7 @@ from .session import (
     start_session,
     use_autocast,
 )
+from .sharding import full_copies, full_tensor
 from .stream import TrainData
 
 
@@ -196,7 +197,7 @@ def _train_step(s: Session) -> tuple[float, float]:
     # the norm is checked too: a backward pass can overflow under a finite loss, and the
     # update would write NaN weights into the next checkpoint (inf max_norm: no clipping)
     max_norm = tc.grad_clip if tc.grad_clip > 0 else float("inf")
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(s.model.parameters(), max_norm))
+    grad_norm = float(full_tensor(torch.nn.utils.clip_grad_norm_(s.model.parameters(), max_norm)))
     if not math.isfinite(grad_norm):
         raise TrainingDiverged(
             f"gradient norm became {grad_norm} at step {s.step + 1} "
@@ -259,10 +260,11 @@ def _save(s: Session) -> None:
     if s.world > 1:  # every rank contributes its data RNG state
         rngs = [None] * s.world
         dist.all_gather_object(rngs, rng_state_to_json(s.rng))
+    model, optimizer = full_copies(s.model, s.optimizer)  # FSDP: every rank gathers
     if s.main:
         cuda_rng = torch.cuda.get_rng_state(s.device) if s.device.type == "cuda" else None
         record = _state_record(s.step, rngs, torch.get_rng_state(), cuda_rng, s.world)
-        save_checkpoint(s.run_dir, s.model, s.optimizer, record)
+        save_checkpoint(s.run_dir, model, optimizer, record)
     s.folder.checkpoints += 1
 
 
