@@ -55,7 +55,7 @@ class CompileCheck:
 def compile_model(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` compiled as posemb trains it: static shapes (every step has the same), and
     on the CPU Inductor's C++ wrapper (the graph's kernels are called from C++ rather than
-    Python: about 5% of a small model's step, BENCHMARKS.md)."""
+    from Python)."""
     if _device_of(model).type == "cpu":
         use_isa_cache()
     return _compile(model)
