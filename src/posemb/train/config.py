@@ -137,6 +137,8 @@ class TrainConfig:
         self.compile = str(self.compile).lower()
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise unknown("dtype (train.dtype)", self.dtype, ("auto", "float32", "bfloat16"))
+        if self.parallel not in ("ddp", "fsdp"):
+            raise unknown("data parallelism (train.parallel)", self.parallel, ("ddp", "fsdp"))
 
 
 @dataclass(kw_only=True)
