@@ -253,7 +253,7 @@ def parallel(s: Session) -> torch.nn.Module:
 # x tokens, the run's whole length: a resumed run decides as the run did). Compiling costs
 # a fixed half minute to minutes; nanoGPT's CPU recipe (7.4e12) ran 1.22x faster over its
 # whole wall time than before, compilation included (BENCHMARKS.md). The demo's runs
-# (2e12-3e12) and the test suite's stay eager.
+# (quick budget: 1.6e12) and the test suite's stay eager.
 AUTO_COMPILE_CPU_FLOPS = 5e12
 
 
