@@ -3,6 +3,7 @@ measured in the same process, reported as a ratio.
 
     python benchmarks/bench_throughput.py                       # CPU: the tiny preset's shape
     python benchmarks/bench_throughput.py --shape gpt2-124m     # GPU: GPT-2 124M, T=1024, batch 16
+    python benchmarks/bench_throughput.py --interleave          # CPU: one step each in turn
 
 Both models: the same layers, heads, width, vocabulary, sequence length and batch, the same
 AdamW (fused on CUDA), bf16 autocast on CUDA, learned positions, tied embeddings, SDPA
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import statistics
 import sys
@@ -29,6 +31,8 @@ from posemb import ModelConfig, Transformer  # noqa: E402
 SHAPES = {
     # the `tiny` run preset's model: 2 layers, 4 heads, 128 wide, byte vocabulary, T=128, batch 16
     "tiny": dict(n_layer=2, n_head=4, d_model=128, vocab_size=256, seq_len=128, batch=16),
+    # nanoGPT's CPU recipe for shakespeare_char (benchmarks/nanogpt_side_by_side.py)
+    "shakespeare-cpu": dict(n_layer=4, n_head=4, d_model=128, vocab_size=65, seq_len=64, batch=12),
     # GPT-2 124M (nanoGPT's padded vocabulary), SPEC §6
     "gpt2-124m": dict(n_layer=12, n_head=12, d_model=768, vocab_size=50304, seq_len=1024, batch=16),
 }
@@ -94,6 +98,69 @@ def time_steps(model, s, device, steps, warmup, compile_, bf16):
     }
 
 
+def make_step(model, s, fused: bool, compile_: bool):
+    """One training step of ``model`` (forward, backward, AdamW) as a function of the ids."""
+    model.train()
+    fwd = model
+    if compile_:
+        from posemb.model.compile_check import compile_model
+
+        fwd = compile_model(model)  # as posemb trains: static shapes, cpp_wrapper on the CPU
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused or None)
+
+    def step(ids):
+        loss = fwd(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+# CPU variants timed side by side (--interleave): (name, builder, fused AdamW, compiled)
+VARIANTS = [
+    ("hf_gpt2 (torch AdamW default)", build_hf, False, False),
+    ("hf_gpt2 (fused AdamW)", build_hf, True, False),
+    ("posemb eager (fused AdamW: posemb's default)", build_posemb, True, False),
+    ("posemb compiled (train.compile=auto, long runs)", build_posemb, True, True),
+]
+
+
+# --findings: posemb alone, one change at a time (the CPU profile's findings)
+FINDINGS = [
+    ("posemb eager, torch AdamW default (before)", build_posemb, False, False),
+    ("posemb eager, fused AdamW", build_posemb, True, False),
+    ("posemb compiled, fused AdamW (after)", build_posemb, True, True),
+]
+
+
+def interleaved(s, steps: int, warmup: int, variants=VARIANTS) -> dict:
+    """Every variant takes one step in turn, ``steps`` rounds: load on the machine falls on
+    all alike. Per variant: median step time; per pair: median of per-round ratios."""
+    from posemb.train.host import keep_freed_memory
+
+    keep_freed_memory()  # as posemb's CPU training does (it serves every model in the process)
+    runs = []
+    for name, build, fused, compile_ in variants:
+        torch.manual_seed(0)
+        runs.append((name, make_step(build(s), s, fused, compile_)))
+    ids = torch.randint(0, s["vocab_size"], (s["batch"], s["seq_len"]))
+    times = {name: [] for name, _ in runs}
+    for i in range(warmup + steps):
+        for name, step in runs if i % 2 else runs[::-1]:
+            t = time.perf_counter()
+            step(ids)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t)
+    tokens = s["batch"] * s["seq_len"]
+    out = {n: {"tokens_per_s": tokens / statistics.median(ts)} for n, ts in times.items()}
+    for n in times:
+        for base in [v[0] for v in variants[: 1 if variants is FINDINGS else 2]]:
+            r = [b / a for a, b in zip(times[n], times[base])]
+            out[n][f"speed vs {base}"] = statistics.median(r)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,7 +172,31 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--compile", action="store_true", help="also time torch.compile for both")
     p.add_argument("--out", default=None, help="write the JSON result here")
+    p.add_argument(
+        "--findings",
+        action="store_true",
+        help="with --interleave: posemb before/after each CPU change instead of HF GPT-2",
+    )
+    p.add_argument(
+        "--interleave",
+        action="store_true",
+        help="CPU: posemb as it trains (eager and compiled) and HF GPT-2 (two AdamWs), one "
+        "step each in turn, one thread; ratios per round",
+    )
     args = p.parse_args(argv)
+    if args.interleave:
+        torch.set_num_threads(1)
+        s = SHAPES[args.shape or "tiny"]
+        variants = FINDINGS if args.findings else VARIANTS
+        res = interleaved(s, args.steps or 60, max(args.warmup, 5), variants)
+        res = {"shape": args.shape or "tiny", "torch": torch.__version__, "runs": res}
+        res["loadavg"] = os.getloadavg()
+        for name, r in res["runs"].items():
+            ratios = ", ".join(f"{k} {v:.3f}x" for k, v in r.items() if k.startswith("speed"))
+            print(f"{name:48s} {r['tokens_per_s']:>9,.0f} tok/s  {ratios}", flush=True)
+        if args.out:
+            Path(args.out).write_text(json.dumps(res, indent=1))
+        return 0
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     shape = args.shape or ("gpt2-124m" if device.type == "cuda" else "tiny")
     s = SHAPES[shape]

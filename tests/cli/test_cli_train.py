@@ -132,6 +132,7 @@ def test_unreadable_toml_config(capsys, tmp_path, path, needle):
         (["--set", "train.max_steps=abc"], ["train.max_steps", "'abc'"]),
         (["--set", "train.max_steps=0"], ["train.max_steps"]),
         (["--set", "train.positions=randomized"], ["'random'"]),
+        (["--set", "train.parallel=fdsp"], ["train.parallel", "'fsdp'"]),
         (["--set", "model.n_head=3"], ["n_head"]),
         (["--set", "train.max_steps"], ["key=value"]),
         (["--data", "synthetic:cpy"], ["'copy'"]),

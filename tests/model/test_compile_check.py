@@ -10,6 +10,8 @@ machine; the tests marked ``compiled`` run the real compiler (and run again unde
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -66,10 +68,39 @@ def test_agreeing_kernels_pass_and_the_verdict_is_cached_per_shape(monkeypatch):
     monkeypatch.setattr(compile_check, "_compile", identity_compiler)
     cfg = ModelConfig.preset("micro")
     assert check_compile(cfg) == CompileCheck(True)
-    assert check_compile(cfg.replace(n_layer=5)) == CompileCheck(True)  # same kernels
+    assert check_compile(cfg.replace(dropout=0.1)) == CompileCheck(True)  # checked without
     assert len(calls) == 1
-    check_compile(cfg.replace(d_model=64))  # another shape: checked again
-    assert len(calls) == 2
+    check_compile(cfg.replace(n_layer=5))  # another model: checked again
+    check_compile(cfg, shape=(4, 32))  # another batch shape (the trainer's): checked again
+    check_compile(cfg, shape=(4, 32), positions=torch.int64)  # with positions: again
+    assert len(calls) == 4
+    assert check_compile(cfg, shape=(4, 32)).ok and len(calls) == 4
+
+
+def test_the_check_runs_the_model_as_the_trainer_calls_it(monkeypatch):
+    """The compiled copy sees the trainer's batch shape, its positions, and labels that are
+    the ids themselves (a causal LM's batch), so the trainer's compile reuses the check's."""
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids, positions=None, labels=None):
+            seen.append((tuple(ids.shape), positions, labels is ids))
+            return self.model(ids, positions=positions, labels=labels)
+
+    monkeypatch.setattr(compile_check, "_compile", Recording)
+    cfg = ModelConfig.preset("micro", dropout=0.1)
+    assert check_compile(cfg, shape=(3, 24), positions=torch.int64).ok  # dropout is off in the copy
+    ((shape, positions, aliased),) = seen
+    assert shape == (3, 24) and aliased
+    assert positions.dtype == torch.int64 and positions.shape == (3, 24)
+    # train.positions=stretch passes fractional float positions: so does the check
+    assert check_compile(cfg, shape=(3, 24), positions=torch.float32).ok
+    positions = seen[-1][1]
+    assert positions.dtype == torch.float32 and (positions.frac() != 0).any()
 
 
 @pytest.mark.slow
@@ -80,3 +111,28 @@ def test_the_real_compiler_check(scheme):
     result = check_compile(ModelConfig.preset("micro", position=scheme))
     assert result.ok or result.reason.startswith("torch.compile")
     assert result.ok == (result.reason == "")
+
+
+def test_each_instruction_set_gets_its_own_inductor_cache(monkeypatch, tmp_path):
+    """Inductor's cache is keyed without the instruction set: kernels built under AVX2 must
+    never be handed to an AVX-512 process (or back), so each gets its own folder."""
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    native = compile_check.use_isa_cache()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(native)
+    assert native.parent == compile_check._default_cache_dir()
+    capability = torch.backends.cpu.get_cpu_capability().lower()
+    assert native.name.startswith(f"isa-{capability}-")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert compile_check.isa_cache_dir() != native
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY")
+    assert compile_check.isa_cache_dir() == native  # stable
+
+
+def test_a_cache_folder_of_the_users_own_is_kept(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    assert compile_check.use_isa_cache() == tmp_path
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path)
+    # torch's own default (set by torch itself once it has compiled) is not a user's choice
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(compile_check._default_cache_dir()))
+    assert compile_check.use_isa_cache() == compile_check.isa_cache_dir()

@@ -85,8 +85,11 @@ def test_bias_by_hand_symmetric_and_cache_offset():
 def test_bias_dtype_shape_and_buffer():
     alibi = ALiBi(4)
     q = torch.zeros(2, 4, 5, 8, dtype=torch.bfloat16)
-    bias = alibi.attention_bias(q, torch.arange(5).expand(2, 5), torch.arange(5).expand(2, 5))
+    own = torch.arange(5).repeat(2, 1)  # [2, 5]: positions of each sequence
+    bias = alibi.attention_bias(q, own, own)
     assert bias.shape == (2, 4, 5, 5) and bias.dtype == torch.bfloat16
+    shared = torch.arange(5).expand(2, 5)  # one row for the batch: one bias, broadcast
+    assert alibi.attention_bias(q, shared, shared).shape == (1, 4, 5, 5)
     assert "slopes" not in alibi.state_dict()  # non-persistent: fixed, not a weight
     assert list(alibi.parameters()) == []
     with pytest.raises(ValueError, match="4 heads"):

@@ -194,14 +194,14 @@ def test_resume_applies_changed_optimizer_settings(tmp_path):
 
     cfg = fast_config()
     model = posemb.Transformer(cfg.model)
-    opt = build_optimizer(model, cfg.train, torch.device("cpu"))
+    opt = build_optimizer(model, cfg.train)
     model(torch.randint(0, 256, (2, 8)), labels=torch.randint(0, 256, (2, 8))).loss.backward()
     opt.step()
     tensors, meta = optimizer_tensors(opt)
     meta = json.loads(json.dumps(meta))  # as stored in trainer_state.json
 
     changed = fast_config(train__weight_decay=0.0, train__beta2=0.99)
-    fresh = build_optimizer(model, changed.train, torch.device("cpu"))
+    fresh = build_optimizer(model, changed.train)
     load_optimizer_state(fresh, tensors, meta)
     assert [g["weight_decay"] for g in fresh.param_groups] == [0.0, 0.0]
     assert all(tuple(g["betas"]) == (0.9, 0.99) for g in fresh.param_groups)
@@ -210,8 +210,6 @@ def test_resume_applies_changed_optimizer_settings(tmp_path):
         fresh.state[p]["exp_avg"], opt.state[p]["exp_avg"]
     )  # the moments are restored
 
-    regrouped = build_optimizer(
-        model, fast_config(train__decay_positions=True).train, torch.device("cpu")
-    )
+    regrouped = build_optimizer(model, fast_config(train__decay_positions=True).train)
     with pytest.raises(CheckpointError, match="decay_positions"):
         load_optimizer_state(regrouped, tensors, meta)

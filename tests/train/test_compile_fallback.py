@@ -56,3 +56,23 @@ def test_compiled_cpu_training_runs_after_the_check(tmp_path, capsys):
     verdict = check_compile(fast_config().model)  # cached: the trainer's own verdict
     err = capsys.readouterr().err
     assert ("training eagerly" in err) == (not verdict.ok)
+
+
+@pytest.mark.parametrize("threshold, compiles", [(None, False), (0.0, True)])
+def test_auto_compiles_on_the_cpu_only_for_long_runs(monkeypatch, tmp_path, threshold, compiles):
+    """train.compile=auto: a short CPU run (the tests', the demo's) stays eager; a run of at
+    least AUTO_COMPILE_CPU_FLOPS is compiled after the self-check."""
+    from posemb.train import session
+
+    checked, compiled = [], []
+    monkeypatch.setattr(
+        session,
+        "check_compile",
+        lambda *a, **k: checked.append(a) or compile_check.CompileCheck(True),
+    )
+    monkeypatch.setattr(session, "compile_model", lambda m: compiled.append(m) or m)
+    if threshold is not None:
+        monkeypatch.setattr(session, "AUTO_COMPILE_CPU_FLOPS", threshold)
+    cfg = fast_config(train__max_steps=2, train__compile="auto")
+    train(cfg, tmp_path / "r")
+    assert (len(checked), len(compiled)) == ((1, 1) if compiles else (0, 0))

@@ -90,6 +90,7 @@ RANK_GUARD = textwrap.dedent("""
             h = hashlib.sha256()
             for group in self.param_groups:
                 for p in group["params"]:
+                    p = p.to_local() if hasattr(p, "to_local") else p  # FSDP: this rank's shard
                     h.update(p.detach().cpu().numpy().tobytes())
             _digests.append(h.hexdigest())
             return out

@@ -90,7 +90,7 @@ def adapt_model(
     )
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def token_losses(model: Transformer, ids: torch.Tensor) -> torch.Tensor:
     """ids ``[b, t]`` -> per-token losses ``[b, t-1]`` (loss of predicting token i+1)."""
     logits = model(ids).logits[:, :-1].float()  # [b, t-1, V]
@@ -266,7 +266,7 @@ def position_bins(losses: np.ndarray, n_bins: int = 32) -> dict:
     }
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def eval_task(
     model: Transformer,
     task,

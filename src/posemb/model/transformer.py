@@ -93,11 +93,13 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, scheme, ctx, past_kv=None):
+    def forward(self, x, scheme, ctx, past_kv=None, use_cache=False):
+        """``x [b, t, d]`` -> ``(x, (k, v))``; ``(x, None)`` without ``use_cache`` (training
+        returns no views of its keys and values: FSDP2 warns of views a block returns)."""
         a, kv = self.attn(self.ln_1(x), scheme, ctx, past_kv)
         x = x + self.resid_dropout(a)
         x = x + self.mlp(self.ln_2(x))
-        return x, kv
+        return x, kv if use_cache else None
 
 
 def build_positions(cfg: ModelConfig) -> tuple[PositionalScheme | None, nn.ModuleList | None]:
@@ -339,7 +341,7 @@ class Transformer(nn.Module):
         new_layers = []
         for i, block in enumerate(self.blocks):
             past_kv = cache.layers[i] if cache is not None and cache.layers else None
-            x, kv = block(x, self.scheme(i), ctx, past_kv)
+            x, kv = block(x, self.scheme(i), ctx, past_kv, use_cache)
             if use_cache:
                 new_layers.append(kv)
             if hidden is not None and i < len(self.blocks) - 1:

@@ -38,8 +38,14 @@ ScoreMod = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
 def batched(positions: Tensor) -> Tensor:
-    """Positions ``[t]`` -> ``[1, t]``; ``[b, t]`` is returned as it is."""
-    return positions.unsqueeze(0) if positions.dim() == 1 else positions
+    """Positions ``[t]`` -> ``[1, t]``; ``[b, t]`` is returned as it is, unless its rows are
+    one row expanded (stride 0: the model's default positions, shared by the batch), which
+    gives ``[1, t]``: a bias built from them is then ``[1, h, t, s]``, not b copies."""
+    if positions.dim() == 1:
+        return positions.unsqueeze(0)
+    if positions.shape[0] > 1 and positions.stride(0) == 0:
+        return positions[:1]
+    return positions
 
 
 class PositionalScheme(nn.Module):

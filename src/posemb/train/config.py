@@ -83,8 +83,14 @@ class TrainConfig:
     # the optimiser, schedule and data stream start fresh; config.json records its lineage.
     init: str = ""  # the source run folder; empty: a fresh model
     init_method: str = ""  # how its table grows to model.max_positions (an extension method)
-    compile: Literal["auto", "true", "false"] = "auto"  # auto: on for CUDA
+    # auto: on CUDA; on the CPU for runs long enough to repay compiling (session.py), in both
+    # cases after a self-check that the compiled model matches eager (model/compile_check.py)
+    compile: Literal["auto", "true", "false"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast on CUDA
+    # Data parallelism under torchrun (ignored in one process): ddp -- a whole replica per
+    # process, gradients all-reduced; fsdp -- parameters, gradients and moments sharded across
+    # the processes (FSDP2, train/sharding.py). Checkpoints are the same files either way.
+    parallel: Literal["ddp", "fsdp"] = "ddp"
     device: str = "auto"  # auto: cuda if available, else cpu
     progress: bool = True  # progress bar on stderr
 
@@ -131,6 +137,8 @@ class TrainConfig:
         self.compile = str(self.compile).lower()
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise unknown("dtype (train.dtype)", self.dtype, ("auto", "float32", "bfloat16"))
+        if self.parallel not in ("ddp", "fsdp"):
+            raise unknown("data parallelism (train.parallel)", self.parallel, ("ddp", "fsdp"))
 
 
 @dataclass(kw_only=True)

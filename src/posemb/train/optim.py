@@ -34,13 +34,17 @@ def param_groups(model: Transformer, cfg: TrainConfig) -> list[dict]:
     ]
 
 
-def build_optimizer(
-    model: Transformer, cfg: TrainConfig, device: torch.device
-) -> torch.optim.AdamW:
-    fused = device.type == "cuda"
-    return torch.optim.AdamW(
-        param_groups(model, cfg), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=fused
-    )
+def build_optimizer(model: Transformer, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over :func:`param_groups`, fused: one kernel updates every parameter, on the CPU
+    (torch >= 2.4) as on CUDA. torch's default on the CPU is a Python loop over the
+    parameters, a dozen small kernels each; where no fused kernel exists for the device, the
+    multi-tensor (``foreach``) version is used."""
+    groups = param_groups(model, cfg)
+    options = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2), "eps": 1e-8}
+    try:
+        return torch.optim.AdamW(groups, fused=True, **options)
+    except RuntimeError:  # "fused=True requires ... Tensors of supported devices"
+        return torch.optim.AdamW(groups, foreach=True, **options)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

@@ -4,9 +4,10 @@
 the tokenizer and the data, the model (:func:`build_model`: where a run's weights are
 made, fresh or from another run's with ``train.init``), the optimiser, then either the last
 checkpoint (restored exactly: weights, moments, step, every RNG state) or the run's first
-files. :func:`parallel` then wraps the model for the forward pass (DDP across processes,
-torch.compile): the one place a run is made parallel. :func:`leave_group_at_end` leaves
-the process group when training ends.
+files. Data parallelism is decided here, by ``train.parallel``: FSDP shards the model in
+:func:`start_session`, before the optimiser is built over its shards (train/sharding.py);
+otherwise :func:`parallel` wraps it in DDP. :func:`parallel` then compiles it if asked.
+:func:`leave_group_at_end` leaves the process group when training ends.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch.distributed as dist
 
 from ..data import Tokenizer, rng_from_json
 from ..model import Transformer
-from ..model.compile_check import check_compile
+from ..model.compile_check import check_compile, compile_model
 from ..positional import FRACTIONAL_SCHEMES
 from .checkpoint import (
     MODEL_FILE,
@@ -38,10 +39,12 @@ from .checkpoint import (
     write_config,
 )
 from .config import RunConfig, TrainConfig
+from .host import keep_freed_memory
 from .lineage import initial_model
 from .metrics import truncate_metrics
 from .optim import build_optimizer
 from .run_folder import RunFolder, note
+from .sharding import is_sharded, model_shards, optimizer_shards, shard_model
 from .stream import TrainData, make_tokenizer
 
 
@@ -115,6 +118,8 @@ def start_session(cfg: RunConfig, folder: RunFolder, device: torch.device, micro
     (all but ``net``: :func:`parallel` makes it)."""
     rank, world, local_rank = dist_env()
     owns_group = _join_group(device, world, folder.resume)
+    if device.type == "cpu":
+        keep_freed_memory()  # train/host.py: no fresh pages for every step's activations
     run_dir, tc = folder.path, cfg.train
     has_checkpoint = folder.resume and (run_dir / STATE_FILE).exists()
     saved_tokenizer = folder.resume and (run_dir / "tokenizer.json").exists()
@@ -127,6 +132,8 @@ def start_session(cfg: RunConfig, folder: RunFolder, device: torch.device, micro
         cfg = replace(cfg, model=cfg.model.replace(vocab_size=tokenizer.vocab_size))
     data = TrainData(cfg, tokenizer, rank=rank, world_size=world)
     model, lineage = build_model(cfg, device, fresh=not has_checkpoint)
+    if tc.parallel == "fsdp" and world > 1:
+        shard_model(model, device, world)  # before the optimiser: it holds the shards
     s = Session(
         cfg=cfg,
         folder=folder,
@@ -137,7 +144,7 @@ def start_session(cfg: RunConfig, folder: RunFolder, device: torch.device, micro
         micro=micro,
         data=data,
         model=model,
-        optimizer=build_optimizer(model, tc, device),
+        optimizer=build_optimizer(model, tc),
         rng=np.random.default_rng([tc.seed, rank]),
         owns_group=owns_group,
         autocast=use_autocast(tc, device),
@@ -200,12 +207,10 @@ def _restore(s: Session) -> None:
     """Load the last checkpoint: weights, optimiser moments, step and every RNG state."""
     run_dir, device = s.run_dir, s.device
     state = read_trainer_state(run_dir)
-    load_weights(
-        s.model,
-        {k: v.to(device) for k, v in read_tensors(run_dir / MODEL_FILE).items()},
-        str(run_dir / MODEL_FILE),
-    )
-    load_optimizer_state(s.optimizer, read_tensors(run_dir / OPTIMIZER_FILE), state["optimizer"])
+    weights = {k: v.to(device) for k, v in read_tensors(run_dir / MODEL_FILE).items()}
+    load_weights(s.model, model_shards(s.model, weights), str(run_dir / MODEL_FILE))
+    moments = optimizer_shards(s.optimizer, read_tensors(run_dir / OPTIMIZER_FILE))
+    load_optimizer_state(s.optimizer, moments, state["optimizer"])
     saved = state["data_rng"]
     # a run saved by fewer processes (or imported at step 0) gives extra ranks a fresh stream
     if s.rank < len(saved):
@@ -233,28 +238,49 @@ def _first_files(s: Session, tokenizer: Tokenizer, lineage: dict | None) -> None
 
 
 def parallel(s: Session) -> torch.nn.Module:
-    """``s.model`` as the forward pass runs it: DDP across processes, compiled if asked."""
+    """``s.model`` as the forward pass runs it: DDP across processes (unless FSDP sharded it
+    already), compiled if asked."""
     net: torch.nn.Module = s.model
-    if s.world > 1:
+    if s.world > 1 and not is_sharded(s.model):  # FSDP sharded it in start_session
         device_ids = [s.local_rank] if s.device.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(s.model, device_ids=device_ids)
-    if _use_compile(s.cfg, s.device, s.main):
-        net = torch.compile(net)
+    if _use_compile(s):
+        net = compile_model(net)
     return net
 
 
-def _use_compile(cfg: RunConfig, device: torch.device, main: bool) -> bool:
-    """``train.compile``, after the compiled-kernel self-check on the CPU (model/compile_check)."""
-    tc = cfg.train
-    if not (tc.compile == "true" or (tc.compile == "auto" and device.type == "cuda")):
+# ``train.compile=auto`` compiles on the CPU from this much training work on (6 x parameters
+# x tokens, the run's whole length: a resumed run decides as the run did). Compiling costs
+# a fixed half minute to minutes; nanoGPT's CPU recipe (7.4e12) ran 1.22x faster over its
+# whole wall time than before, compilation included (BENCHMARKS.md). The demo's runs
+# (quick budget: 1.6e12) and the test suite's stay eager.
+AUTO_COMPILE_CPU_FLOPS = 5e12
+
+
+def training_flops(s: Session) -> float:
+    """6 x parameters x tokens of the whole run (``train.max_steps`` steps)."""
+    tc = s.cfg.train
+    n_params = sum(p.numel() for p in s.model.parameters())
+    return 6.0 * n_params * tc.batch_size * tc.seq_len * tc.max_steps
+
+
+def _use_compile(s: Session) -> bool:
+    """``train.compile``: ``true``, or ``auto`` on CUDA or for a long one-process CPU run; on
+    the CPU only after the compiled-kernel self-check (model/compile_check.py) passes."""
+    tc, device = s.cfg.train, s.device
+    if tc.compile == "false":
         return False
     if device.type != "cpu":
         return True
-    check = check_compile(cfg.model, device)
-    if not check.ok and main:
+    if tc.compile == "auto" and (s.world > 1 or training_flops(s) < AUTO_COMPILE_CPU_FLOPS):
+        return False  # the check compiles one unsharded, unwrapped model: one process's
+    shape = (s.micro, tc.seq_len)
+    positions = {"start": None, "stretch": torch.float32}.get(tc.positions, torch.int64)
+    check = check_compile(s.cfg.model, device, shape, positions=positions)
+    if not check.ok and s.main:
         print(
-            f"posemb: warning: train.compile=true: {check.reason}; training eagerly instead "
-            "(the same results, slower)",
+            f"posemb: warning: train.compile={tc.compile}: {check.reason}; training eagerly "
+            "instead (the same results, slower)",
             file=sys.stderr,
         )
     return check.ok

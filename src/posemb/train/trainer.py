@@ -51,6 +51,7 @@ from .session import (
     start_session,
     use_autocast,
 )
+from .sharding import full_copies, full_tensor
 from .stream import TrainData
 
 
@@ -196,7 +197,7 @@ def _train_step(s: Session) -> tuple[float, float]:
     # the norm is checked too: a backward pass can overflow under a finite loss, and the
     # update would write NaN weights into the next checkpoint (inf max_norm: no clipping)
     max_norm = tc.grad_clip if tc.grad_clip > 0 else float("inf")
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(s.model.parameters(), max_norm))
+    grad_norm = float(full_tensor(torch.nn.utils.clip_grad_norm_(s.model.parameters(), max_norm)))
     if not math.isfinite(grad_norm):
         raise TrainingDiverged(
             f"gradient norm became {grad_norm} at step {s.step + 1} "
@@ -259,10 +260,11 @@ def _save(s: Session) -> None:
     if s.world > 1:  # every rank contributes its data RNG state
         rngs = [None] * s.world
         dist.all_gather_object(rngs, rng_state_to_json(s.rng))
+    model, optimizer = full_copies(s.model, s.optimizer)  # FSDP: every rank gathers
     if s.main:
         cuda_rng = torch.cuda.get_rng_state(s.device) if s.device.type == "cuda" else None
         record = _state_record(s.step, rngs, torch.get_rng_state(), cuda_rng, s.world)
-        save_checkpoint(s.run_dir, s.model, s.optimizer, record)
+        save_checkpoint(s.run_dir, model, optimizer, record)
     s.folder.checkpoints += 1
 
 
@@ -313,7 +315,7 @@ def write_initial_checkpoint(
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size}, model)
     tokenizer.save(run_dir)
-    optimizer = build_optimizer(model, cfg.train, torch.device("cpu"))  # no moments yet
+    optimizer = build_optimizer(model, cfg.train)  # no moments yet
     torch_rng = torch.Generator().manual_seed(cfg.train.seed).get_state()
     data_rng = rng_state_to_json(np.random.default_rng([cfg.train.seed, 0]))
     save_checkpoint(run_dir, model, optimizer, _state_record(0, [data_rng], torch_rng, None, 1))
@@ -348,7 +350,7 @@ def _kept(run_dir: Path) -> str:
     return f"no checkpoint had been written yet in {run_dir}"
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(
     model: Transformer,
     data: TrainData,
