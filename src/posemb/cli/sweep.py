@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from .common import UsageError, length_list, positive_int, seed_int
+from .common import UsageError, length_list, positive_float, positive_int, seed_int
 
 
 def percent_list(text: str) -> list[float]:
@@ -39,16 +39,6 @@ def percent_list(text: str) -> list[float]:
     if not values or not all(math.isfinite(v) and v > 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected percentages above 0 like 2,5,10, got {text!r}")
     return values
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
 
 
 def task_list(text: str) -> list[str]:

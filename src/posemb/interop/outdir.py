@@ -1,6 +1,6 @@
 """Directories out: every interop command writes a whole folder, atomically.
 
-The folder is built in a hidden sibling ``.DST.XXXXXXXX.tmp/`` and renamed into place at
+The folder is built in a hidden sibling ``.DST.<random>.tmp/`` and renamed into place at
 the end, so a failure or a kill never leaves a half-written ``DST``, and an existing
 ``DST`` is only replaced with ``--force``. The source is never written to.
 
@@ -112,7 +112,7 @@ def _move_into_place(tmp: Path, target: Path) -> None:
 
 
 def _new_folder(parent: Path, name: str) -> tuple[Path, int | None]:
-    """A new ``.NAME.XXXXXXXX.tmp`` folder in ``parent`` and the fd holding its lock.
+    """A new ``.NAME.<random>.tmp`` folder in ``parent`` and the fd holding its lock.
 
     A concurrent :func:`remove_leftovers` may lock and remove the folder between its
     ``mkdir`` and our lock; then the folder at that name is gone (or another one), which
