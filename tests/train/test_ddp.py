@@ -178,25 +178,7 @@ def test_ctrl_c_under_torchrun_saves_and_resume_matches(runs, corpus, tmp_path):
     run = tmp_path / "run"
     # evaluating every step only slows the steps down (a wider window to interrupt in);
     # evaluation draws from its own generator, so the weights are those of `runs["two"]`
-    proc = _launch(
-        _train_args(corpus, run, "train.eval_every=1"),
-        run,
-        2,
-        tmp_path / "logs",
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while len(_lines(run / "metrics.jsonl")) < 3:
-            assert proc.poll() is None, proc.communicate()[0]
-            assert time.monotonic() < deadline, "training never started"
-            time.sleep(0.005)
-        os.killpg(proc.pid, signal.SIGINT)
-        out = proc.communicate(timeout=120)[0]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    step = read_step(run)
+    step, out = _interrupt(_train_args(corpus, run, "train.eval_every=1"), run, tmp_path)
     assert 0 < step < STEPS, f"no checkpoint from the interrupt (step {step}):\n{out}"
     assert out.count(f"posemb: interrupted at step {step};") == 1, out  # saved there, said once
     assert f"--resume {run}" in out and "Connection closed" not in out
@@ -213,3 +195,21 @@ def _lines(path: Path) -> list[str]:
         return path.read_text().splitlines()
     except OSError:
         return []
+
+
+def _interrupt(args: list, run: Path, tmp_path: Path) -> tuple[int, str]:
+    """Launch a two-process run and Ctrl-C its process group once 3 steps are logged;
+    returns the step of the checkpoint it left and the launcher's output."""
+    proc = _launch(args, run, 2, tmp_path / "logs", start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(_lines(run / "metrics.jsonl")) < 3:
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "training never started"
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGINT)
+        out = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return read_step(run), out

@@ -12,15 +12,12 @@ tensors and written by rank 0: the same files as any run, and a resume is bit-id
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from test_ddp import _digests, _launch, _lines, _train_args
-from trainkit import assert_same_tensors, read_metrics, read_step, run_tensors
+from test_ddp import _digests, _interrupt, _launch, _train_args
+from trainkit import assert_same_tensors, read_metrics, run_tensors
 
 import posemb
 
@@ -84,19 +81,7 @@ def test_ctrl_c_then_resume_under_fsdp_is_bit_identical(runs, corpus, tmp_path):
     (every rank keeps its shard of the whole files): the end is the uninterrupted run's."""
     run = tmp_path / "run"
     args = _train_args(corpus, run, "train.parallel=fsdp", "train.eval_every=1")
-    proc = _launch(args, run, 2, tmp_path / "logs", start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while len(_lines(run / "metrics.jsonl")) < 3:
-            assert proc.poll() is None, proc.communicate()[0]
-            assert time.monotonic() < deadline, "training never started"
-            time.sleep(0.005)
-        os.killpg(proc.pid, signal.SIGINT)
-        out = proc.communicate(timeout=120)[0]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    step = read_step(run)
+    step, out = _interrupt(args, run, tmp_path)
     assert 0 < step < STEPS, f"no checkpoint from the interrupt (step {step}):\n{out}"
 
     proc = _launch(["train", "--resume", run], run, 2, tmp_path / "logs")
