@@ -1,7 +1,10 @@
-"""The dependency direction of SPEC §2, and the model's positional surface.
+"""The layers of docs/DESIGN.md, for every package and module of posemb, and the model's
+positional surface.
 
-- ``positional/`` imports nothing of posemb outside itself; ``model/`` and ``data/`` import
-  only ``positional/`` (besides themselves).
+- Every top-level package or module of ``posemb`` has a layer (:data:`LAYERS`); a module may
+  import only from layers below its own, and from its own package. Peers of one layer never
+  import each other (``train``, ``eval`` and ``analysis`` meet only in ``experiments``). The
+  allowed exceptions are named in :data:`CALL_TIME`: imports inside a function, upward.
 - Outside ``model/`` and ``positional/``, nothing reaches into a model's scheme modules
   (``model.pos``, ``model.layer_pos``, state-dict names ``"pos.*"``/``"layer_pos.*"``) or
   tests a scheme by its name (``position == "learned"``) or by ``hasattr``: callers use the
@@ -21,28 +24,51 @@ import posemb
 from posemb.positional import TABLE_SCHEMES
 
 SRC = Path(posemb.__file__).resolve().parent
-# posemb/files.py (atomic writes, JSON, safetensors) imports nothing of posemb: every layer
-# but positional/ may use it
-BOTTOM = {"files"}
-# Transformer.save_pretrained/from_pretrained give the model class the ecosystem's names; the
-# run-folder format they read and write lives with the trainer, imported when they are called
-CALL_TIME = {"model/transformer.py": {"train"}}
+# docs/DESIGN.md, "Layers": from the ground up. "" is posemb/__init__.py (the package face).
+LAYERS: list[set[str]] = [
+    {"files", "positional", "configs"},  # import nothing of posemb
+    {"data", "model", "report", "figures"},
+    {"provenance"},
+    {"", "runs"},  # the run folder (posemb.load reads it)
+    {"interop"},  # Hugging Face folders, read and written
+    {"train", "eval", "analysis"},
+    {"experiments"},
+    {"cli"},
+    {"__main__"},  # python -m posemb
+]
+LAYER = {name: k for k, layer in enumerate(LAYERS) for name in layer}
+# Upward imports, each inside a function (never at module level), with the reason:
+CALL_TIME = {
+    # Transformer.save_pretrained/from_pretrained give the model class the ecosystem's names;
+    # the run-folder format they read and write is posemb.runs, a layer above the model
+    "model/transformer.py": {"runs"},
+    # posemb.load(run) reads a run folder; `import posemb` does not import posemb.runs
+    "__init__.py": {"runs"},
+}
 # hasattr on something that is not a positional scheme: DDP's wrapper (no_sync)
 HASATTR_ALLOWED = {"no_sync"}
 
 
-def modules(*folders: str) -> list[Path]:
-    return sorted(p for folder in folders for p in (SRC / folder).rglob("*.py"))
+def top_level(path: Path) -> str:
+    """The top-level package or module of posemb that ``path`` belongs to ("" for
+    posemb/__init__.py)."""
+    parts = path.relative_to(SRC).parts
+    return parts[0] if len(parts) > 1 else parts[0].removesuffix(".py").replace("__init__", "")
 
 
-def posemb_imports(path: Path) -> set[str]:
-    """The top-level posemb packages ``path`` imports (``model``, ``data``, ...)."""
-    rel = path.relative_to(SRC).parts[:-1]  # the file's package inside posemb
+def posemb_imports(path: Path, module_level_only: bool = False, root: Path = SRC) -> set[str]:
+    """The top-level posemb packages or modules ``path`` (a file under ``root``) imports
+    (``model``, ``data``, ...)."""
+    rel = path.relative_to(root).parts[:-1]  # the file's package inside posemb
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if module_level_only else list(ast.walk(tree))
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in nodes:
         if isinstance(node, ast.ImportFrom) and node.level:
             base = list(rel[: len(rel) - (node.level - 1)])
             parts = base + (node.module.split(".") if node.module else [])
+            if not parts:  # `from . import __version__`, `from .. import configs`
+                parts = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("posemb."):
             parts = node.module.split(".")[1:]
         elif isinstance(node, ast.Import):
@@ -51,33 +77,45 @@ def posemb_imports(path: Path) -> set[str]:
             continue
         if parts:
             found.add(parts[0])
-    return found
+    return {name for name in found if name in LAYER}
 
 
-@pytest.mark.parametrize(
-    "folder, allowed",
-    [("positional", set()), ("model", {"positional", *BOTTOM}), ("data", {"positional", *BOTTOM})],
-)
-def test_lower_layers_import_only_what_is_below_them(folder, allowed):
-    for path in modules(folder):
+def test_every_package_has_a_layer():
+    """A new package or module must be placed in LAYERS (and docs/DESIGN.md) to exist."""
+    names = {top_level(p) for p in SRC.rglob("*.py")}
+    assert names - set(LAYER) == set(), "not in LAYERS: place it in docs/DESIGN.md and here"
+    assert set(LAYER) - names == set(), "LAYERS names a package that does not exist"
+
+
+@pytest.mark.parametrize("name", sorted(LAYER, key=lambda n: (LAYER[n], n)))
+def test_each_layer_imports_only_what_is_below_it(name):
+    paths = [p for p in SRC.rglob("*.py") if top_level(p) == name]
+    assert paths
+    for path in paths:
         rel = str(path.relative_to(SRC))
-        outside = posemb_imports(path) - allowed - {folder} - CALL_TIME.get(rel, set())
-        assert not outside, f"{rel} imports {sorted(outside)}"
-
-
-def test_the_bottom_modules_import_nothing_of_posemb():
-    for name in BOTTOM:
-        assert not posemb_imports(SRC / f"{name}.py"), f"{name}.py imports posemb modules"
+        allowed = CALL_TIME.get(rel, set())
+        wrong = {
+            other
+            for other in posemb_imports(path) - {name} - allowed
+            if LAYER[other] >= LAYER[name]
+        }
+        assert not wrong, f"{rel} (layer {LAYER[name]}) imports {sorted(wrong)} (not below it)"
 
 
 def test_call_time_imports_are_inside_functions():
     """The allowed upward edges are imports inside a function, never at module level."""
     for rel, packages in CALL_TIME.items():
-        tree = ast.parse((SRC / rel).read_text(encoding="utf-8"))
-        top = {n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))}
-        for node in top:
-            module = getattr(node, "module", None) or ""
-            assert not any(module.lstrip(".").startswith(p) for p in packages), (rel, module)
+        assert not posemb_imports(SRC / rel, module_level_only=True) & packages, rel
+
+
+def test_the_layer_check_finds_what_it_looks_for(tmp_path):
+    # the check above can fail: an eval module importing train (a peer) and cli (above it)
+    (tmp_path / "eval").mkdir()
+    bad = tmp_path / "eval" / "bad.py"
+    bad.write_text("from ..train import train\nfrom posemb.cli import main\nfrom ..runs import x\n")
+    found = posemb_imports(bad, root=tmp_path)
+    assert found == {"train", "cli", "runs"}
+    assert {other for other in found if LAYER[other] >= LAYER["eval"]} == {"train", "cli"}
 
 
 def reaches_into_schemes(path: Path) -> list[str]:

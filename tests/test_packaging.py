@@ -13,7 +13,7 @@ import pytest
 
 import posemb
 from posemb.cli.main import main
-from posemb.train.config import read_toml
+from posemb.runs.config import read_toml
 
 if sys.version_info >= (3, 11):
     import tomllib

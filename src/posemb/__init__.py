@@ -24,9 +24,12 @@ def load(run_dir, *, verify: bool | None = None):
 
     Raises:
         TypeError: ``run_dir`` is not a path.
-        posemb.train.CheckpointError: (a ``ValueError``) not a run, or damaged weights.
+        posemb.runs.CheckpointError: (a ``ValueError``) not a run, or damaged weights.
     """
-    from .train.checkpoint import load_run
+    # the run folder's format (posemb.runs) is imported when a run is loaded, not with
+    # posemb itself: `import posemb` stays the model and the schemes, and runs/ (which
+    # imports the model) never meets a half-initialised posemb package
+    from .runs.load import load_run
 
     return load_run(run_dir, verify=verify)
 

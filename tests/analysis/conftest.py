@@ -22,8 +22,8 @@ TINY = {
 
 
 def train_tiny(tmp: Path, name: str, **overrides) -> Path:
+    from posemb.runs import build_config
     from posemb.train import train
-    from posemb.train.config import build_config
 
     settings = {**TINY, "data.cache_dir": str(tmp / "cache"), **overrides}
     run_dir = tmp / name

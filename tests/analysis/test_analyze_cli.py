@@ -66,7 +66,7 @@ def test_both_reports_hold_the_reading_the_summary_every_plot_and_the_note(tmp_p
     the terminal shows, label and value), a heading and image per plot, and the closing note."""
     import html
 
-    from posemb.analysis.report import CAPTIONS, summary_rows
+    from posemb.analysis.analyze import CAPTIONS, summary_rows
 
     path = tmp_path / "weights.safetensors"
     save_file({"pos.weight": torch.randn(40, 8)}, str(path))

@@ -19,8 +19,8 @@ import pytest
 
 import posemb
 from posemb.cli.main import main
+from posemb.runs import checkpoint as ckpt
 from posemb.train import build_config, train
-from posemb.train import checkpoint as ckpt
 
 TINY = {
     "model.n_layer": 1,

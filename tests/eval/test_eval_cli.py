@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from posemb.cli.main import main
-from posemb.eval import sweep
+from posemb.experiments import sweep
 from posemb.train import build_config, train
 
 TINY = {
@@ -279,8 +279,7 @@ def test_a_length_that_cannot_be_scored_is_a_record_with_its_error(run_dir, monk
     from posemb.eval import length
     from posemb.eval.runner import evaluate_run, load_eval_text
     from posemb.eval.tables import write_eval_report
-    from posemb.train import load_run
-    from posemb.train.checkpoint import read_config
+    from posemb.runs import load_run, read_config
 
     model, tok = load_run(run_dir)
     cfg = read_config(run_dir)

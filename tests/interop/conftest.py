@@ -16,8 +16,9 @@ import torch
 
 from posemb import ModelConfig, Transformer
 from posemb.data import build_tokenizer
-from posemb.train.checkpoint import save_model, write_config
-from posemb.train.config import RunConfig
+from posemb.runs.config import RunConfig
+from posemb.runs.load import write_config
+from posemb.runs.weights import save_model
 
 TINY_GPT2 = dict(n_layer=2, n_head=2, d_model=32, max_positions=64, vocab_size=256)
 
@@ -88,7 +89,7 @@ def _make_gpt2_dir(directory: Path, shards: int = 1, seed: int = 0) -> Path:
     from safetensors.torch import save_file
 
     from posemb.interop import hf_config, to_hf
-    from posemb.train.checkpoint import state_dict_for_save
+    from posemb.runs.weights import state_dict_for_save
 
     torch.manual_seed(seed)
     cfg = ModelConfig.preset("gpt2", **TINY_GPT2)

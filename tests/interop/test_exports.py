@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 import posemb
 from posemb.cli.main import main
-from posemb.train.checkpoint import load_model
+from posemb.runs import load_model
 
 transformers = pytest.importorskip("transformers")
 TOL = dict(atol=1e-5, rtol=1e-5)

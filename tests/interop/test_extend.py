@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 import posemb
 from posemb.cli.main import main
-from posemb.train.checkpoint import load_model
+from posemb.runs import load_model
 
 transformers = pytest.importorskip("transformers")
 
@@ -371,7 +371,7 @@ def test_generation_length_below_the_limit_is_kept(tmp_path, hf_dir):
     ],
 )
 def test_pickle_only_folder_conversion_names_the_head_class(tmp_path, architectures, named):
-    from posemb.interop.files import conversion_hint, weight_files
+    from posemb.interop.hf_files import conversion_hint, weight_files
 
     (tmp_path / "pytorch_model.bin").write_bytes(b"never read")
     if architectures is not None:

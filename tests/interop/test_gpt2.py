@@ -14,7 +14,8 @@ import posemb
 from posemb import ModelConfig
 from posemb.cli.main import main
 from posemb.interop import from_hf, key_map, to_hf
-from posemb.train.checkpoint import load_model, state_dict_for_save
+from posemb.runs import load_model
+from posemb.runs.weights import state_dict_for_save
 
 transformers = pytest.importorskip("transformers")
 TOL = dict(atol=1e-5, rtol=1e-5)

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 import posemb
 from posemb import ModelConfig, Transformer
 from posemb.data import build_tokenizer
-from posemb.train.checkpoint import CheckpointError
+from posemb.runs import CheckpointError
 
 
 def test_save_then_load_is_exact(tmp_path, perturb):

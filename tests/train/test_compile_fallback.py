@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from trainkit import assert_same_tensors, fast_config, run_tensors
 
+from kit import assert_same_tensors, fast_config, run_tensors
 from posemb.model import compile_check
 from posemb.model.compile_check import check_compile
 from posemb.train import train

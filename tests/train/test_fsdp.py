@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_ddp import _digests, _interrupt, _launch, _train_args
-from trainkit import assert_same_tensors, read_metrics, run_tensors
 
 import posemb
+from kit import assert_same_tensors, read_metrics, run_tensors
+from launchkit import STEPS, interrupt, launch, rank_digests, train_args  # batch 8, 60 steps
 
 pytestmark = pytest.mark.slow
 
-STEPS = 60  # test_ddp.SETS: batch 8, 60 steps, a checkpoint every 20
 TOLERANCE = 1e-4  # nats: FSDP vs DDP, the same batches (summation order only)
 
 
@@ -33,8 +32,8 @@ def runs(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("fsdp")
     ddp, fsdp = root / "ddp", root / "fsdp"
     procs = [
-        _launch(_train_args(corpus, ddp, "train.parallel=ddp"), ddp, 2, root / "logs-ddp"),
-        _launch(_train_args(corpus, fsdp, "train.parallel=fsdp"), fsdp, 2, root / "logs-fsdp"),
+        launch(train_args(corpus, ddp, "train.parallel=ddp"), ddp, 2, root / "logs-ddp"),
+        launch(train_args(corpus, fsdp, "train.parallel=fsdp"), fsdp, 2, root / "logs-fsdp"),
     ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert procs[0].returncode == 0, outs[0]
@@ -44,7 +43,7 @@ def runs(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_fsdp_trains_as_ddp_does(runs):
     # each rank holds other parameters (its shards), where DDP's replicas are identical
-    digests = _digests(runs["logs"])
+    digests = rank_digests(runs["logs"])
     assert len(digests[0]) == STEPS and all(a != b for a, b in zip(*digests))
     m_ddp, m_fsdp = read_metrics(runs["ddp"]), read_metrics(runs["fsdp"])
     assert [m["step"] for m in m_fsdp] == list(range(1, STEPS + 1))
@@ -80,11 +79,11 @@ def test_ctrl_c_then_resume_under_fsdp_is_bit_identical(runs, corpus, tmp_path):
     """Interrupted mid-run (every rank gathers its shards for the save), resumed under FSDP
     (every rank keeps its shard of the whole files): the end is the uninterrupted run's."""
     run = tmp_path / "run"
-    args = _train_args(corpus, run, "train.parallel=fsdp", "train.eval_every=1")
-    step, out = _interrupt(args, run, tmp_path)
+    args = train_args(corpus, run, "train.parallel=fsdp", "train.eval_every=1")
+    step, out = interrupt(args, run, tmp_path)
     assert 0 < step < STEPS, f"no checkpoint from the interrupt (step {step}):\n{out}"
 
-    proc = _launch(["train", "--resume", run], run, 2, tmp_path / "logs")
+    proc = launch(["train", "--resume", run], run, 2, tmp_path / "logs")
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0, out
     assert_same_tensors(run_tensors(run), run_tensors(runs["fsdp"]))

@@ -15,7 +15,8 @@ import subprocess
 import sys
 
 import pytest
-from trainkit import subprocess_env
+
+from kit import subprocess_env
 
 PROBE = """
 import ctypes, torch

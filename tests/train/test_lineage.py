@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainkit import (
+
+import posemb
+from kit import (
     assert_clean_error,
     assert_same_tensors,
     fast_config,
@@ -21,12 +23,10 @@ from trainkit import (
     run_posemb,
     run_tensors,
 )
-
-import posemb
 from posemb.positional import EXTEND_METHODS
+from posemb.runs.weights import HASH_KEY, read_weights_file
 from posemb.train import TrainingInterrupted, init_config, train
 from posemb.train import metrics as metrics_mod
-from posemb.train.checkpoint import HASH_KEY, read_weights_file
 from posemb.train.session import build_model
 from posemb.train.stream import TrainData, make_tokenizer
 from posemb.train.trainer import evaluate

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from trainkit import fast_config, read_metrics, run_tensors
 
 import posemb
+from kit import fast_config, read_metrics, run_tensors
+from posemb.model.optim import param_groups
 from posemb.train import TrainConfig, train
-from posemb.train.optim import lr_at, param_groups
+from posemb.train.schedule import lr_at
 from posemb.train.stream import assign_positions
 
 L, MAX_POS = 16, 64  # training length and table size of the recipe runs
@@ -220,7 +221,7 @@ def test_weight_decay_policy(scheme, decay_positions):
     )
     model = posemb.Transformer(cfg)
     tc = TrainConfig(weight_decay=0.1, decay_positions=decay_positions)
-    groups = param_groups(model, tc)
+    groups = param_groups(model, tc.weight_decay, tc.decay_positions)
     names = {id(p): n for n, p in model.named_parameters()}
     by_decay = {g["weight_decay"]: {names[id(p)] for p in g["params"]} for g in groups}
     decayed, exempt = by_decay[0.1], by_decay[0.0]

@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
-from trainkit import (
+
+import posemb
+from kit import (
     FAST_SETS,
     assert_clean_error,
     assert_same_tensors,
@@ -38,12 +40,10 @@ from trainkit import (
     run_tensors,
     subprocess_env,
 )
-
-import posemb
+from posemb.runs import checkpoint as ckpt
+from posemb.runs.checkpoint import complete_pending
 from posemb.train import TrainingDiverged, train
-from posemb.train import checkpoint as ckpt
 from posemb.train import trainer as trainer_mod
-from posemb.train.checkpoint import complete_pending
 
 N_STEPS = 30
 # dropout and random positions make the run depend on every RNG a resume must restore

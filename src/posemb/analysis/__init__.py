@@ -4,7 +4,7 @@
   untrained rows, nearest-neighbour offsets), float64.
 - :mod:`.load`: find a table in a posemb run, a safetensors file or a Hugging Face directory.
 - :mod:`.summary`: all diagnostics of one table, its JSON summary and plain reading.
-- :mod:`.plots`: PNGs (matplotlib, Agg). :mod:`.report`: ``analyze()``, the whole job.
+- :mod:`.plots`: PNGs (matplotlib, Agg). :mod:`.analyze`: ``analyze()``, the whole job.
 
 Example::
 
@@ -13,8 +13,8 @@ Example::
     result.summary["untrained"]["ranges"]     # [[127, 255]]
 """
 
+from .analyze import AnalyzeResult, analyze
 from .load import LoadedTable, load_table
-from .report import AnalyzeResult, analyze
 from .summary import TableAnalysis, analyze_table, plain_reading
 
 __all__ = [

@@ -2,9 +2,11 @@
 directory.
 
 Only safetensors are read (:mod:`posemb.files`); nothing is ever unpickled, so a directory
-holding only ``pytorch_model.bin`` is refused with the way to convert it. Every file of a
-directory is read through :func:`posemb.data.inside` (the shard names of an index, and
-links, must stay inside the directory) and :func:`posemb.interop.files.weight_files`.
+holding only ``pytorch_model.bin`` is refused with the way to convert it
+(:func:`posemb.interop.hf_files.refuse_other_weights`). Every file of a directory is read
+through the one path-safety rule (:func:`posemb.runs.run_file`,
+:func:`posemb.interop.hf_files.weight_files`: the shard names of an index, and links, must
+stay inside the directory).
 
 - posemb run: the model's table (``Transformer.POSITION_TABLE_KEY``) from
   ``model.safetensors``, checked against the content hash recorded in it, the offset from
@@ -28,16 +30,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data.paths import inside
 from ..files import read_json, read_tensor, tensor_shapes
 from ..interop.families import FAMILIES, matches, table_offset
-from ..interop.files import SAFETENSORS, conversion_hint, run_weights, weight_files
+from ..interop.hf_files import PICKLE_SUFFIXES, refuse_other_weights, weight_files
 from ..model import Transformer
 from ..positional.checks import closest
-from ..train.checkpoint import read_config
+from ..runs import CONFIG_FILE, MODEL_FILE, folder_kind, read_config, run_file, step_reached
+from ..runs.weights import read_tensors
 
 RUN_KEY = Transformer.POSITION_TABLE_KEY
-_PICKLES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 @dataclass
@@ -83,28 +84,22 @@ def load_table(
             "local Hugging Face model directory"
         )
     if not path.is_dir():
-        if path.suffix in _PICKLES:
+        if path.suffix in PICKLE_SUFFIXES:
             raise ValueError(
                 f"{path} is a pickle checkpoint; posemb reads safetensors only and never unpickles "
                 "weights (convert it: save_pretrained(DIR) writes model.safetensors)"
             )
         loaded = _from_file(path, key)
     else:
-        config = inside(path, "config.json")
-        data = read_json(config) if config.exists() else None
-        if data is not None and "model_type" in data:
-            loaded = _from_hf(path, data, key)
-        elif data is not None and isinstance(data.get("model"), dict):
+        kind = folder_kind(path, fix="pass the .safetensors file itself with --key NAME")
+        if kind == "hf":
+            loaded = _from_hf(path, read_json(run_file(path, CONFIG_FILE)), key)
+        elif kind == "run":
             loaded = _from_run(path, key)
-        elif data is not None:
-            raise ValueError(
-                f"{config} is neither a posemb run config (no [model] group) nor a Hugging Face "
-                "config (no model_type); pass the .safetensors file itself with --key NAME"
-            )
-        elif inside(path, SAFETENSORS).exists():
-            loaded = _from_file(path / SAFETENSORS, key)
+        elif run_file(path, MODEL_FILE).exists():
+            loaded = _from_file(path / MODEL_FILE, key)
         else:
-            _refuse_pickles(path)
+            refuse_other_weights(path)
             raise ValueError(
                 f"{path} holds no config.json and no model.safetensors; pass a posemb run, a "
                 "Hugging Face model directory or a .safetensors file"
@@ -185,7 +180,8 @@ def _from_run(run_dir: Path, key: str | None) -> LoadedTable:
             f"analyze needs a learned table; {run_dir} uses {scheme} (no position table to "
             "analyze). Train with model.position=learned, or name a tensor with --key"
         )
-    tensors, weights = run_weights(run_dir)  # checked against the hash recorded in the file
+    weights = run_file(run_dir, MODEL_FILE)
+    tensors = read_tensors(weights)  # checked against the hash recorded in the file
     key = key or RUN_KEY
     _check_key({k: tuple(t.shape) for k, t in tensors.items()}, key, str(weights))
     table = _as_float(tensors[key])
@@ -198,7 +194,7 @@ def _from_run(run_dir: Path, key: str | None) -> LoadedTable:
         "seed": tc.seed,
         "max_positions": cfg.model.max_positions,
         "init": cfg.model.position_options.get("init", "normal"),
-        "step": _run_step(run_dir),
+        "step": step_reached(run_dir),
     }
     initial, note = _initial_table(cfg, key, table.shape)
     return LoadedTable(
@@ -215,8 +211,6 @@ def _from_run(run_dir: Path, key: str | None) -> LoadedTable:
 
 def _initial_table(cfg, key: str, shape: torch.Size) -> tuple[Tensor | None, str]:
     """The run's exact initial table: the trainer seeds ``train.seed`` then builds the model."""
-    from ..model import Transformer
-
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG alone
         torch.manual_seed(cfg.train.seed)
         model = Transformer(cfg.model)
@@ -230,14 +224,6 @@ def _initial_table(cfg, key: str, shape: torch.Size) -> tuple[Tensor | None, str
         initial.detach().float(),
         f"exact: initial table recreated from train.seed={cfg.train.seed}",
     )
-
-
-def _run_step(run_dir: Path) -> int | None:
-    state = inside(run_dir, "trainer_state.json")  # a link out is refused, not read
-    try:
-        return int(read_json(state)["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 # -- Hugging Face --------------------------------------------------------------------------------
@@ -281,13 +267,3 @@ def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> Loaded
         init_note="initial values unknown: untrained rows found by a heuristic",
         context={"model_type": model_type},
     )
-
-
-def _refuse_pickles(model_dir: Path) -> None:
-    pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in _PICKLES)
-    if pickles:
-        raise ValueError(
-            f"{model_dir} has only {pickles[0]} (a pickle) and no model.safetensors; posemb "
-            "never unpickles weights. Convert it once where you trust the file: "
-            f"{conversion_hint(model_dir)}"
-        )

@@ -13,30 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ..files import atomic_open
+from ..figures import new_figure, save_png
 from .summary import TableAnalysis
 from .table import SpectrumResult, as_float64, cosine_similarity_matrix, to_ranges
 
-DPI = 110
-
-
-def _figure(width: float = 6.4, height: float = 4.8) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(fig)  # render with Agg whatever the global backend is
-    return fig
-
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    """Write the PNG atomically: a kill mid-write leaves the old file or none, never a torn one."""
-    path = Path(path)
     fig.tight_layout()
-    with atomic_open(path, "wb") as f:  # creates the folder
-        fig.savefig(f, format="png")
-    return path
+    return save_png(fig, path)
 
 
 def plot_cosine_heatmap(
@@ -56,7 +43,7 @@ def plot_cosine_heatmap(
     n = w.shape[0]
     stride = max(1, math.ceil(n / max_display))
     sims = cosine_similarity_matrix(w[::stride])  # [m, m], m = ceil(n / stride)
-    fig = _figure(6.0, 5.2)
+    fig = new_figure(6.0, 5.2)
     ax = fig.add_subplot()
     lo, hi = first_position - 0.5, first_position + n - 0.5
     im = ax.imshow(
@@ -85,7 +72,7 @@ def plot_pca_trajectory(
     """The rows projected on the first two principal components, coloured by position."""
     p = projections.double()
     n = p.shape[0]
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     y = p[:, 1] if p.shape[1] > 1 else torch.zeros(n, dtype=torch.float64)
     ax.plot(p[:, 0].numpy(), y.numpy(), color="0.75", linewidth=0.6, zorder=1)
@@ -117,7 +104,7 @@ def plot_pca_3d(
     p = projections.double()
     n = p.shape[0]
     cols = [p[:, i] if i < p.shape[1] else torch.zeros(n, dtype=torch.float64) for i in range(3)]
-    fig = _figure(6.4, 5.6)
+    fig = new_figure(6.4, 5.6)
     ax = fig.add_subplot(projection="3d")
     ax.plot(*(c.numpy() for c in cols), color="0.75", linewidth=0.6)
     sc = ax.scatter(
@@ -141,7 +128,7 @@ def plot_spectrum(
     peak = mag.max(dim=1, keepdim=True).values.clamp_min(1e-12)
     shown = (mag / peak)[order]  # [d, f - 1]
     freqs = spec.frequencies[1:]
-    fig = _figure(6.4, 5.0)
+    fig = new_figure(6.4, 5.0)
     ax = fig.add_subplot()
     f0, f1 = float(freqs[0]), float(freqs[-1])
     half = (float(freqs[1] - freqs[0]) / 2) if freqs.numel() > 1 else 0.5
@@ -165,7 +152,7 @@ def plot_row_norms(
 ) -> Path:
     """L2 norm of each row, with untrained rows shaded."""
     n = norms.numel()
-    fig = _figure(6.4, 3.8)
+    fig = new_figure(6.4, 3.8)
     ax = fig.add_subplot()
     ax.plot(
         range(n),
@@ -202,7 +189,7 @@ def plot_nn_offsets(
     inside = o[(o.abs() <= window)]
     outside = int(o.numel() - inside.numel())
     counts = torch.bincount(inside + window, minlength=2 * window + 1)  # [2 window + 1]
-    fig = _figure(6.4, 3.8)
+    fig = new_figure(6.4, 3.8)
     ax = fig.add_subplot()
     ax.bar(range(-window, window + 1), counts.numpy(), width=0.9, color="tab:green")
     ax.set_xlabel("nearest-neighbour offset j − i")

@@ -53,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze
-    from ..analysis.report import summary_rows
+    from ..analysis.analyze import summary_rows
 
     result = analyze(args.source, args.out, key=args.key, offset=args.offset)
     print(f"posemb analyze: {result.loaded.source}")

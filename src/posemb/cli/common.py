@@ -100,7 +100,7 @@ def existing_run(text: str) -> Path:
 
 def seed_int(text: str) -> int:
     """A ``--seed``: an integer in the range every seeded generator takes."""
-    from ..train.config import check_seed
+    from ..runs.config import check_seed
 
     try:
         value = int(text)

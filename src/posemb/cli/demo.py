@@ -77,8 +77,8 @@ class Lesson:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from ..eval.sweep import BUDGETS, SweepPlan
-    from ..train import load_run
+    from ..experiments.sweep import BUDGETS, SweepPlan
+    from ..runs import load_run
 
     out = _fresh_out(Path(args.out))
     t0 = time.perf_counter()
@@ -133,7 +133,7 @@ def _fresh_out(out: Path) -> Path:
 
 # -- 1, 2: the table, trained with the model ------------------------------------------------------
 def _the_table(lesson: Lesson, plan) -> None:
-    from ..eval.sweep import variant_config
+    from ..experiments.sweep import variant_config
     from ..model import Transformer
 
     model = Transformer(variant_config(plan, "learned").model)
@@ -149,7 +149,7 @@ def _the_table(lesson: Lesson, plan) -> None:
 
 
 def _train_models(lesson: Lesson, plan, out: Path) -> tuple[list[dict], float]:
-    from ..eval.sweep import run_sweep, variant_config
+    from ..experiments.sweep import run_sweep, variant_config
 
     tc = variant_config(plan, "learned").train
     lesson.section(
@@ -176,7 +176,7 @@ def _train_models(lesson: Lesson, plan, out: Path) -> tuple[list[dict], float]:
 
 def _train_seconds(run_dir: Path) -> float:
     """The training time a run recorded (its last metrics line)."""
-    from ..train.checkpoint import METRICS_FILE
+    from ..runs import METRICS_FILE
 
     lines = (run_dir / METRICS_FILE).read_text().splitlines()
     return float(json.loads(lines[-1]).get("elapsed_s", float("nan")))
@@ -190,7 +190,7 @@ def _pm(r: dict) -> str:
 
 def _sample(lesson: Lesson, model, tokenizer, run_dir: Path) -> None:
     from ..model.generation import generate_text
-    from ..train.checkpoint import read_config
+    from ..runs import read_config
 
     cfg = read_config(run_dir)
     seconds = _train_seconds(run_dir)
@@ -254,7 +254,7 @@ def _look_at_the_table(lesson: Lesson, model, out: Path) -> list[Path]:
 
 # -- 4: who chased whom -------------------------------------------------------------------------
 def _who_chased_whom(lesson: Lesson, causal_model, tokenizer, out: Path, progress: bool) -> float:
-    from ..eval.order_task import ORDER_SETTINGS, train_order_models
+    from ..experiments.order import ORDER_SETTINGS, train_order_models
 
     t = time.perf_counter()
     steps, rows = ORDER_SETTINGS["train.max_steps"], ORDER_SETTINGS["model.max_positions"]
@@ -284,10 +284,9 @@ def _who_chased_whom(lesson: Lesson, causal_model, tokenizer, out: Path, progres
 
 def _order_lines(runs: dict[str, Path], causal_model, tokenizer) -> tuple[list[str], list]:
     """The probe on both texts, then each encoder's score on the order questions."""
-    from ..eval.order_task import score_order
+    from ..eval.order import score_order
     from ..eval.probe import probe_order
-    from ..train import load_run
-    from ..train.checkpoint import read_config
+    from ..runs import load_run, read_config
 
     encoder, byte_tokenizer = load_run(runs["learned"])
     enc = probe_order(encoder, byte_tokenizer, *TEXTS)
@@ -337,7 +336,7 @@ def _past_the_end(lesson: Lesson, model) -> None:
 def _every_way_past(lesson: Lesson, plan, out: Path, records: list[dict]):
     """Section 6 (the results, printed), then the whole report (not yet written)."""
     from ..eval.reading import describe
-    from ..eval.sweep import sweep_report
+    from ..experiments.sweep import sweep_report
 
     sweep = sweep_report(plan, out, records, title="")
     lens = ", ".join(map(str, plan.eval_lens))

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.request import check_eval_model, check_eval_options
     from ..eval.runner import load_eval_text, write_results
     from ..eval.tables import write_eval_report
-    from ..train.checkpoint import load_run, read_config
+    from ..runs import load_run, read_config
     from .common import device
 
     rules = dict(extend=args.extend, overflow=args.overflow, mode=args.mode, stride=args.stride)

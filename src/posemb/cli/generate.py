@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..model.generation import generate_text
-    from ..train.checkpoint import load_run
+    from ..runs import load_run
     from .common import device
 
     model, tokenizer = load_run(args.run_dir, device())

@@ -47,8 +47,7 @@ def load_model_arg(run: str, sets: list[str], seed: int = 0):
 
     from ..data import build_tokenizer
     from ..model import ModelConfig, Transformer
-    from ..train.checkpoint import load_run
-    from ..train.config import parse_sets
+    from ..runs import load_run, parse_sets
 
     if run.startswith("preset:"):
         overrides = {}

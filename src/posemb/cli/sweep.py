@@ -136,7 +136,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..eval.reading import describe
-    from ..eval.sweep import BUDGETS, SweepPlan, parse_variants, run_sweep, write_sweep_outputs
+    from ..experiments.sweep import (
+        BUDGETS,
+        SweepPlan,
+        parse_variants,
+        run_sweep,
+        write_sweep_outputs,
+    )
 
     L = args.train_len or BUDGETS[args.budget]["train_len"]
     if L < 2:
@@ -176,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_tasks(plan, tasks: list[str], out) -> int:
-    from ..eval.task_sweep import run_task_sweeps, write_task_outputs
+    from ..experiments.tasks import run_task_sweeps, write_task_outputs
 
     records = run_task_sweeps(plan, tasks, out)
     table = write_task_outputs(out, records)

@@ -12,13 +12,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from ..files import atomic_open
+from ..figures import new_figure, save_png
 
-DPI = 110
 # 16 hues told apart easily (Okabe-Ito, then tab10 and Tol's), so a sweep's 14 series never
 # share a colour; markers and dashes vary with them as well
 COLOURS = (
@@ -137,18 +134,8 @@ def _bins(per_position: list[float], n_bins: int = 32) -> dict:
     return {"first": (starts + 1).tolist(), "mean": means.tolist()}
 
 
-def save_png(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG atomically (a temporary file in the folder, then a rename):
-    a kill mid-write never leaves a truncated image."""
-    path = Path(path)
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight")
-    return path
-
-
 def _figure():
-    fig = Figure(figsize=(9.5, 5))
-    FigureCanvasAgg(fig)
+    fig = new_figure(9.5, 5)
     return fig, fig.add_subplot()
 
 

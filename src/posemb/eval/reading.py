@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..train.config import POSITION_RECIPES
+from ..runs.config import POSITION_RECIPES
 from .stats import paired_difference, paired_key
 
 

@@ -32,6 +32,7 @@ from ..files import atomic_write_text
 from ..model import Transformer
 from ..positional.learned import PositionOutOfRangeError
 from ..provenance import count_parameters, environment
+from ..runs import read_lineage, step_reached, tokens_trained
 from .length import (
     LengthResult,
     adapt_model,
@@ -162,13 +163,7 @@ def load_eval_text(
 def model_provenance(run_dir: str | Path, model: Transformer, cfg) -> dict[str, Any]:
     """Parameters, training steps and tokens seen of the run behind a record (a run started
     from another, ``train.init``: its ``lineage``, and the tokens of the whole chain)."""
-    from ..train.checkpoint import read_lineage, read_trainer_state
-    from ..train.lineage import tokens_trained
-
-    try:
-        steps: int | None = int(read_trainer_state(Path(run_dir))["step"])
-    except (ValueError, KeyError, OSError):
-        steps = None
+    steps = step_reached(run_dir)
     tc = cfg.train
     lineage = read_lineage(run_dir)
     return {

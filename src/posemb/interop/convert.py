@@ -28,11 +28,11 @@ from .. import __version__
 from ..data import inside, load_tokenizer
 from ..files import read_json, write_json, write_safetensors
 from ..model import ModelConfig, Transformer
-from ..train.checkpoint import load_weights, read_config, state_dict_for_save
-from ..train.config import DataConfig, RunConfig, TrainConfig
-from ..train.trainer import write_initial_checkpoint
+from ..runs import CONFIG_FILE, MODEL_FILE, load_model, read_config, write_initial_checkpoint
+from ..runs.config import DataConfig, RunConfig, TrainConfig
+from ..runs.weights import load_weights, state_dict_for_save
 from .architectures import Architecture, export_target, import_source
-from .files import SAFETENSORS, read_weights, require_dir, run_model
+from .hf_files import read_weights, require_dir
 from .metadata import HF_METADATA, cast, read_metadata, read_run_metadata, token_ids
 from .outdir import output_dir
 from .tokenizers import HF_TOKENIZER, POSEMB_TOKENIZER, export_tokenizer, import_tokenizer
@@ -49,11 +49,10 @@ def export_run(run_dir: str | Path, dst: str | Path, *, force: bool = False) -> 
         FileExistsError: ``dst`` exists and is not empty, without ``force``.
     """
     run_dir = require_dir(Path(run_dir), "run directory")
-    inside(run_dir, "config.json")  # a link leaving the run is refused before it is read
-    run_cfg = read_config(run_dir)
+    run_cfg = read_config(run_dir)  # config.json through the path-safety rule
     cfg = run_cfg.model
     arch = export_target(cfg, repr(str(run_dir)))
-    model = run_model(run_dir, run_cfg)  # the weights checked against their recorded hash
+    model, _ = load_model(run_dir, cfg=run_cfg)  # the weights checked against their hash
     meta = read_run_metadata(run_dir)
     hf_tensors = cast(
         arch.module.to_hf(state_dict_for_save(model), cfg), meta.get("dtype", "float32")
@@ -69,8 +68,8 @@ def export_run(run_dir: str | Path, dst: str | Path, *, force: bool = False) -> 
     except FileNotFoundError:
         tokenizer = None
     with output_dir(dst, force=force, src=run_dir) as out:
-        write_json(out / "config.json", config)
-        write_safetensors(out / SAFETENSORS, hf_tensors)
+        write_json(out / CONFIG_FILE, config)
+        write_safetensors(out / MODEL_FILE, hf_tensors)
         if meta.get("generation_config"):
             write_json(out / "generation_config.json", meta["generation_config"])
         notes = export_tokenizer(tokenizer, out, cfg.max_positions, meta.get("tokenizer"))
@@ -87,7 +86,7 @@ def import_hf_dir(hf_dir: str | Path, dst: str | Path, *, force: bool = False) -
         FileExistsError: ``dst`` exists and is not empty, without ``force``.
     """
     hf_dir = require_dir(Path(hf_dir), "Hugging Face directory")
-    config_path = inside(hf_dir, "config.json")
+    config_path = inside(hf_dir, CONFIG_FILE)
     config = read_json(config_path)
     arch = import_source(config, str(config_path))
     from_fields = arch.module.model_config_from_hf(config, str(config_path))

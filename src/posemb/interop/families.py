@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .files import config_int
+from .hf_files import config_int
 
 
 @dataclass(frozen=True)

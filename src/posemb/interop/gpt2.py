@@ -31,7 +31,7 @@ from typing import Any
 from torch import Tensor
 
 from ..model import ModelConfig, Transformer
-from .files import config_float, config_int
+from .hf_files import config_float, config_int
 from .layouts import KeyPair, map_from_hf, map_to_hf, narrow, widen, widened
 
 # the posemb schemes GPT-2 holds: its own learned table, or the sinusoid written as one

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from ..model import ModelConfig
 from ..positional import scheme_class
-from .files import config_float, config_int
+from .hf_files import config_float, config_int
 from .layouts import KeyPair, map_from_hf, map_to_hf, narrow, widen, widened
 
 # the posemb schemes GPT-NeoX holds: RoPE, or none (rotary_pct=0.0)

@@ -27,17 +27,9 @@ from ..data import inside, load_tokenizer
 from ..files import read_json, read_safetensors, tensor_shapes, write_json, write_safetensors
 from ..positional import TABLE_SCHEMES, extend_table
 from ..positional.checks import check_positive_int
-from ..train.checkpoint import read_config
-from ..train.trainer import write_initial_checkpoint
+from ..runs import CONFIG_FILE, folder_kind, load_model, read_config, write_initial_checkpoint
 from .families import FAMILIES, Family, family_of, matches, positions_served
-from .files import (
-    OTHER_WEIGHTS,
-    SAFETENSORS_INDEX,
-    config_float,
-    require_dir,
-    run_model,
-    weight_files,
-)
+from .hf_files import OTHER_WEIGHTS, SAFETENSORS_INDEX, config_float, require_dir, weight_files
 from .limits import read_limit_files, update_limits
 from .metadata import HF_METADATA
 from .outdir import copy_file, files_to_copy, output_dir
@@ -77,20 +69,15 @@ def extend(
     """
     src = require_dir(Path(src), "SRC")
     check_positive_int("--to", to)
-    config_path = inside(src, "config.json")
-    config = read_json(config_path) if config_path.exists() else None
-    if config is None:
+    kind = folder_kind(src)
+    if kind is None:
         raise FileNotFoundError(
             f"{str(src)!r} has no config.json: it is neither a posemb run nor a Hugging Face model"
         )
     generator = torch.Generator().manual_seed(seed)
-    if "model_type" not in config:
-        if not isinstance(config.get("model"), dict):
-            raise ValueError(
-                f"{str(config_path)!r} has neither 'model_type' (a Hugging Face model) nor "
-                "'model' settings (a posemb run)"
-            )
+    if kind == "run":
         return _extend_run(src, dst, to, method, allow_shrink, force, generator)
+    config = read_json(inside(src, CONFIG_FILE))
     return _extend_hf(src, config, dst, to, method, allow_shrink, force, generator)
 
 
@@ -114,7 +101,7 @@ def _extend_run(src: Path, dst, to, method, allow_shrink, force, generator) -> E
         )
     old = cfg.model.max_positions
     _check_size(old, to, allow_shrink)
-    model = run_model(src, cfg)  # the weights checked against their recorded hash
+    model, _ = load_model(src, cfg=cfg)  # the weights checked against their recorded hash
     new = model.extend_positions(to, method, generator=generator)
     train = replace(cfg.train, seq_len=min(cfg.train.seq_len, to))  # a cropped table trains shorter
     new_cfg = replace(cfg, model=new.config, train=train)
@@ -161,7 +148,7 @@ def _find_table(src: Path, files: list[str], suffix: str) -> tuple[str, str]:
 
 
 def _tables(src: Path, config: dict, family: Family, files: list[str], to: int) -> list[_Grown]:
-    where = str(src / "config.json")
+    where = str(src / CONFIG_FILE)
     grown = []
     for table in family.tables:
         stored, offset, old = positions_served(table, config, where)
@@ -217,7 +204,7 @@ def _extend_hf(
     src: Path, config: dict, dst, to, method, allow_shrink, force, generator
 ) -> Extension:
     """Grow every table of the family, rewrite the limits, copy the rest (module doc)."""
-    where = str(src / "config.json")
+    where = str(src / CONFIG_FILE)
     model_type, family = family_of(config, where)
     files = weight_files(src)  # refuses pickled-only directories
     grown = _tables(src, config, family, files, to)
@@ -230,7 +217,7 @@ def _extend_hf(
             if key in config:
                 config[key] = g.new_stored
     rewritten, notes = update_limits(limit_files, first.old, to)
-    rewritten.add("config.json")
+    rewritten.add(CONFIG_FILE)
 
     skip = {SAFETENSORS_INDEX, *rewritten, *files, *OTHER_WEIGHTS}
     copied, skipped = files_to_copy(src, skip)  # refuses links leaving src before any write

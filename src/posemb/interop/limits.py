@@ -28,6 +28,8 @@ from typing import Any
 from ..data import inside
 from ..files import read_json
 from ..positional.checks import is_int
+from ..runs.layout import CONFIG_FILE
+from .tokenizers import HF_TOKENIZER
 
 NO_LIMIT = 10**20  # transformers writes int(1e30) as model_max_length for "no limit"
 # (file, path of keys to the field, is it a limit or a generation length)
@@ -35,11 +37,11 @@ FIELDS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("tokenizer_config.json", ("model_max_length",), True),
     ("tokenizer_config.json", ("max_len",), True),
     ("tokenizer_config.json", ("max_length",), True),
-    ("tokenizer.json", ("truncation", "max_length"), True),
-    ("tokenizer.json", ("padding", "strategy", "Fixed"), True),
+    (HF_TOKENIZER, ("truncation", "max_length"), True),
+    (HF_TOKENIZER, ("padding", "strategy", "Fixed"), True),
     ("sentence_bert_config.json", ("max_seq_length",), True),
     ("generation_config.json", ("max_length",), False),
-    ("config.json", ("max_length",), False),
+    (CONFIG_FILE, ("max_length",), False),
 )
 FILES = tuple(dict.fromkeys(name for name, _, _ in FIELDS))
 
@@ -86,8 +88,8 @@ def update_limits(data: dict[str, dict[str, Any]], old: int, to: int) -> tuple[s
 
 def read_limit_files(src: Path, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The JSON files of :data:`FILES` that ``src`` has (``config.json``: the one given)."""
-    data = {"config.json": config}
+    data = {CONFIG_FILE: config}
     for name in FILES:
-        if name != "config.json" and inside(src, name).is_file():
+        if name != CONFIG_FILE and inside(src, name).is_file():
             data[name] = read_json(src / name)
     return data

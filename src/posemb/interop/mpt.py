@@ -34,7 +34,7 @@ from typing import Any
 from torch import Tensor
 
 from ..model import ModelConfig
-from .files import config_float, config_int
+from .hf_files import config_float, config_int
 from .layouts import KeyPair, map_from_hf, map_to_hf
 
 # the posemb scheme MPT holds

@@ -262,11 +262,13 @@ class Transformer(nn.Module):
         """Write a posemb run folder: ``config.json`` + ``model.safetensors`` (+ the tokenizer).
 
         ``Transformer.from_pretrained(dir)`` reads it back; with a tokenizer,
-        ``posemb.load(dir)`` too. See :func:`posemb.train.checkpoint.save_pretrained`.
+        ``posemb.load(dir)`` too. See :func:`posemb.runs.save_pretrained`.
         """
-        # the run-folder format lives with the trainer (a call-time import: model/ does not
-        # import train/ when it is loaded)
-        from ..train.checkpoint import save_pretrained
+        # The run folder's format is posemb.runs, a layer above the model (it builds models
+        # from settings); importing it here at module level would make a cycle
+        # (model -> runs -> model). The method imports it when called: the model class keeps
+        # the ecosystem's names, the format keeps one home.
+        from ..runs.load import save_pretrained
 
         return save_pretrained(self, save_directory, tokenizer)
 
@@ -274,7 +276,7 @@ class Transformer(nn.Module):
     def from_pretrained(cls, directory, device="cpu") -> Transformer:
         """The model of a posemb run folder (``posemb train``, ``save_pretrained``,
         ``import-hf``, ``extend``), in eval mode; as ``posemb.load`` without the tokenizer."""
-        from ..train.checkpoint import load_model
+        from ..runs.load import load_model  # a call-time import: see save_pretrained
 
         return load_model(directory, device)[0]
 

@@ -1,13 +1,26 @@
-"""Training: settings, the loop, checkpoints."""
+"""Training: the loop, its session, data stream and schedule, and runs started from others.
 
-from .checkpoint import CheckpointError, load_model, load_run
-from .config import PRESETS, DataConfig, RunConfig, TrainConfig, build_config, parse_sets, read_toml
+The run folder it writes (settings, checkpoints, loading) is :mod:`posemb.runs`; the
+settings are re-exported here because a run is built from them::
+
+    from posemb.train import build_config, train
+    train(build_config("tiny", {"train.max_steps": 200}), "runs/a")
+"""
+
+from ..runs.config import (
+    PRESETS,
+    DataConfig,
+    RunConfig,
+    TrainConfig,
+    build_config,
+    parse_sets,
+    read_toml,
+)
 from .lineage import init_config
 from .trainer import TrainingDiverged, TrainingInterrupted, TrainResult, train
 
 __all__ = [
     "PRESETS",
-    "CheckpointError",
     "DataConfig",
     "RunConfig",
     "TrainConfig",
@@ -16,8 +29,6 @@ __all__ = [
     "TrainingInterrupted",
     "build_config",
     "init_config",
-    "load_model",
-    "load_run",
     "parse_sets",
     "read_toml",
     "train",

@@ -10,14 +10,7 @@ then a ``--config`` file, then ``--set``; the architecture must stay RUN's (only
 ``model.max_positions``, ``model.dropout``, ``model.attention`` and the overflow policy may
 change), and RUN's tokenizer is used.
 
-RUN2's config.json records its ``lineage``::
-
-    "lineage": {"source": "/abs/runs/a", "source_step": 600, "source_sha256": "…",
-                "source_tokens": 614400, "method": "interpolate",
-                "from_positions": 64, "positions": 256, "source_lineage": null}
-
-``source_tokens`` counts the tokens RUN (and the runs it started from) trained on, so the
-tokens behind any run of a chain are known (:func:`tokens_trained`).
+RUN2's config.json records its ``lineage`` (the record's format: :mod:`posemb.runs.lineage`).
 """
 
 from __future__ import annotations
@@ -29,19 +22,12 @@ import torch
 
 from ..model import Transformer
 from ..model.config import ModelConfig
-from .checkpoint import (
-    HASH_KEY,
-    MODEL_FILE,
-    CheckpointError,
-    load_weights,
-    read_config,
-    read_lineage,
-    read_trainer_state,
-    read_weights_file,
-    run_path,
-    state_dict_for_save,
-)
-from .config import RunConfig, build_config, flat_settings
+from ..runs.checkpoint import step_reached
+from ..runs.config import RunConfig, build_config, flat_settings
+from ..runs.layout import MODEL_FILE, run_file, run_path
+from ..runs.lineage import read_lineage, tokens_trained
+from ..runs.load import read_config
+from ..runs.weights import HASH_KEY, load_weights, read_weights_file, state_dict_for_save
 
 # model settings a run started from another may change (they leave every weight's shape)
 CHANGEABLE = ("max_positions", "dropout", "attention")
@@ -124,9 +110,10 @@ def initial_model(cfg: RunConfig) -> tuple[Transformer, dict[str, Any]]:
             f"data.tokenizer={cfg.data.tokenizer!r} differs from {where}'s "
             f"{src_cfg.data.tokenizer!r}: a run started with --init uses the source's tokenizer"
         )
-    tensors, metadata = read_weights_file(source / MODEL_FILE)
+    weights = run_file(source, MODEL_FILE)
+    tensors, metadata = read_weights_file(weights)
     model = Transformer(src_cfg.model)
-    load_weights(model, tensors, str(source / MODEL_FILE))
+    load_weights(model, tensors, str(weights))
     old, new = src_cfg.model.max_positions, cfg.model.max_positions
     _check_method(src_cfg.model, old, new, tc.init_method, where)
     if src_cfg.model.has_position_table and new != old:
@@ -169,23 +156,9 @@ def _check_method(src: ModelConfig, old: int, new: int, method: str, where: str)
 
 
 def _source_step(source: Path, metadata: dict[str, str]) -> int | None:
-    """The step of the source's weights: its header's (as written with them), else its
-    trainer state's; None for weights that did not come from training (save_pretrained)."""
+    """The step of the source's weights: its header's (as written with them), else the step
+    its checkpoint reached; None for weights that did not come from training
+    (save_pretrained)."""
     if str(metadata.get("step", "")).isdigit():
         return int(metadata["step"])
-    try:
-        return int(read_trainer_state(source)["step"])
-    except (CheckpointError, KeyError, TypeError, ValueError):
-        return None
-
-
-def tokens_trained(
-    cfg: RunConfig, step: int | None, lineage: dict[str, Any] | None = None
-) -> int | None:
-    """Tokens a run has trained on at ``step``: its own steps x batch x length, plus those
-    of the runs it started from (``lineage``); None when its step is unknown."""
-    if step is None:
-        return None
-    own = step * cfg.train.batch_size * cfg.train.seq_len
-    before = (lineage or {}).get("source_tokens")
-    return own + (before if isinstance(before, int) else 0)
+    return step_reached(source)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_text
-from .checkpoint import METRICS_FILE
+from ..runs.layout import METRICS_FILE
 
 
 class MetricsLog:

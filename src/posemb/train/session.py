@@ -26,24 +26,17 @@ import torch.distributed as dist
 from ..data import Tokenizer, rng_from_json
 from ..model import Transformer
 from ..model.compile_check import check_compile, compile_model
+from ..model.optim import build_optimizer
 from ..positional import FRACTIONAL_SCHEMES
-from .checkpoint import (
-    MODEL_FILE,
-    OPTIMIZER_FILE,
-    STATE_FILE,
-    load_optimizer_state,
-    load_weights,
-    read_tensors,
-    read_trainer_state,
-    rng_from_text,
-    write_config,
-)
-from .config import RunConfig, TrainConfig
+from ..runs.checkpoint import load_optimizer_state, read_trainer_state, rng_from_text
+from ..runs.claim import RunFolder, note
+from ..runs.config import RunConfig, TrainConfig
+from ..runs.layout import MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, TOKENIZER_FILE, run_file
+from ..runs.load import write_config
+from ..runs.weights import load_weights, read_tensors
 from .host import keep_freed_memory
 from .lineage import initial_model
 from .metrics import truncate_metrics
-from .optim import build_optimizer
-from .run_folder import RunFolder, note
 from .sharding import is_sharded, model_shards, optimizer_shards, shard_model
 from .stream import TrainData, make_tokenizer
 
@@ -122,7 +115,7 @@ def start_session(cfg: RunConfig, folder: RunFolder, device: torch.device, micro
         keep_freed_memory()  # train/host.py: no fresh pages for every step's activations
     run_dir, tc = folder.path, cfg.train
     has_checkpoint = folder.resume and (run_dir / STATE_FILE).exists()
-    saved_tokenizer = folder.resume and (run_dir / "tokenizer.json").exists()
+    saved_tokenizer = folder.resume and (run_dir / TOKENIZER_FILE).exists()
     if not saved_tokenizer and tc.init:  # a run started from another: the source's tokenizer
         tokenizer = make_tokenizer(cfg, Path(tc.init), resume=True)
     else:
@@ -144,7 +137,7 @@ def start_session(cfg: RunConfig, folder: RunFolder, device: torch.device, micro
         micro=micro,
         data=data,
         model=model,
-        optimizer=build_optimizer(model, tc),
+        optimizer=build_optimizer(model, **tc.optimizer_options()),
         rng=np.random.default_rng([tc.seed, rank]),
         owns_group=owns_group,
         autocast=use_autocast(tc, device),
@@ -207,9 +200,10 @@ def _restore(s: Session) -> None:
     """Load the last checkpoint: weights, optimiser moments, step and every RNG state."""
     run_dir, device = s.run_dir, s.device
     state = read_trainer_state(run_dir)
-    weights = {k: v.to(device) for k, v in read_tensors(run_dir / MODEL_FILE).items()}
-    load_weights(s.model, model_shards(s.model, weights), str(run_dir / MODEL_FILE))
-    moments = optimizer_shards(s.optimizer, read_tensors(run_dir / OPTIMIZER_FILE))
+    weights_file = run_file(run_dir, MODEL_FILE)
+    weights = {k: v.to(device) for k, v in read_tensors(weights_file).items()}
+    load_weights(s.model, model_shards(s.model, weights), str(weights_file))
+    moments = optimizer_shards(s.optimizer, read_tensors(run_file(run_dir, OPTIMIZER_FILE)))
     load_optimizer_state(s.optimizer, moments, state["optimizer"])
     saved = state["data_rng"]
     # a run saved by fewer processes (or imported at step 0) gives extra ranks a fresh stream
@@ -230,7 +224,7 @@ def _first_files(s: Session, tokenizer: Tokenizer, lineage: dict | None) -> None
     if s.folder.resume:  # killed before its first checkpoint: start again from step 0
         note(f"{run_dir} has no checkpoint yet: training it from step 0 with its settings")
         truncate_metrics(run_dir, 0)
-    if not (run_dir / "tokenizer.json").exists():
+    if not (run_dir / TOKENIZER_FILE).exists():
         tokenizer.save(run_dir)
     if not s.folder.resume:  # config.json last: a folder with it holds a whole run start
         info = {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size}

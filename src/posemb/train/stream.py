@@ -25,7 +25,7 @@ from ..data import (
     open_source,
     sample_batch,
 )
-from .config import RunConfig
+from ..runs.config import RunConfig
 
 
 @dataclass

@@ -9,7 +9,7 @@ It reads top to bottom, a step a function:
 
 1. :func:`train`: the settings, the device and the memory check (model/memory.py: a size
    that cannot fit is refused before anything is built), then the run folder
-   (train/run_folder.py: the writer lock, the checks of ``--out``, the cleanup of a new run
+   (posemb/runs/claim.py: the writer lock, the checks of ``--out``, the cleanup of a new run
    that fails before its first checkpoint);
 2. :func:`_train`: the session (train/session.py: process group, tokenizer, data, model,
    optimiser, the last checkpoint restored), its model wrapped for parallelism;
@@ -38,11 +38,13 @@ from ..data import rng_state_to_json
 from ..model import Transformer
 from ..model.memory import check_training_fits
 from ..provenance import count_parameters
-from .checkpoint import STATE_FILE, read_config, rng_to_text, save_checkpoint, write_config
-from .config import RunConfig, TrainConfig
+from ..runs.checkpoint import save_checkpoint, trainer_state_record
+from ..runs.claim import RunFolder, open_run
+from ..runs.config import RunConfig, TrainConfig, build_config, flat_settings
+from ..runs.layout import STATE_FILE
+from ..runs.load import read_config
 from .metrics import MetricsLog
-from .optim import build_optimizer, lr_at
-from .run_folder import RunFolder, open_run
+from .schedule import lr_at
 from .session import (
     Session,
     dist_env,
@@ -120,8 +122,6 @@ def _run_config(
 def _resume_config(run_dir: Path, overrides: dict[str, Any] | None) -> RunConfig:
     cfg = read_config(run_dir)
     if overrides:
-        from .config import build_config, flat_settings
-
         cfg = build_config(None, {**flat_settings(cfg), **overrides})
     return cfg
 
@@ -255,7 +255,7 @@ def _due(step: int, every: int, tc: TrainConfig) -> bool:
 
 
 def _save(s: Session) -> None:
-    """A checkpoint: every rank's data RNG state gathered, rank 0 writes (train/checkpoint.py)."""
+    """A checkpoint: every rank's data RNG state gathered, rank 0 writes (posemb.runs)."""
     rngs = [rng_state_to_json(s.rng)]
     if s.world > 1:  # every rank contributes its data RNG state
         rngs = [None] * s.world
@@ -263,7 +263,7 @@ def _save(s: Session) -> None:
     model, optimizer = full_copies(s.model, s.optimizer)  # FSDP: every rank gathers
     if s.main:
         cuda_rng = torch.cuda.get_rng_state(s.device) if s.device.type == "cuda" else None
-        record = _state_record(s.step, rngs, torch.get_rng_state(), cuda_rng, s.world)
+        record = trainer_state_record(s.step, rngs, torch.get_rng_state(), cuda_rng, s.world)
         save_checkpoint(s.run_dir, model, optimizer, record)
     s.folder.checkpoints += 1
 
@@ -300,38 +300,6 @@ def _stop_requests() -> Iterator[_StopRequest]:
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
-
-
-def write_initial_checkpoint(
-    run_dir: str | Path, model: Transformer, cfg: RunConfig, tokenizer
-) -> None:
-    """Make weights that did not come from ``train`` (imported, extended) a run at step 0.
-
-    Writes config.json, tokenizer.json and a checkpoint with a fresh AdamW state and the
-    data stream at its start, so every command reads it and ``posemb train --resume``
-    fine-tunes it (for ``train.max_steps`` steps, which ``--set`` may change).
-    """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, cfg, {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size}, model)
-    tokenizer.save(run_dir)
-    optimizer = build_optimizer(model, cfg.train)  # no moments yet
-    torch_rng = torch.Generator().manual_seed(cfg.train.seed).get_state()
-    data_rng = rng_state_to_json(np.random.default_rng([cfg.train.seed, 0]))
-    save_checkpoint(run_dir, model, optimizer, _state_record(0, [data_rng], torch_rng, None, 1))
-
-
-def _state_record(
-    step: int, data_rngs: list, torch_rng: torch.Tensor, cuda_rng: torch.Tensor | None, world: int
-) -> dict[str, Any]:
-    """trainer_state.json: the step and every RNG state that exact resumption needs."""
-    return {
-        "step": step,
-        "data_rng": data_rngs,
-        "torch_rng": rng_to_text(torch_rng),
-        "cuda_rng": rng_to_text(cuda_rng) if cuda_rng is not None else None,
-        "world_size": world,
-    }
 
 
 def _size_line(model: Transformer, cfg: RunConfig) -> str:

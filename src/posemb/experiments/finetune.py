@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..eval.reading import name, pm
 from ..positional.extend import EXTEND_METHODS
-from ..train import build_config, init_config
-from ..train.config import flat_settings
-from .reading import name, pm
+from ..runs.config import build_config, flat_settings
+from ..train import init_config
 
 FINETUNE_LR_SHARE = 1 / 3  # fine-tuning peak lr: a third of the budget's pre-training lr
 FINETUNE_WARMUP = 0.1  # warm-up: a tenth of the fine-tuning steps (at least one)
@@ -144,7 +144,7 @@ def recipe_config(recipe: Recipe, base_cfg, base_run: Path, finetune_len: int, l
 
 
 # -- the table ---------------------------------------------------------------------------------
-def _recipe_records(records: list[dict], pretrain_tokens: int) -> list[dict]:
+def _recipe_records(records: list[dict]) -> list[dict]:
     """Records of models that know their training tokens (text, whole windows, scored)."""
     return [
         r
@@ -161,7 +161,7 @@ def recipe_table(
     """Rows: each model and method of the sweep; columns: the loss (exact match for a task)
     at every length, the extra training tokens over the sweep's pre-training, and the
     paired change of the loss from ``L`` to ``4L`` (text). None when no recipe ran."""
-    mine = _recipe_records(records, pretrain_tokens)
+    mine = _recipe_records(records)
     if not any(r["tokens_trained"] != pretrain_tokens for r in mine):
         return None
     metric = "accuracy" if any("accuracy" in r for r in mine) else "loss"
@@ -193,7 +193,7 @@ def best_recipe_sentence(records: list[dict], train_len: int, pretrain_tokens: i
     four = 4 * train_len
     at_four = [
         r
-        for r in _recipe_records(records, pretrain_tokens)
+        for r in _recipe_records(records)
         if r["eval_len"] == four and (r.get("change_from") or {}).get("eval_len") == train_len
     ]
     if not at_four:

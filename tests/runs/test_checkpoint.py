@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainkit import assert_clean_error, fast_config, one_thread, run_posemb
+from kit import assert_clean_error, fast_config, one_thread, run_posemb
 
 import posemb
 from posemb.cli.main import main
-from posemb.train import CheckpointError, RunConfig, build_config, train
-from posemb.train.checkpoint import read_config, write_config
+from posemb.runs import CheckpointError, RunConfig, build_config
+from posemb.train import train
+from posemb.runs import read_config
+from posemb.runs.load import write_config
 
 SRC = Path(posemb.__file__).resolve().parent
 
@@ -189,19 +191,19 @@ def test_config_json_from_another_schema_or_with_unknown_keys_is_refused(run):
 def test_resume_applies_changed_optimizer_settings(tmp_path):
     # the saved param_groups used to win over the settings: `--resume --set train.weight_decay=0
     # train.beta2=0.99` trained on with the old decay and betas, silently
-    from posemb.train.checkpoint import load_optimizer_state, optimizer_tensors
-    from posemb.train.optim import build_optimizer
+    from posemb.runs.checkpoint import load_optimizer_state, optimizer_tensors
+    from posemb.model.optim import build_optimizer
 
     cfg = fast_config()
     model = posemb.Transformer(cfg.model)
-    opt = build_optimizer(model, cfg.train)
+    opt = build_optimizer(model, **cfg.train.optimizer_options())
     model(torch.randint(0, 256, (2, 8)), labels=torch.randint(0, 256, (2, 8))).loss.backward()
     opt.step()
     tensors, meta = optimizer_tensors(opt)
     meta = json.loads(json.dumps(meta))  # as stored in trainer_state.json
 
     changed = fast_config(train__weight_decay=0.0, train__beta2=0.99)
-    fresh = build_optimizer(model, changed.train)
+    fresh = build_optimizer(model, **changed.train.optimizer_options())
     load_optimizer_state(fresh, tensors, meta)
     assert [g["weight_decay"] for g in fresh.param_groups] == [0.0, 0.0]
     assert all(tuple(g["betas"]) == (0.9, 0.99) for g in fresh.param_groups)
@@ -210,6 +212,6 @@ def test_resume_applies_changed_optimizer_settings(tmp_path):
         fresh.state[p]["exp_avg"], opt.state[p]["exp_avg"]
     )  # the moments are restored
 
-    regrouped = build_optimizer(model, fast_config(train__decay_positions=True).train)
+    regrouped = build_optimizer(model, **fast_config(train__decay_positions=True).train.optimizer_options())
     with pytest.raises(CheckpointError, match="decay_positions"):
         load_optimizer_state(regrouped, tensors, meta)

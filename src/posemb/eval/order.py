@@ -1,10 +1,10 @@
 """Who chased whom, as a task a model must solve: which of two capital letters comes first?
 
-A small bidirectional encoder is trained on ``synthetic:order`` (``"kqXbfzYme?_"``: the
-answer ``X`` is hidden behind ``_``), once with a learned table and once without positions
-(NoPE), with the same data, seed and budget. Each is then asked every question twice, in
-both orders (:func:`~posemb.data.synthetic.swap_marked` trades the two capitals' places):
-the two questions are the same bag of tokens with opposite answers. An encoder without
+A model trained on ``synthetic:order`` (``"kqXbfzYme?_"``: the answer ``X`` is hidden
+behind ``_``; :mod:`posemb.experiments.order` trains a learned-table encoder and a NoPE
+one) is asked every question twice, in both orders
+(:func:`~posemb.data.synthetic.swap_marked` trades the two capitals' places): the two
+questions are the same bag of tokens with opposite answers. An encoder without
 positions sees the bag, so it gives both questions the same answer and gets at most half
 of them right; a learned table lets it read the order.
 
@@ -14,38 +14,15 @@ Notation: ``b`` examples, ``t`` tokens, ``V`` vocabulary.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from ..data.synthetic import SyntheticTask, predictions, swap_marked
 from ..model import Transformer
-from ..train import build_config, train
 from .stats import mean_se
 from .text import DEFAULT_SEED
 
-TASK = "synthetic:order"
-# What `posemb demo` trains, per model: about 10 s of one CPU core. At this budget (seed 0)
-# the learned table answers nearly every question; NoPE cannot pass 50%.
-ORDER_SETTINGS: dict[str, Any] = {
-    "model.n_layer": 2,
-    "model.n_head": 2,
-    "model.d_model": 64,
-    "model.max_positions": 32,
-    "model.causal": False,
-    "data.source": TASK,
-    "train.seq_len": 32,
-    "train.batch_size": 32,
-    "train.max_steps": 400,
-    "train.lr": 3e-3,
-    "train.warmup_steps": 30,
-    "train.eval_every": 400,
-    "train.checkpoint_every": 400,
-    "train.eval_batches": 4,
-    "train.seed": 0,
-}
 PAIRS = 500  # questions asked in both orders: 1,000 questions per model
 
 
@@ -83,25 +60,6 @@ class OrderScore:
             f"{100 * self.accuracy:.1f}% right ({self.right:,} of {self.questions:,} questions); "
             f"the same answer to both orders in {self.same_answer:,} of {self.pairs:,} pairs"
         )
-
-
-def order_config(scheme: str, overrides: dict[str, Any] | None = None):
-    """The run settings of the order encoder with positions ``scheme`` (``ORDER_SETTINGS``
-    with ``overrides``)."""
-    return build_config(None, {**ORDER_SETTINGS, "model.position": scheme, **(overrides or {})})
-
-
-def train_order_models(
-    out: Path,
-    schemes: tuple[str, ...] = ("learned", "nope"),
-    overrides: dict[str, Any] | None = None,
-) -> dict[str, Path]:
-    """Train one order encoder per scheme into ``out/order-SCHEME``; their run folders."""
-    runs = {}
-    for scheme in schemes:
-        runs[scheme] = Path(out) / f"order-{scheme}"
-        train(order_config(scheme, overrides), runs[scheme])
-    return runs
 
 
 @torch.no_grad()

@@ -41,7 +41,7 @@ CORPUS_MODULES = ("argparse.py", "textwrap.py", "difflib.py", "dataclasses.py")
 
 def fast_settings(**overrides: Any) -> dict[str, Any]:
     """FAST_SETS as a ``build_config`` dict, plus ``overrides`` given as ``train__lr=...``."""
-    from posemb.train.config import parse_sets
+    from posemb.runs.config import parse_sets
 
     flat = parse_sets(FAST_SETS)
     flat.update({k.replace("__", "."): v for k, v in overrides.items()})
@@ -50,7 +50,7 @@ def fast_settings(**overrides: Any) -> dict[str, Any]:
 
 def fast_config(**overrides: Any):
     """A tiny RunConfig (the ``tiny`` preset shrunk by FAST_SETS) with ``group__key`` overrides."""
-    from posemb.train import build_config
+    from posemb.runs import build_config
 
     return build_config("tiny", fast_settings(**overrides))
 

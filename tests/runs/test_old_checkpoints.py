@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 import posemb
-from posemb.train.checkpoint import state_dict_for_save
+from posemb.runs.weights import state_dict_for_save
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "checkpoints"
 RUNS = ("learned", "shaw", "t5")

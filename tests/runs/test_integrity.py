@@ -2,7 +2,7 @@
 
 safetensors has no checksum: a flipped bit in the tensor data loads silently. Every
 weights file a checkpoint writes records the sha256 of its tensors in its header; every
-read of a run's weights through train/checkpoint.py checks it (``posemb.load``, generate,
+read of a run's weights through posemb/runs/weights.py checks it (``posemb.load``, generate,
 ``train --resume``). ``verify=False`` / ``POSEMB_VERIFY=0`` skip it; files written before
 hashes were recorded still load, with one note. Weights files get the run's file mode
 (0666 less the umask), not safetensors' 0600.
@@ -21,12 +21,13 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from trainkit import fast_config
+from kit import fast_config
 
 import posemb
 from posemb.cli.main import main
-from posemb.train import CheckpointError, train
-from posemb.train.checkpoint import HASH_KEY, content_sha256
+from posemb.runs import CheckpointError
+from posemb.train import train
+from posemb.runs.weights import HASH_KEY, content_sha256
 
 WEIGHTS = ("model.safetensors", "optimizer.safetensors")
 

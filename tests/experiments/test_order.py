@@ -10,9 +10,11 @@ import torch
 from posemb import ModelConfig, Transformer
 from posemb.data import SyntheticTask
 from posemb.eval.length import eval_task
-from posemb.eval.order_task import ORDER_SETTINGS, order_config, score_order, train_order_models
+from posemb.eval.order import score_order
 from posemb.eval.probe import probe_order
-from posemb.train import load_run, train
+from posemb.experiments.order import ORDER_SETTINGS, order_config, train_order_models
+from posemb.runs import load_run
+from posemb.train import train
 
 SEQ = ORDER_SETTINGS["train.seq_len"]
 

@@ -13,8 +13,10 @@ import pytest
 from matplotlib.figure import Figure
 
 from posemb.cli.main import main
-from posemb.eval import order_task, sweep
+from posemb.eval import order as order_score
 from posemb.eval.progress import Progress
+from posemb.experiments import order as order_task
+from posemb.experiments import sweep
 
 TINY = {
     "model.n_layer": 1,
@@ -109,10 +111,10 @@ def test_who_chased_whom_shows_measured_numbers_in_both(demo):
     assert re.search(r"learned table: +differ by up to \d", learned_probe)
     assert re.search(r"positions removed: +identical, largest difference \de-1\d", removed)
     assert re.search(r"causal model .*positions removed: differ by up to \d", causal)
-    n = 2 * order_task.PAIRS
+    n = 2 * order_score.PAIRS
     for line in (learned_task, nope_task):
         assert re.search(rf"\d+\.\d% right \(\d+ of {n:,} questions\)", line), line
-    pairs = f"{order_task.PAIRS} of {order_task.PAIRS} pairs"
+    pairs = f"{order_score.PAIRS} of {order_score.PAIRS} pairs"
     assert nope_task.endswith(f"the same answer to both orders in {pairs}")
     nope = float(nope_task.split("% right")[0].split()[-1])
     assert nope <= 50.0

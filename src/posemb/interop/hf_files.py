@@ -1,14 +1,14 @@
-"""Directories in: JSON files, their fields, and safetensors weights only.
+"""Hugging Face model folders in: their config fields, and safetensors weights only.
 
 Every file is read from its folder through :func:`posemb.data.inside`: a shard name in
 ``model.safetensors.index.json`` that is absolute or has ``..``, or any file that is a
 link leaving the folder, is refused with one line before anything is read or written.
 Weights are read from safetensors only (one file or an index of shards): nothing is ever
-unpickled, so a directory with only ``pytorch_model.bin`` is refused with the fix. A posemb
-run's weights are read by :func:`run_weights`, checked against the content hash recorded
-in their header. Numbers in a ``config.json`` are checked by :func:`config_int` /
-:func:`config_float` (a null, a string, a fraction or a negative names the field). File
-reading and writing itself lives in :mod:`posemb.files`; output folders in :mod:`.outdir`.
+unpickled, so a directory with only ``pytorch_model.bin`` is refused with the fix. Numbers
+in a ``config.json`` are checked by :func:`config_int` / :func:`config_float` (a null, a
+string, a fraction or a negative names the field). File reading and writing itself lives in
+:mod:`posemb.files`; a posemb run's files in :mod:`posemb.runs`; output folders in
+:mod:`.outdir`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,9 @@ import torch
 
 from ..data.paths import inside
 from ..files import read_json, read_safetensors
-from ..model import Transformer
 from ..positional.checks import is_finite_number, is_int
-from ..train.checkpoint import MODEL_FILE, load_weights, read_tensors
-from ..train.config import RunConfig
+from ..runs.layout import CONFIG_FILE, MODEL_FILE  # the ecosystem's names, a run's too
 
-SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 # Weight files we never read (pickle or other frameworks); never copied to an output either,
 # since they would hold the old, unextended weights.
@@ -39,6 +36,8 @@ OTHER_WEIGHTS = (
     "model.ckpt.index",
     "rust_model.ot",
 )
+# a single weights file with one of these suffixes is a pickle (torch.save)
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _REQUIRED: Any = object()
 
 
@@ -101,22 +100,33 @@ def weight_files(directory: Path) -> list[str]:
     names returned are safe to read there and to write under an output folder.
     """
     directory = Path(directory)
-    single = inside(directory, SAFETENSORS)
+    single = inside(directory, MODEL_FILE)
     if single.is_dir():
         raise IsADirectoryError(f"{single} is a directory, not a safetensors weights file")
     if single.exists():
-        return [SAFETENSORS]
+        return [MODEL_FILE]
     index_path = inside(directory, SAFETENSORS_INDEX)
     if index_path.exists():
         return _shard_names(directory, index_path)
-    pickled = [name for name in OTHER_WEIGHTS if (directory / name).is_file()]
-    if pickled:
+    refuse_other_weights(directory)
+    raise FileNotFoundError(f"{str(directory)!r} has no {MODEL_FILE} (nor {SAFETENSORS_INDEX})")
+
+
+def refuse_other_weights(directory: Path) -> None:
+    """The one refusal of a folder whose only weights posemb never reads: pickles
+    (``pytorch_model.bin``, ``*.pt``, ...) or other frameworks' files, with the line that
+    converts them once. Returns when there are none."""
+    directory = Path(directory)
+    found = [name for name in OTHER_WEIGHTS if (directory / name).is_file()]
+    found += sorted(
+        p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES and p.name not in found
+    )
+    if found:
         raise ValueError(
-            f"{str(directory)!r} has only {', '.join(pickled)} and no model.safetensors; "
+            f"{str(directory)!r} has only {', '.join(found)} and no model.safetensors; "
             "posemb never unpickles weights. Convert it once where you trust the file: "
             f"{conversion_hint(directory)}"
         )
-    raise FileNotFoundError(f"{str(directory)!r} has no {SAFETENSORS} (nor {SAFETENSORS_INDEX})")
 
 
 def _shard_names(directory: Path, index_path: Path) -> list[str]:
@@ -142,7 +152,7 @@ def conversion_hint(directory: Path) -> str:
     """
     cls = "AutoModel"
     try:
-        architectures = read_json(inside(directory, "config.json")).get("architectures")
+        architectures = read_json(inside(directory, CONFIG_FILE)).get("architectures")
     except (OSError, ValueError):  # no readable config: the base model is all we can name
         architectures = None
     if isinstance(architectures, list) and architectures and isinstance(architectures[0], str):
@@ -160,25 +170,3 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
     for name in weight_files(directory):
         tensors.update(read_safetensors(Path(directory) / name)[0])
     return tensors
-
-
-def run_weights(run_dir: Path) -> tuple[dict[str, torch.Tensor], Path]:
-    """The tensors of a posemb run's ``model.safetensors``, and the file's path.
-
-    The file is read through :func:`posemb.data.inside` (a link leaving the run is refused)
-    and checked against the sha256 recorded in its header
-    (:func:`posemb.train.checkpoint.read_tensors`): a flipped bit is a ``CheckpointError``
-    naming the file, never weights quietly used.
-    """
-    path = inside(Path(run_dir), MODEL_FILE)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory, not a safetensors weights file")
-    return read_tensors(path), path
-
-
-def run_model(run_dir: Path, cfg: RunConfig) -> Transformer:
-    """The model of a posemb run whose settings are ``cfg`` (weights: :func:`run_weights`)."""
-    tensors, path = run_weights(run_dir)
-    model = Transformer(cfg.model)
-    load_weights(model, tensors, str(path))
-    return model

@@ -15,9 +15,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from ..eval.reading import pm
 from ..files import atomic_write_text
 from ..report import markdown_table
-from .reading import pm
 from .sweep import SweepPlan, run_sweep, write_sweep_outputs
 
 

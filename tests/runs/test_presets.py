@@ -6,7 +6,7 @@ import pytest
 
 from posemb import ModelConfig
 from posemb.model import PRESETS as MODEL_PRESETS
-from posemb.train import PRESETS, build_config
+from posemb.runs import PRESETS, build_config
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -13,8 +13,8 @@ import torch
 
 from posemb.cli.main import main
 from posemb.data import SyntheticTask
-from posemb.eval import sweep
 from posemb.eval.runner import EvalTask, evaluate_run
+from posemb.experiments import sweep
 from posemb.positional import EXTEND_METHODS
 
 L, T = 16, 64  # training length of the sweep's models; the fine-tuning length (4L)

@@ -7,8 +7,8 @@ skipped, a model interrupted mid-training continues from its checkpoint.
 
 Opt-in, beyond the default cost: ``learned+stretch`` (a table trained at fractional
 positions, train.positions=stretch), fine-tuning recipes after each extension method and
-their compute-matched baseline (``finetune``: eval/recipes.py), and the synthetic tasks
-(eval/task_sweep.py: one sweep per task, exact match at L, 2L, 4L).
+their compute-matched baseline (``finetune``: :mod:`.finetune`), and the synthetic tasks
+(:mod:`.tasks`: one sweep per task, exact match at L, 2L, 4L).
 """
 
 from __future__ import annotations
@@ -20,16 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from ..data import build_tokenizer
+from ..eval.length import forward_tokens
+from ..eval.progress import TRAIN_COST, Progress
+from ..eval.reading import describe, pm
+from ..eval.runner import (
+    evaluate_run,
+    load_eval_text,
+    model_provenance,
+    record_provenance,
+    write_results,
+)
+from ..eval.tables import eval_report, results_table
+from ..eval.text import DEFAULT_SEED, spans_for
 from ..files import atomic_write_text
 from ..positional.checks import unknown
 from ..positional.extend import EXTEND_METHODS
 from ..report import Report, markdown_table
-from ..train import build_config, load_run, train
-from ..train.checkpoint import read_trainer_state
-from .length import forward_tokens
-from .progress import TRAIN_COST, Progress
-from .reading import describe, pm
-from .recipes import (
+from ..runs import build_config, load_run, step_reached
+from ..train import train
+from .finetune import (
     Recipe,
     best_recipe_sentence,
     finetune_batch,
@@ -37,15 +46,6 @@ from .recipes import (
     recipe_config,
     recipe_table,
 )
-from .runner import (
-    evaluate_run,
-    load_eval_text,
-    model_provenance,
-    record_provenance,
-    write_results,
-)
-from .tables import eval_report, results_table
-from .text import DEFAULT_SEED, spans_for
 
 # name -> (scheme, training position recipe)
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -201,14 +201,6 @@ def variant_config(plan: SweepPlan, name: str):
     return build_config(budget["preset"], settings)
 
 
-def _finished(run_dir: Path, max_steps: int) -> int | None:
-    """The run's step when it has a checkpoint (``max_steps`` or more: finished), else None."""
-    try:
-        return int(read_trainer_state(run_dir)["step"])
-    except (ValueError, KeyError, OSError):
-        return None
-
-
 def _jobs(
     limit: int | None, lengths: list[int], task: bool = False
 ) -> list[tuple[str | None, str]]:
@@ -274,7 +266,7 @@ def _plan_cost(plan: SweepPlan, out: Path, models: list[_Model], cfgs: dict) -> 
             base = cfgs[m.recipe.base].train
             steps, tokens = m.recipe.steps, base.batch_size * base.seq_len
             limit = plan.target_len if _limit(cfgs[m.recipe.base]) is not None else None
-        left = steps - (_finished(run_dir, steps) or 0)
+        left = steps - (step_reached(run_dir) or 0)
         total += TRAIN_COST * max(left, 0) * tokens
         if plan.is_task:
             continue  # a task's evaluation is small beside its training
@@ -353,7 +345,7 @@ def run_sweep(plan: SweepPlan, out: Path, log=None) -> list[dict]:
 
 def _train_variant(cfg, run_dir: Path, head: str, L: int, say, bar: Progress) -> None:
     tc = cfg.train
-    step = _finished(run_dir, tc.max_steps)
+    step = step_reached(run_dir)
     bar.stage(f"{head}: training")
     if step is not None and step >= tc.max_steps:
         say(f"{head}: trained earlier, evaluating")

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-LOCK_FILE = "run.lock"
+from .layout import LOCK_FILE
 
 
 class RunLockedError(ValueError):

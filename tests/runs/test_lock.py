@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from trainkit import (
+from kit import (
     FAST_SETS,
     assert_clean_error,
     fast_config,
@@ -31,11 +31,11 @@ from trainkit import (
 import posemb
 from posemb.cli.main import main
 from posemb.train import train
-from posemb.train.lock import LOCK_FILE, RunLock, RunLockedError
+from posemb.runs.lock import LOCK_FILE, RunLock, RunLockedError
 
 HOLD = (
     "import sys, time\n"
-    "from posemb.train.lock import RunLock\n"
+    "from posemb.runs.lock import RunLock\n"
     "RunLock(sys.argv[1]).acquire()\n"
     "print('locked', flush=True)\n"
     "time.sleep(600)\n"

@@ -1,11 +1,12 @@
-"""The folder a run is trained into: claimed, checked, and left clean if the run never started.
+"""Claiming the folder a run is written into: locked, checked, left clean if the run never
+started.
 
-Rank 0 holds the run folder's writer lock (train/lock.py) from the first check of the
+Rank 0 holds the run folder's writer lock (:mod:`.lock`) from the first check of the
 folder to the end: a second writer is refused naming this process. A new run's ``--out``
 must be new, empty, or hold a run that stopped before its first checkpoint (which is
 cleared and started anew); a new run that fails before its first checkpoint removes what
 it wrote, so the same ``--out`` works again. ``--resume`` first completes a checkpoint a
-kill interrupted (train/checkpoint.py).
+kill interrupted (:mod:`.checkpoint`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import CONFIG_FILE, JOURNAL, METRICS_FILE, MODEL_FILE, STATE_FILE, complete_pending
-from .lock import LOCK_FILE, RunLock
+from .checkpoint import complete_pending
+from .layout import (
+    CONFIG_FILE,
+    JOURNAL,
+    LOCK_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    TOKENIZER_FILE,
+)
+from .lock import RunLock
 
 # what a run holds before its first checkpoint (config.json is written last of them)
-_START_FILES = (CONFIG_FILE, "tokenizer.json", METRICS_FILE, "tb", LOCK_FILE)
+_START_FILES = (CONFIG_FILE, TOKENIZER_FILE, METRICS_FILE, "tb", LOCK_FILE)
 
 
 @dataclass

@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from trainkit import assert_same_tensors, fast_config, one_thread, read_metrics, run_tensors
+from kit import assert_same_tensors, fast_config, one_thread, read_metrics, run_tensors
 
-from posemb.train import checkpoint as ckpt
+from posemb.runs import checkpoint as ckpt
 from posemb.train import train
-from posemb.train.lock import LOCK_FILE
+from posemb.runs.lock import LOCK_FILE
 
 STEPS = 4
 
@@ -142,7 +142,7 @@ def test_a_failed_resume_keeps_the_run(reference, tmp_path, monkeypatch):
 
 WRITE_PAST_A_SIZE_LIMIT = """
 import resource, signal, sys, torch
-from posemb.train.checkpoint import write_weights
+from posemb.runs.weights import write_weights
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, resource.RLIM_INFINITY))
 try:

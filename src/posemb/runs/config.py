@@ -1,5 +1,7 @@
 """Run settings: model, training and data, from presets, TOML files and ``--set`` overrides.
 
+The schema of a run's ``config.json`` (:meth:`RunConfig.to_dict` / :meth:`RunConfig.from_dict`,
+``schema_version``); the trainer reads them, every reader of a run validates them here.
 Settings are grouped as ``model.*`` (ModelConfig fields), ``train.*`` and ``data.*``.
 Config files are data: TOML parsed with ``tomllib``, never executed. Unknown keys and bad
 values are errors naming the key and the closest valid one.
@@ -89,7 +91,7 @@ class TrainConfig:
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast on CUDA
     # Data parallelism under torchrun (ignored in one process): ddp -- a whole replica per
     # process, gradients all-reduced; fsdp -- parameters, gradients and moments sharded across
-    # the processes (FSDP2, train/sharding.py). Checkpoints are the same files either way.
+    # the processes (FSDP2, posemb/train/sharding.py). Checkpoints are the same files either way.
     parallel: Literal["ddp", "fsdp"] = "ddp"
     device: str = "auto"  # auto: cuda if available, else cpu
     progress: bool = True  # progress bar on stderr
@@ -139,6 +141,15 @@ class TrainConfig:
             raise unknown("dtype (train.dtype)", self.dtype, ("auto", "float32", "bfloat16"))
         if self.parallel not in ("ddp", "fsdp"):
             raise unknown("data parallelism (train.parallel)", self.parallel, ("ddp", "fsdp"))
+
+    def optimizer_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`posemb.model.optim.build_optimizer`."""
+        return {
+            "lr": self.lr,
+            "betas": (self.beta1, self.beta2),
+            "weight_decay": self.weight_decay,
+            "decay_positions": self.decay_positions,
+        }
 
 
 @dataclass(kw_only=True)
