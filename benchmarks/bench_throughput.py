@@ -33,7 +33,7 @@ SHAPES = {
     "tiny": dict(n_layer=2, n_head=4, d_model=128, vocab_size=256, seq_len=128, batch=16),
     # nanoGPT's CPU recipe for shakespeare_char (benchmarks/nanogpt_side_by_side.py)
     "shakespeare-cpu": dict(n_layer=4, n_head=4, d_model=128, vocab_size=65, seq_len=64, batch=12),
-    # GPT-2 124M (nanoGPT's padded vocabulary), SPEC §6
+    # GPT-2 124M (nanoGPT's padded vocabulary): the GPU peers' shape in BENCHMARKS.md
     "gpt2-124m": dict(n_layer=12, n_head=12, d_model=768, vocab_size=50304, seq_len=1024, batch=16),
 }
 

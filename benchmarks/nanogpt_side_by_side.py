@@ -49,7 +49,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH, BLOCK = 12, 64  # the README's CPU recipe
-# ../shared/data/tinyshakespeare.txt (SPEC §4) from the checkout or a folder above it
+# ../shared/data/tinyshakespeare.txt (nanoGPT's shakespeare_char text, 1,115,394 bytes) from
+# the checkout or a folder above it
 DEFAULT_DATA = next(
     (
         p / "shared" / "data" / "tinyshakespeare.txt"
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     data = Path(args.data).resolve()
     if not data.is_file():
-        sys.exit(f"--data {data} is not a file (tinyshakespeare.txt: see SPEC §4)")
+        sys.exit(f"--data {data} is not a file (nanoGPT's tinyshakespeare.txt: pass --data PATH)")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or REPO / "benchmarks" / "results" / f"side-by-side-{stamp}").resolve()
     out.mkdir(parents=True, exist_ok=True)

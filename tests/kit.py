@@ -1,4 +1,4 @@
-"""Helpers for the training tests: tiny settings, a small corpus, subprocess runs.
+"""Helpers for the tests: tiny settings, a small corpus, subprocess runs, a tiny sweep budget.
 
 Subprocesses run ``python -m posemb`` with one intra-op thread, and in-process training uses
 one too (``one_thread``): the same arithmetic in every run, for exact-resume comparisons,
@@ -14,45 +14,79 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file
 
-# A 1-layer, 32-wide model on 32-token windows: a step takes milliseconds on CPU.
-FAST_SETS = [
-    "model.n_layer=1",
-    "model.d_model=32",
-    "model.n_head=2",
-    "model.max_positions=64",
-    "train.seq_len=32",
-    "train.batch_size=4",
-    "train.progress=false",
-    "train.eval_batches=2",
-    "train.warmup_steps=5",
-    "train.log_every=1",
-    "train.eval_every=10",
+if TYPE_CHECKING:
+    import pytest
+
+# The tiny training settings every test starts from (``group.key`` settings on the ``tiny``
+# preset): a 1-layer, 32-wide model with 2 heads and a 64-row table, trained on 32-token
+# windows, 4 a batch, without a progress bar; a step takes milliseconds on CPU. A test adds
+# what it needs next to the use (``{**TINY, "train.max_steps": 3}``): the steps, the data,
+# the evaluation cadence. Changing a value here changes every training test.
+TINY: dict[str, Any] = {
+    "model.n_layer": 1,
+    "model.d_model": 32,
+    "model.n_head": 2,
+    "model.max_positions": 64,
+    "train.seq_len": 32,
+    "train.batch_size": 4,
+    "train.progress": False,
+    "train.eval_batches": 2,
+}
+# TINY for the resume, lock and multi-process tests (and ``fast_config``): a short warm-up,
+# a metrics line every step, an evaluation every 10 steps.
+FAST: dict[str, Any] = {
+    **TINY,
+    "train.warmup_steps": 5,
+    "train.log_every": 1,
+    "train.eval_every": 10,
     # eager: no test depends on this machine's compiled kernels (those marked `compiled` do)
-    "train.compile=false",
-]
+    "train.compile": False,
+}
+# The interop tests' tiny GPT-2: ``ModelConfig.preset("gpt2", **TINY_GPT2)``.
+TINY_GPT2 = dict(n_layer=2, n_head=2, d_model=32, max_positions=64, vocab_size=256)
 # Standard-library modules whose source makes a ~250 kB English-and-Python corpus.
 CORPUS_MODULES = ("argparse.py", "textwrap.py", "difflib.py", "dataclasses.py")
 
 
-def fast_settings(**overrides: Any) -> dict[str, Any]:
-    """FAST_SETS as a ``build_config`` dict, plus ``overrides`` given as ``train__lr=...``."""
-    from posemb.runs.config import parse_sets
+def as_sets(settings: dict[str, Any]) -> list[str]:
+    """``group.key`` settings as ``--set`` arguments (``{"train.progress": False}`` ->
+    ``["train.progress=false"]``)."""
+    return [f"{key}={json.dumps(value)}" for key, value in settings.items()]
 
-    flat = parse_sets(FAST_SETS)
+
+FAST_SETS = as_sets(FAST)
+
+
+def fast_settings(**overrides: Any) -> dict[str, Any]:
+    """FAST as a ``build_config`` dict, plus ``overrides`` given as ``train__lr=...``."""
+    flat = dict(FAST)
     flat.update({k.replace("__", "."): v for k, v in overrides.items()})
     return flat
 
 
 def fast_config(**overrides: Any):
-    """A tiny RunConfig (the ``tiny`` preset shrunk by FAST_SETS) with ``group__key`` overrides."""
+    """A tiny RunConfig (the ``tiny`` preset shrunk by FAST) with ``group__key`` overrides."""
     from posemb.runs import build_config
 
     return build_config("tiny", fast_settings(**overrides))
+
+
+def tiny_quick_budget(
+    mp: pytest.MonkeyPatch, *, train_len: int, tokens: int, settings: dict[str, Any]
+) -> None:
+    """Make ``posemb sweep``'s "quick" budget (the demo's too) tiny until ``mp`` is undone:
+    the ``tiny`` preset with TINY and ``settings``, trained at ``train_len``, ``tokens``
+    scored per length. The sweep sets each model's lengths, data, seed and progress bar
+    itself (``sweep.variant_config``), so those of TINY do not reach it."""
+    from posemb.experiments import sweep
+
+    budget = {"preset": "tiny", "train_len": train_len, "tokens": tokens}
+    mp.setitem(sweep.BUDGETS, "quick", {**budget, "settings": {**TINY, **settings}})
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

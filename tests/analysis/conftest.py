@@ -6,16 +6,13 @@ from pathlib import Path
 
 import pytest
 
-# Train length T = 24 on a table of 64 rows: rows past T never get a gradient.
-TINY = {
-    "model.max_positions": 64,
-    "model.n_layer": 1,
-    "model.d_model": 32,
-    "model.n_head": 2,
+from kit import TINY
+
+# Train length T = 24 on a table of 64 rows (TINY's): rows past T never get a gradient.
+SETTINGS = {
+    **TINY,
     "train.seq_len": 24,
     "train.max_steps": 5,
-    "train.batch_size": 4,
-    "train.progress": False,
     "train.eval_batches": 1,
     "data.source": "synthetic:copy",
 }
@@ -25,16 +22,10 @@ def train_tiny(tmp: Path, name: str, **overrides) -> Path:
     from posemb.runs import build_config
     from posemb.train import train
 
-    settings = {**TINY, "data.cache_dir": str(tmp / "cache"), **overrides}
+    settings = {**SETTINGS, "data.cache_dir": str(tmp / "cache"), **overrides}
     run_dir = tmp / name
     train(build_config("tiny", settings), run_dir)
     return run_dir
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """Never write to the user's ~/.cache/posemb from a test."""
-    monkeypatch.setenv("POSEMB_CACHE", str(tmp_path_factory.mktemp("posemb-cache")))
 
 
 @pytest.fixture(scope="session")

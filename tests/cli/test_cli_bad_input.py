@@ -18,30 +18,14 @@ from pathlib import Path
 import pytest
 
 import posemb
+from kit import TINY, as_sets
 from posemb.cli.main import main
 from posemb.runs import checkpoint as ckpt
 from posemb.train import build_config, train
 
-TINY = {
-    "model.n_layer": 1,
-    "model.d_model": 32,
-    "model.n_head": 2,
-    "model.max_positions": 64,
-    "train.seq_len": 32,
-    "train.batch_size": 4,
-    "train.progress": False,
-    "train.eval_batches": 2,
-    "train.max_steps": 2,
-    "data.source": "synthetic:copy",
-}
-TINY_SETS = [f"{k}={json.dumps(v)}" for k, v in TINY.items()]
+SETTINGS = {**TINY, "train.max_steps": 2, "data.source": "synthetic:copy"}
 HUGE = str(10**12)
 SEED_TOO_BIG = str(10**23)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POSEMB_CACHE", str(tmp_path / "posemb-cache"))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +33,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bad-input") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("POSEMB_CACHE", str(out.parent / "cache"))
-        train(build_config("tiny", TINY), out)
+        train(build_config("tiny", SETTINGS), out)
     return out
 
 
@@ -65,7 +49,7 @@ def usage_error(capsys, *argv: object) -> str:
 
 
 def train_argv(out: Path, *sets: str) -> list[str]:
-    return ["train", "--preset", "tiny", "--set", *TINY_SETS, *sets, "--out", str(out)]
+    return ["train", "--preset", "tiny", "--set", *as_sets(SETTINGS), *sets, "--out", str(out)]
 
 
 # -- settings --------------------------------------------------------------------------------------
@@ -227,7 +211,7 @@ def test_eval_never_writes_to_the_cache_dir_a_run_names(capsys, tmp_path, monkey
     text = tmp_path / "corpus.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 400)
     run = tmp_path / "run"
-    train(build_config("tiny", {**TINY, "data.source": str(text)}), run)
+    train(build_config("tiny", {**SETTINGS, "data.source": str(text)}), run)
     config = json.loads((run / "config.json").read_text())
     elsewhere = tmp_path / "elsewhere"
     config["data"]["cache_dir"] = str(elsewhere)

@@ -1,6 +1,7 @@
-"""``posemb train`` / ``posemb generate`` at the command line (SPEC §4).
+"""``posemb train`` / ``posemb generate`` at the command line.
 
-Bad input exits 2 with one line on stderr naming the problem and the fix, no traceback;
+Bad input exits 2 with one line on stderr naming the problem and the fix, no traceback
+(docs/DESIGN.md, "Reliability rules");
 ``--help`` shows an example; ``generate`` is reproducible with ``--seed``. Most cases call
 ``posemb.cli.main.main`` in process (fast); a few run ``python -m posemb`` for real, where
 stray warnings or a traceback would show on the true stderr.
@@ -15,32 +16,17 @@ from pathlib import Path
 
 import pytest
 
+from kit import TINY
 from posemb.cli.main import build_parser, main
 from posemb.train import build_config, train
-
-TINY = {
-    "model.n_layer": 1,
-    "model.d_model": 32,
-    "model.n_head": 2,
-    "model.max_positions": 64,
-    "train.seq_len": 32,
-    "train.batch_size": 4,
-    "train.progress": False,
-    "train.eval_batches": 2,
-    "train.max_steps": 3,
-    "data.source": "synthetic:copy",
-}
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POSEMB_CACHE", str(tmp_path / "posemb-cache"))
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "run"
-    train(build_config("tiny", TINY), out)
+    train(
+        build_config("tiny", {**TINY, "train.max_steps": 3, "data.source": "synthetic:copy"}), out
+    )
     return out
 
 

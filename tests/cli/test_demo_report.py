@@ -12,29 +12,25 @@ import re
 import pytest
 from matplotlib.figure import Figure
 
+from kit import TINY, tiny_quick_budget
 from posemb.cli.main import main
 from posemb.eval import order as order_score
 from posemb.eval.progress import Progress
 from posemb.experiments import order as order_task
-from posemb.experiments import sweep
 
-TINY = {
-    "model.n_layer": 1,
-    "model.d_model": 32,
-    "model.n_head": 2,
-    "train.batch_size": 4,
+# Every model of the demo: 4 steps, one evaluation at the end, on one batch.
+FOUR_STEPS = {
     "train.max_steps": 4,
     "train.eval_every": 4,
     "train.checkpoint_every": 4,
     "train.eval_batches": 1,
 }
+# The order encoders as small as TINY's model, for 4 steps; they keep their own batch size,
+# heads and lengths (ORDER_SETTINGS).
 ORDER_TINY = {
-    "train.max_steps": 4,
-    "train.eval_every": 4,
-    "train.checkpoint_every": 4,
-    "train.eval_batches": 1,
-    "model.n_layer": 1,
-    "model.d_model": 32,
+    **FOUR_STEPS,
+    "model.n_layer": TINY["model.n_layer"],
+    "model.d_model": TINY["model.d_model"],
 }
 
 
@@ -43,10 +39,10 @@ def demo(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
     data = tmp / "text.txt"
     data.write_text("the cat chased the dog. the dog chased the cat.\n" * 400)
-    budget = {"preset": "tiny", "train_len": 32, "tokens": 300, "settings": TINY}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(sweep.BUDGETS, "quick", budget)
-        for key, value in ORDER_TINY.items():  # the order encoders: a few steps
+        # the sweep's models (learned, rope, alibi): TINY at L = 32, 300 tokens scored
+        tiny_quick_budget(mp, train_len=32, tokens=300, settings=FOUR_STEPS)
+        for key, value in ORDER_TINY.items():
             mp.setitem(order_task.ORDER_SETTINGS, key, value)
         mp.setenv("POSEMB_CACHE", str(tmp / "cache"))
         out = tmp / "out"

@@ -1,4 +1,5 @@
-"""Shared fixtures for the data tests: an isolated token cache and small corpora."""
+"""Shared fixtures for the data tests: small corpora. (Each test's own token cache comes
+from tests/conftest.py.)"""
 
 from __future__ import annotations
 
@@ -7,12 +8,6 @@ from pathlib import Path
 import pytest
 
 SHAKESPEARE = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare.txt"
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """Never write to the user's ~/.cache/posemb from a test."""
-    monkeypatch.setenv("POSEMB_CACHE", str(tmp_path_factory.mktemp("posemb-cache")))
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Loading tokenizer files: a bad file names itself; a tokenizer.json linked from outside its
-folder is refused (SPEC §5)."""
+folder is refused (docs/DESIGN.md, "The run folder")."""
 
 from __future__ import annotations
 

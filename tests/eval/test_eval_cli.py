@@ -1,4 +1,5 @@
-"""posemb eval and sweep end to end on tiny runs (reports, exit codes, resumption)."""
+"""posemb eval end to end on tiny runs (reports, exit codes). The sweep's tests are in
+tests/experiments/test_sweep.py."""
 
 from __future__ import annotations
 
@@ -7,33 +8,24 @@ from pathlib import Path
 
 import pytest
 
+from kit import TINY
 from posemb.cli.main import main
-from posemb.experiments import sweep
 from posemb.train import build_config, train
 
-TINY = {
-    "model.n_layer": 1,
-    "model.d_model": 32,
-    "model.n_head": 2,
+# A table of 32 rows (the evaluations go past its end), 4 steps, one evaluation at the end.
+SETTINGS = {
+    **TINY,
     "model.max_positions": 32,
-    "train.seq_len": 32,
-    "train.batch_size": 4,
     "train.max_steps": 4,
     "train.eval_every": 4,
     "train.checkpoint_every": 4,
     "train.eval_batches": 1,
-    "train.progress": False,
 }
-
-
-@pytest.fixture(autouse=True)
-def _user_cache(tmp_path, monkeypatch):
-    """The user's token cache (reading a run writes tokens there only), per test."""
-    monkeypatch.setenv("POSEMB_CACHE", str(tmp_path / "posemb-cache"))
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
+    """In place of the session's corpus: one short line, 400 times (19 kB)."""
     path = tmp_path_factory.mktemp("data") / "text.txt"
     path.write_text("the cat chased the dog. the dog chased the cat.\n" * 400)
     return path
@@ -44,7 +36,10 @@ def run_dir(tmp_path_factory, corpus) -> Path:
     d = tmp_path_factory.mktemp("runs") / "a"
     cache = tmp_path_factory.mktemp("cache")
     train(
-        build_config("tiny", {**TINY, "data.source": str(corpus), "data.cache_dir": str(cache)}), d
+        build_config(
+            "tiny", {**SETTINGS, "data.source": str(corpus), "data.cache_dir": str(cache)}
+        ),
+        d,
     )
     return d
 
@@ -114,72 +109,12 @@ def test_eval_writes_records_and_a_self_contained_report(run_dir, tmp_path, extr
     assert "## Reading" in (out / "report.md").read_text()
 
 
-def test_sweep_resumes_and_skips_finished_models(tmp_path, corpus, monkeypatch, capsys):
-    monkeypatch.setitem(
-        sweep.BUDGETS,
-        "quick",
-        {
-            "preset": "tiny",
-            "train_len": 16,
-            "tokens": 120,
-            "settings": {
-                **{
-                    k: v
-                    for k, v in TINY.items()
-                    if k not in ("train.seq_len", "model.max_positions")
-                },
-                "data.cache_dir": str(tmp_path / "cache"),
-            },
-        },
-    )
-    out = tmp_path / "sweep"
-    args = [
-        "sweep",
-        "--schemes",
-        "learned,alibi",
-        "--eval-lens",
-        "16,32",
-        "--data",
-        str(corpus),
-        "--out",
-        str(out),
-    ]
-    assert main(args) == 0
-    first = capsys.readouterr().out
-    records = json.loads((out / "results.json").read_text())
-    learned = [r for r in records if r["scheme"] == "learned"]
-    assert {r["method"] for r in learned} >= {"interpolate", "tile", "none"}
-    assert {r["mode"] for r in learned} == {"nonoverlap", "sliding"}
-    assert "| scheme |" in (out / "results.md").read_text() and "learned" in first
-    weights = out / "runs" / "learned" / "model.safetensors"
-    stamp = weights.stat().st_mtime_ns
-    (out / "runs" / "alibi" / "sweep_eval.json").unlink()  # as if interrupted after model 1
-    assert main(args) == 0
-    second = capsys.readouterr().out
-    assert "learned: finished earlier, skipped" in second
-    assert "alibi: trained earlier, evaluating" in second
-    assert weights.stat().st_mtime_ns == stamp
-    assert json.loads((out / "results.json").read_text()) == records
-    other = [
-        "sweep",
-        "--schemes",
-        "learned",
-        "--eval-lens",
-        "16,64",
-        "--data",
-        str(corpus),
-        "--out",
-        str(out),
-    ]
-    assert main(other) == 2
-
-
 def test_synthetic_task_reports_exact_match_per_length(tmp_path):
     run = tmp_path / "copy"
     cfg = build_config(
         "tiny",
         {
-            **TINY,
+            **SETTINGS,
             "model.position": "rope",
             "train.seq_len": 17,
             "data.source": "synthetic:copy",
@@ -257,7 +192,7 @@ def test_eval_of_a_task_at_a_length_too_short_for_a_problem_exits_2(tmp_path, ca
     cfg = build_config(
         "tiny",
         {
-            **TINY,
+            **SETTINGS,
             "train.seq_len": 17,
             "data.source": "synthetic:copy",
             "data.cache_dir": str(tmp_path / "cache"),
@@ -304,41 +239,6 @@ def test_eval_out_that_is_a_file_exits_2(run_dir, tmp_path, capsys):
     assert "is a file, not a directory" in capsys.readouterr().err
 
 
-def test_sweep_whose_eval_lengths_skip_the_training_length(tmp_path, corpus, monkeypatch, capsys):
-    monkeypatch.setitem(
-        sweep.BUDGETS,
-        "quick",
-        {
-            "preset": "tiny",
-            "train_len": 16,
-            "tokens": 120,
-            "settings": {
-                **{
-                    k: v
-                    for k, v in TINY.items()
-                    if k not in ("train.seq_len", "model.max_positions")
-                },
-                "data.cache_dir": str(tmp_path / "cache"),
-            },
-        },
-    )
-    out = tmp_path / "sweep"
-    args = [
-        "sweep",
-        "--schemes",
-        "learned",
-        "--eval-lens",
-        "32,64",
-        "--data",
-        str(corpus),
-        "--out",
-        str(out),
-    ]
-    assert main(args) == 0
-    assert "loss @32:" in capsys.readouterr().out
-    assert main(["sweep", "--eval-lens", "1,2", "--out", str(tmp_path / "s2")]) == 2
-
-
 def test_eval_options_that_would_not_act_are_refused(run_dir, tmp_path, capsys, corpus):
     out = str(tmp_path / "e")
     assert (
@@ -364,7 +264,7 @@ def test_eval_options_that_would_not_act_are_refused(run_dir, tmp_path, capsys, 
         build_config(
             "tiny",
             {
-                **TINY,
+                **SETTINGS,
                 "model.position": "rope",
                 "data.source": str(corpus),
                 "data.cache_dir": str(tmp_path / "cache"),

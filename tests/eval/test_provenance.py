@@ -10,26 +10,20 @@ import pytest
 import torch
 
 import posemb
+from kit import TINY, as_sets
 from posemb.cli.main import main
 from posemb.provenance import count_parameters
 
-TRAIN = [
-    "train",
-    "--preset",
-    "tiny",
-    "--set",
-    "model.n_layer=1",
-    "model.d_model=32",
-    "model.n_head=2",
-    "model.max_positions=32",
-    "train.seq_len=32",
-    "train.batch_size=4",
-    "train.max_steps=3",
-    "train.eval_every=3",
-    "train.checkpoint_every=3",
-    "train.eval_batches=1",
-    "train.progress=false",
-]
+# TINY with a table of 32 rows, trained 3 steps (one evaluation, at the end)
+SETTINGS = {
+    **TINY,
+    "model.max_positions": 32,
+    "train.max_steps": 3,
+    "train.eval_every": 3,
+    "train.checkpoint_every": 3,
+    "train.eval_batches": 1,
+}
+TRAIN = ["train", "--preset", "tiny", "--set", *as_sets(SETTINGS)]
 
 
 def corpus(path: Path, line: str) -> Path:

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from kit import tiny_quick_budget
 from posemb.cli.main import main
 from posemb.data import SyntheticTask
 from posemb.eval.runner import EvalTask, evaluate_run
@@ -18,32 +19,23 @@ from posemb.experiments import sweep
 from posemb.positional import EXTEND_METHODS
 
 L, T = 16, 64  # training length of the sweep's models; the fine-tuning length (4L)
-TINY = {
-    "model.n_layer": 1,
-    "model.d_model": 32,
-    "model.n_head": 2,
-    "train.batch_size": 4,
-    "train.max_steps": 10,
-    "train.eval_every": 10,
-    "train.checkpoint_every": 10,
-    "train.eval_batches": 1,
-    "train.progress": False,
-}
 
 
 @pytest.fixture(autouse=True)
-def _tiny_budget(tmp_path, monkeypatch):
-    monkeypatch.setenv("POSEMB_CACHE", str(tmp_path / "posemb-cache"))
-    monkeypatch.setitem(
-        sweep.BUDGETS, "quick", {"preset": "tiny", "train_len": L, "tokens": 200, "settings": TINY}
+def _tiny_budget(monkeypatch):
+    """TINY trained 10 steps at L (one evaluation, at the end), 200 tokens scored: the
+    fine-tuning budgets below are percentages of these 10 steps."""
+    tiny_quick_budget(
+        monkeypatch,
+        train_len=L,
+        tokens=200,
+        settings={
+            "train.max_steps": 10,
+            "train.eval_every": 10,
+            "train.checkpoint_every": 10,
+            "train.eval_batches": 1,
+        },
     )
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "text.txt"
-    path.write_text("the cat chased the dog. the dog chased the cat.\n" * 400)
-    return path
 
 
 def last_tokens(run: Path) -> int:

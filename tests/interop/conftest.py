@@ -14,19 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from kit import TINY_GPT2
 from posemb import ModelConfig, Transformer
 from posemb.data import build_tokenizer
 from posemb.runs.config import RunConfig
 from posemb.runs.load import write_config
 from posemb.runs.weights import save_model
-
-TINY_GPT2 = dict(n_layer=2, n_head=2, d_model=32, max_positions=64, vocab_size=256)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """Never write to the user's ~/.cache/posemb from a test."""
-    monkeypatch.setenv("POSEMB_CACHE", str(tmp_path_factory.mktemp("posemb-cache")))
 
 
 def _perturb(module: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> None:

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import posemb
+from kit import TINY_GPT2
 from posemb import ModelConfig
 from posemb.cli.main import main
 from posemb.interop import from_hf, key_map, to_hf
@@ -19,7 +20,6 @@ from posemb.runs.weights import state_dict_for_save
 
 transformers = pytest.importorskip("transformers")
 TOL = dict(atol=1e-5, rtol=1e-5)
-TINY_GPT2 = dict(n_layer=2, n_head=2, d_model=32, max_positions=64, vocab_size=256)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""Paths read from files are hostile (SPEC §5): shard names in an index and links in a model
-folder must stay inside that folder, or extend, import-hf, export-hf and analyze refuse
-with one line (exit 2) before anything is read or written outside it.
+"""Paths read from files are hostile (docs/DESIGN.md, "The run folder"): shard names in an
+index and links in a model folder must stay inside that folder, or extend, import-hf,
+export-hf and analyze refuse with one line (exit 2) before anything is read or written
+outside it.
 
 Decision tested here: a link that stays inside the folder is followed (its content is
 read, and ``extend`` copies it into DST as a plain file).

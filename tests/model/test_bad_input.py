@@ -1,4 +1,5 @@
-"""Bad input to the model: refused at the boundary with the setting and the fix (SPEC §7).
+"""Bad input to the model: refused at the boundary with the setting and the fix
+(docs/DESIGN.md, "Reliability rules").
 
 - a model nobody can allocate is refused before allocation, naming the settings that
   size it, the estimate in GiB and the memory available; reasonable sizes (GPT-2 124M)

@@ -1,7 +1,7 @@
 """Bad input to the positional layer: a clear ValueError/TypeError naming what is wanted.
 
 - sizes nobody can allocate are refused before allocating, with the estimate in GiB and
-  the memory available (SPEC §7);
+  the memory available (docs/DESIGN.md, "Reliability rules");
 - every extension method refuses a table with NaN or inf (not only ``extrapolate``);
 - positions may be a list of ints; attention masks must hold 0 and 1 only.
 """

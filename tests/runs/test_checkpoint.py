@@ -1,5 +1,5 @@
-"""Run directories on disk (SPEC §5): damaged files are clear errors, nothing is unpickled,
-config.json round-trips."""
+"""Run directories on disk (docs/DESIGN.md, "The run folder"): damaged files are clear
+errors, nothing is unpickled, config.json round-trips."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from kit import assert_clean_error, fast_config, one_thread, run_posemb
 
 import posemb
+from kit import assert_clean_error, fast_config, one_thread, run_posemb
 from posemb.cli.main import main
-from posemb.runs import CheckpointError, RunConfig, build_config
-from posemb.train import train
-from posemb.runs import read_config
+from posemb.runs import CheckpointError, RunConfig, build_config, read_config
 from posemb.runs.load import write_config
+from posemb.train import train
 
 SRC = Path(posemb.__file__).resolve().parent
 
@@ -191,8 +190,8 @@ def test_config_json_from_another_schema_or_with_unknown_keys_is_refused(run):
 def test_resume_applies_changed_optimizer_settings(tmp_path):
     # the saved param_groups used to win over the settings: `--resume --set train.weight_decay=0
     # train.beta2=0.99` trained on with the old decay and betas, silently
-    from posemb.runs.checkpoint import load_optimizer_state, optimizer_tensors
     from posemb.model.optim import build_optimizer
+    from posemb.runs.checkpoint import load_optimizer_state, optimizer_tensors
 
     cfg = fast_config()
     model = posemb.Transformer(cfg.model)
@@ -212,6 +211,8 @@ def test_resume_applies_changed_optimizer_settings(tmp_path):
         fresh.state[p]["exp_avg"], opt.state[p]["exp_avg"]
     )  # the moments are restored
 
-    regrouped = build_optimizer(model, **fast_config(train__decay_positions=True).train.optimizer_options())
+    regrouped = build_optimizer(
+        model, **fast_config(train__decay_positions=True).train.optimizer_options()
+    )
     with pytest.raises(CheckpointError, match="decay_positions"):
         load_optimizer_state(regrouped, tensors, meta)

@@ -1,4 +1,5 @@
-"""A run that never reached its first checkpoint never blocks its folder (SPEC §7).
+"""A run that never reached its first checkpoint never blocks its folder
+(docs/DESIGN.md, "Reliability rules").
 
 - ``--resume`` of a folder a kill left before the first checkpoint (config.json and the
   tokenizer, perhaps metrics lines, a stale lock, half-written ``.next`` files) trains it
@@ -17,11 +18,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from kit import assert_same_tensors, fast_config, one_thread, read_metrics, run_tensors
 
+from kit import assert_same_tensors, fast_config, one_thread, read_metrics, run_tensors
 from posemb.runs import checkpoint as ckpt
-from posemb.train import train
 from posemb.runs.lock import LOCK_FILE
+from posemb.train import train
 
 STEPS = 4
 

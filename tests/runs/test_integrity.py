@@ -1,4 +1,4 @@
-"""Weights files carry a content hash, checked on load (SPEC §5).
+"""Weights files carry a content hash, checked on load (docs/DESIGN.md, "The run folder").
 
 safetensors has no checksum: a flipped bit in the tensor data loads silently. Every
 weights file a checkpoint writes records the sha256 of its tensors in its header; every
@@ -21,13 +21,13 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from kit import fast_config
 
 import posemb
+from kit import fast_config
 from posemb.cli.main import main
 from posemb.runs import CheckpointError
-from posemb.train import train
 from posemb.runs.weights import HASH_KEY, content_sha256
+from posemb.train import train
 
 WEIGHTS = ("model.safetensors", "optimizer.safetensors")
 

@@ -1,4 +1,5 @@
-"""One writer per run folder (SPEC §5): an OS file lock, held while a process writes a run.
+"""One writer per run folder (docs/DESIGN.md, "The run folder"): an OS file lock, held while
+a process writes a run.
 
 - a second writer (``train --out R`` or ``train --resume R``) exits 2 naming the holder:
   pid, host, start time and command;
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+import posemb
 from kit import (
     FAST_SETS,
     assert_clean_error,
@@ -27,11 +30,9 @@ from kit import (
     run_posemb,
     subprocess_env,
 )
-
-import posemb
 from posemb.cli.main import main
-from posemb.train import train
 from posemb.runs.lock import LOCK_FILE, RunLock, RunLockedError
+from posemb.train import train
 
 HOLD = (
     "import sys, time\n"

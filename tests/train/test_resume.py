@@ -1,4 +1,4 @@
-"""Crash safety and exact resume (SPEC §5, §7).
+"""Crash safety and exact resume (docs/DESIGN.md, "The run folder" and "Reliability rules").
 
 - a ``kill -9`` at a random step, then ``--resume``, ends with the same weights as a run
   that was never interrupted (CPU, same seed): torch RNG (dropout), data RNG (windows and

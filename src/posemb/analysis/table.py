@@ -64,7 +64,7 @@ def adjacent_cosine(weight: Tensor) -> Tensor:
     return (u[:-1] * u[1:]).sum(dim=1)
 
 
-def cosine_by_distance(weight: Tensor, max_distance: int, chunk: int = 1024) -> Tensor:
+def cosine_by_distance(weight: Tensor, max_distance: int) -> Tensor:
     """Mean cosine similarity of row pairs ``|i - j| = k`` for ``k = 0 .. max_distance``.
 
     Returns ``[min(max_distance, n - 1) + 1]``; entry 0 is 1 for non-zero rows.

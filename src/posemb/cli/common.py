@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import errno
-import math
 from pathlib import Path
+from typing import Any
 
 import torch
+
+from ..positional.checks import check_finite, check_positive_int
 
 
 class UsageError(ValueError):
@@ -30,34 +32,33 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)".strip()
 
 
-def positive_int(text: str) -> int:
+def _argument(text: str, parse, kind: str, check, *bounds) -> Any:
+    """``text`` parsed by ``parse`` (else "expected ``kind``"), then checked by one of
+    :mod:`posemb.positional.checks`' checks (the one home of what a valid number is);
+    argparse puts the option's name in front of either message."""
     try:
-        value = int(text)
+        value = parse(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    try:
+        return check("the value", value, *bounds)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def positive_int(text: str) -> int:
+    return _argument(text, int, "a positive integer", check_positive_int)
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
+    value = _argument(text, float, "a number", check_finite, 0.0)
+    if value == 0:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+    return _argument(text, float, "a number", check_finite, 0.0)
 
 
 def int_list(text: str) -> list[int]:
@@ -102,14 +103,7 @@ def seed_int(text: str) -> int:
     """A ``--seed``: an integer in the range every seeded generator takes."""
     from ..runs.config import check_seed
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    try:
-        return check_seed("--seed", value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    return _argument(text, int, "an integer seed", check_seed)
 
 
 # OSErrors about the user's own paths: bad input (exit 2), not a posemb failure

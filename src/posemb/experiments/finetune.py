@@ -13,6 +13,11 @@ tokens, asserted from the runs' metrics by the tests).
 Each fine-tune is a run started from the sweep's model (``train.init``, with its
 ``lineage`` in config.json) and is evaluated with its own method: lengths up to ``T`` need
 no extension, longer ones extend the fine-tuned table again by the same method.
+
+Names: a :class:`Recipe` here is a *sweep recipe* (a model a sweep adds past L). A *position
+recipe* is ``train.positions`` (``start``, ``random``, ...). A results record's ``recipe``
+field says how its model was trained: the position recipe, or the sweep recipe's label when
+there is one (docs/DESIGN.md, "Results records").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Multi-head self-attention with the positional hooks and a KV cache.
 
-Kernels (SPEC §6):
+Kernels (docs/DESIGN.md, "Performance rules"):
 - schemes without a logit bias (learned, sinusoidal, RoPE, NoPE) go through
   ``scaled_dot_product_attention`` with ``is_causal=True`` whenever no padding or cache
   offset requires an explicit mask, so no ``t x s`` mask is built and GPUs get flash/cuDNN;

@@ -1,9 +1,9 @@
 """Memory estimates of a model and of training it, checked before anything is allocated.
 
-One home for "how much memory does this need" (SPEC §7: a size that cannot be allocated is
-refused before allocation, with the estimate). The comparison with the memory available
-lives in :mod:`posemb.positional.memory`; this file knows what a model and a training step
-hold:
+One home for "how much memory does this need" (docs/DESIGN.md, "Reliability rules": a size
+that cannot be allocated is refused before allocation, with the estimate). The comparison
+with the memory available lives in :mod:`posemb.positional.memory`; this file knows what a
+model and a training step hold:
 
 - the model: its embeddings, the blocks' matrices and a learned table, from the sizes;
 - training: the weights, their gradients and AdamW's two moments (4 copies), plus a lower

@@ -8,9 +8,9 @@ The one home of two kinds of knowledge every layer needs:
 - the "did you mean" message for an unknown name (:func:`unknown`), with the other names
   people use for the schemes (``rotary`` -> ``rope``) suggested, never silently accepted.
 
-It lives in ``positional/``, the lowest layer (SPEC §2: ``positional/`` imports nothing of
-posemb outside itself), so that every layer above (``data``, ``model``, ``train``, ``eval``,
-``interop``, ``cli``) can import it; it imports nothing of posemb itself.
+It lives in ``positional/``, on the ground floor (docs/DESIGN.md, "Layers": ``positional/``
+imports nothing of posemb outside itself), so that every layer above can import it; it
+imports nothing of posemb itself.
 
 Example::
 

@@ -1,4 +1,4 @@
-"""Refuse a size nobody can allocate before allocating it (SPEC §7).
+"""Refuse a size nobody can allocate before allocating it (docs/DESIGN.md, "Reliability rules").
 
 ``model.max_positions=10**12`` or ``extend_table(w, 10**12, ...)`` would otherwise end in
 the allocator's own error (or the kernel's OOM killer) deep inside torch. Every layer of
