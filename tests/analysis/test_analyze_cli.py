@@ -23,21 +23,21 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 
 
 def test_causal_run_untrained_rows_are_exact(causal_run, tmp_path, capsys):
-    """Trained at T = 24 on 64 rows: rows 24–63 never get a gradient, and neither does row 23.
+    """Trained at T = 24 on 64 rows: rows 24–63 never get a gradient; rows 0–23 all moved.
 
-    In a causal LM the output at the last position (23) of every training sequence has no
-    next token to predict, and no earlier position attends to it, so row 23's gradient is
-    exactly 0 and Adam (no weight decay on the table) leaves it bit-identical. Rows 0–22 moved.
+    A causal LM reads windows of T + 1 tokens, so the last position (23) of every training
+    sequence predicts the token after it and its row trains too. The untrained rows' gradient
+    is exactly 0 and Adam (no weight decay on the table) leaves them bit-identical.
     """
     out = tmp_path / "out"
     code, stdout, err = run_cli(["analyze", str(causal_run), "--out", str(out)], capsys)
     assert code == 0, err
     s = json.loads((out / "analysis.json").read_text())
     assert s["untrained"]["method"] == "exact"
-    assert s["untrained"]["rows"] == list(range(23, 64))
-    assert s["untrained"]["ranges"] == [[23, 63]]
+    assert s["untrained"]["rows"] == list(range(24, 64))
+    assert s["untrained"]["ranges"] == [[24, 63]]
     assert (s["n_rows"], s["offset"], s["dim"]) == (64, 0, 32)
-    assert "23–63" in stdout and str(out / "report.html") in stdout
+    assert "24–63" in stdout and str(out / "report.html") in stdout
     assert "training never saw sequences longer than 24" in s["reading"][0]
     for name in PNGS:
         assert (out / name).read_bytes().startswith(b"\x89PNG"), name

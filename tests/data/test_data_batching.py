@@ -73,10 +73,10 @@ def test_rng_state_json_round_trip_reproduces_the_next_batch():
 
 def test_short_corpus_names_its_length_and_the_fix():
     with pytest.raises(
-        DataError, match=r"16 tokens, fewer than seq_len \+ 1 = 17: lower train.seq_len"
+        DataError, match=r"16 tokens, fewer than one window of 17: lower train.seq_len"
     ):
-        sample_batch(TOKENS[:16], 2, 16, np.random.default_rng(0))
-    assert sample_batch(TOKENS[:17], 2, 16, np.random.default_rng(0)).shape == (2, 16)
+        sample_batch(TOKENS[:16], 2, 17, np.random.default_rng(0))
+    assert sample_batch(TOKENS[:17], 2, 17, np.random.default_rng(0)).shape == (2, 17)
     with pytest.raises(ValueError, match=r"flat 1-D"):
         sample_batch(TOKENS.reshape(10, 100), 2, 16, np.random.default_rng(0))
     with pytest.raises(DataError, match=r"each of 8 ranks gets a shard of about 125"):

@@ -56,8 +56,9 @@ def test_eval_past_the_table_without_a_method_exits_2(run_dir, tmp_path, capsys)
 @pytest.mark.parametrize(
     "extra", [["--extend", "interpolate"], ["--overflow", "clamp"], ["--mode", "sliding"]]
 )
-def test_eval_writes_records_and_a_self_contained_report(run_dir, tmp_path, extra):
+def test_eval_writes_records_and_a_self_contained_report(run_dir, tmp_path, extra, capsys):
     out = tmp_path / "e"
+    capsys.readouterr()
     assert (
         main(
             [
@@ -107,6 +108,12 @@ def test_eval_writes_records_and_a_self_contained_report(run_dir, tmp_path, extr
     assert "src='" not in page.replace("src='data:", "")
     assert "Fingerprint of the scored tokens: sha256:" in page and "± " in page
     assert "## Reading" in (out / "report.md").read_text()
+    # the run trained positions 0-31 (train.seq_len=32): 64 reads positions it never trained
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == [
+        f"posemb: warning: {run_dir} trained positions 0–31 (train.seq_len=32); length 64 also "
+        "scores positions 32–63, which it never trained"
+    ]
 
 
 def test_synthetic_task_reports_exact_match_per_length(tmp_path):

@@ -57,3 +57,41 @@ def test_a_length_past_the_table_with_nothing_to_handle_it_is_the_library_error(
     with pytest.raises(posemb.PositionOutOfRangeError):
         check_eval_model(model("learned"), [16, 17], **OK)
     check_eval_model(model("learned"), [16, 17], **{**OK, "overflow": "clamp"})
+
+
+def _cfg(**settings):
+    from posemb.runs import build_config
+
+    base = {"model.max_positions": 256, "train.seq_len": 32}
+    return build_config("tiny", {**base, **settings})
+
+
+def test_a_length_past_the_trained_positions_is_named_in_one_line():
+    from posemb.eval.request import untrained_note
+
+    cfg = _cfg()
+    assert untrained_note(cfg, None, [16, 32], "runs/py") is None  # within what it trained
+    note = untrained_note(cfg, None, [32, 64, 256], "runs/py")
+    assert note == (
+        "runs/py trained positions 0–31 (train.seq_len=32); lengths 64, 256 also score "
+        "positions 32–255, which it never trained (rows 32–255 of its table are untrained)"
+    )
+    # no table (RoPE): the positions are still untrained; there are no rows to name
+    rope = untrained_note(_cfg(**{"model.position": "rope"}), None, [512], "r")
+    assert rope.endswith("positions 32–511, which it never trained")
+    # randomised positions train the whole table; past it, the note comes back
+    assert untrained_note(_cfg(**{"train.positions": "random"}), None, [256], "r") is None
+    assert "positions 256–511" in untrained_note(
+        _cfg(**{"train.positions": "random"}), None, [512], "r"
+    )
+
+
+def test_a_fine_tune_counts_the_positions_its_source_trained():
+    from posemb.eval.request import untrained_note
+    from posemb.runs import trained_positions
+
+    cfg = _cfg(**{"train.seq_len": 16})
+    assert trained_positions(cfg) == 16
+    assert trained_positions(cfg, {"source_trained_positions": 64}) == 64
+    assert trained_positions(cfg, {"source_tokens": 10}) == 16  # an older record: its own
+    assert untrained_note(cfg, {"source_trained_positions": 64}, [64], "ft") is None

@@ -173,25 +173,30 @@ class Oracle(torch.nn.Module):
     def position_table(self):
         return None
 
-    def forward(self, ids):  # logits[i] predict ids[i + 1]
+    def forward(self, ids):
+        # a causal model at length t reads the first t tokens of a problem t + 1 tokens long
+        # (posemb.eval.length.eval_task): logits[i] predict the problem's token i + 1
         b, t = ids.shape
-        answer = self._answer_mask(ids)  # [b, t]: the answer tokens
-        target = torch.roll(ids, -1, dims=1)  # [b, t]: the next token
-        guess = torch.where(self.wrong_prompt & ~torch.roll(answer, -1, 1), target + 1, target)
+        full, answer = self._problems(ids)  # [b, t + 1] each: the problems, their answers
+        target = full[:, 1:]  # [b, t]
+        guess = torch.where(self.wrong_prompt & ~answer[:, 1:], target + 1, target)
         if self.last_wrong:
-            guess[:, -2] = guess[:, -2] + 1  # the logits predicting the last answer token
+            guess[:, -1] = guess[:, -1] + 1  # the logits predicting the last answer token
         logits = torch.full((b, t, 256), -10.0)
         logits.scatter_(2, guess.clamp(0, 255).unsqueeze(-1), 10.0)
         return SimpleNamespace(logits=logits)
 
-    def _answer_mask(self, ids):
-        # the labels the task gives these ids: regenerate them from the answer rule
-        out = torch.zeros_like(ids, dtype=torch.bool)
-        for i, row in enumerate(ids.tolist()):
+    def _problems(self, ids):
+        # each whole problem, regenerated from the answer rule, and where its answer is
+        rows, masks = [], []
+        for row in ids.tolist():
             text = bytes(row).decode()
-            answer = self.task.answer(text.split("|")[0] if "|" in text else text[:-1])
-            out[i, len(row) - len(answer) :] = True
-        return out
+            prompt = text.split("|")[0] if "|" in text else text  # recall: "…?k", its value cut
+            answer = self.task.answer(prompt)
+            full = prompt + ("|" if "|" in text else "") + answer
+            rows.append(list(full.encode()))
+            masks.append([False] * (len(full) - len(answer)) + [True] * len(answer))
+        return torch.tensor(rows), torch.tensor(masks)
 
 
 @pytest.mark.parametrize(

@@ -78,8 +78,8 @@ def test_agreeing_kernels_pass_and_the_verdict_is_cached_per_shape(monkeypatch):
 
 
 def test_the_check_runs_the_model_as_the_trainer_calls_it(monkeypatch):
-    """The compiled copy sees the trainer's batch shape, its positions, and labels that are
-    the ids themselves (a causal LM's batch), so the trainer's compile reuses the check's."""
+    """The compiled copy sees the trainer's batch shape, its positions, and a contiguous
+    target per position (the trainer's batch), so the trainer's compile reuses the check's."""
     seen = []
 
     class Recording(torch.nn.Module):
@@ -87,9 +87,10 @@ def test_the_check_runs_the_model_as_the_trainer_calls_it(monkeypatch):
             super().__init__()
             self.model = model
 
-        def forward(self, ids, positions=None, labels=None):
-            seen.append((tuple(ids.shape), positions, labels is ids))
-            return self.model(ids, positions=positions, labels=labels)
+        def forward(self, ids, positions=None, targets=None):
+            aligned = targets.shape == ids.shape and targets.is_contiguous()
+            seen.append((tuple(ids.shape), positions, aligned))
+            return self.model(ids, positions=positions, targets=targets)
 
     monkeypatch.setattr(compile_check, "_compile", Recording)
     cfg = ModelConfig.preset("micro", dropout=0.1)

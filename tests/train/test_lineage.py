@@ -96,6 +96,7 @@ def test_lineage_is_in_config_json_and_the_metrics_count_the_new_tokens(source, 
         "source_step": 60,
         "source_sha256": header[HASH_KEY],
         "source_tokens": 60 * 4 * L,
+        "source_trained_positions": L,  # the source trained positions 0 .. L-1
         "method": "interpolate",
         "from_positions": L,
         "positions": T,

@@ -50,10 +50,11 @@ def moved(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
 
 def test_start_trains_rows_below_L_and_leaves_the_rest_exactly_at_init(tmp_path):
     init, final, _ = trained_table("start", tmp_path)
-    assert moved(init, final)[: L - 1].all()
-    # rows >= L: no gradient and no decay, so bit-identical. Row L-1 too: in a causal LM the
-    # last position's output has no next token to predict, so its input gets no gradient.
-    assert torch.equal(final[L - 1 :], init[L - 1 :])
+    # every position of a training sequence has a target (a causal LM reads problems of L + 1
+    # tokens, the last one only as position L - 1's target): rows 0 .. L-1 all train
+    assert moved(init, final)[:L].all()
+    # rows >= L: no gradient and no decay, so bit-identical
+    assert torch.equal(final[L:], init[L:])
 
 
 def test_decay_positions_shrinks_untrained_rows_by_the_decay_factor(tmp_path):
@@ -67,10 +68,8 @@ def test_decay_positions_shrinks_untrained_rows_by_the_decay_factor(tmp_path):
 def test_random_positions_train_every_row_past_L(tmp_path):
     init, final, _ = trained_table("random", tmp_path)
     rows = moved(init, final)
-    assert rows[:-1].all(), f"untrained rows: {(~rows[:-1]).nonzero().flatten().tolist()}"
-    # the top row is the largest of any sorted draw, so always the last position: like row
-    # L-1 under `start` it never gets a gradient (a causal LM has no target after it)
-    assert not rows[-1]
+    # every row, the top one too (the last position of any draw that reaches it has a target)
+    assert rows.all(), f"untrained rows: {(~rows).nonzero().flatten().tolist()}"
 
 
 def test_offset_positions_train_rows_past_L(tmp_path):

@@ -256,8 +256,8 @@ def _untrained_sentence(a: TableAnalysis, ctx: dict[str, Any]) -> str:
             return (
                 sentence + f": training never saw sequences longer than {seq_len} "
                 f"(train.seq_len={seq_len}), and position {seq_len - 1}, the last of every "
-                "training sequence, predicts no next token in a causal LM, so its row got no "
-                "gradient either."
+                "training sequence, predicted no next token (a run trained before posemb read "
+                "windows of seq_len + 1 tokens), so its row got no gradient either."
             )
     return sentence + " (exact: compared with the initial table)."
 

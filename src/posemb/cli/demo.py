@@ -336,7 +336,9 @@ def _past_the_end(lesson: Lesson, model) -> None:
 def _every_way_past(lesson: Lesson, plan, out: Path, records: list[dict]):
     """Section 6 (the results, printed), then the whole report (not yet written)."""
     from ..eval.reading import describe
+    from ..eval.request import untrained_note
     from ..experiments.sweep import sweep_report
+    from ..runs import read_config
 
     sweep = sweep_report(plan, out, records, title="")
     lens = ", ".join(map(str, plan.eval_lens))
@@ -349,6 +351,9 @@ def _every_way_past(lesson: Lesson, plan, out: Path, records: list[dict]):
         f"sliding window of {plan.train_len} tokens, beside RoPE and ALiBi, which have no table "
         "to run out of.",
     )
+    note = untrained_note(read_config(out / "runs" / "learned"), None, plan.eval_lens, "learned")
+    if note:
+        lesson.shown(f"note: {note}")
     print((out / "results.md").read_text(), flush=True)
     reading = " ".join(describe(records))
     print(textwrap.fill(reading, 96), flush=True)

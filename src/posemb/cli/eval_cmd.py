@@ -14,6 +14,7 @@ loss_vs_length.png, per_position.png, report.md and report.html in --out.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .common import UsageError, existing_run, length_list, positive_int
 
@@ -78,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..eval.reading import describe
-    from ..eval.request import check_eval_model, check_eval_options
+    from ..eval.request import check_eval_model, check_eval_options, untrained_note
     from ..eval.runner import load_eval_text, write_results
     from ..eval.tables import write_eval_report
-    from ..runs import load_run, read_config
+    from ..runs import load_run, read_config, read_lineage
     from .common import device
 
     rules = dict(extend=args.extend, overflow=args.overflow, mode=args.mode, stride=args.stride)
@@ -90,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizer = load_run(args.run_dir, device())
     cfg = read_config(args.run_dir)
     check_eval_model(model, args.lengths, **rules)
+    note = untrained_note(cfg, read_lineage(args.run_dir), args.lengths, args.run_dir)
+    if note:
+        print(f"posemb: warning: {note}", file=sys.stderr, flush=True)
     # the text (and its length check) before any model work or output
     text = load_eval_text(
         cfg,

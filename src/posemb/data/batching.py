@@ -1,8 +1,8 @@
 """Batches from a flat token array: random windows for training, consecutive ones for eval.
 
-Windows are ``seq_len`` tokens; the model takes ``labels = input_ids`` and shifts them
-itself (as Hugging Face causal LMs do), so a window of ``t`` tokens gives ``t - 1``
-next-token targets.
+Windows are ``seq_len`` tokens. A causal trainer draws windows of ``t + 1`` tokens and
+splits each into ``t`` inputs and their ``t`` next tokens (posemb.train.stream), so every
+position of a sequence of ``t`` has a target.
 
 Distributed training: with ``world_size > 1`` the array is cut into ``world_size``
 contiguous shards of (almost) equal length, ``shard r = tokens[r*n//W : (r+1)*n//W]``, and
@@ -60,7 +60,7 @@ def sample_batch(
         ``LongTensor [b, t]`` on the CPU.
 
     Raises:
-        DataError: the (shard of the) corpus has fewer than ``seq_len + 1`` tokens.
+        DataError: the (shard of the) corpus has fewer than ``seq_len`` tokens.
     """
     if batch_size < 1 or seq_len < 1:
         raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}")
@@ -136,7 +136,7 @@ def rng_from_json(state: dict[str, Any] | str) -> np.random.Generator:
 
 
 def _check_length(n: int, n_shard: int, seq_len: int, world_size: int) -> None:
-    if n_shard >= seq_len + 1:
+    if n_shard >= seq_len:
         return
     where = (
         f"the corpus has {n} tokens"
@@ -145,6 +145,6 @@ def _check_length(n: int, n_shard: int, seq_len: int, world_size: int) -> None:
         f"{n} tokens"
     )
     raise DataError(
-        f"{where}, fewer than seq_len + 1 = {seq_len + 1}: lower train.seq_len "
+        f"{where}, fewer than one window of {seq_len}: lower train.seq_len "
         "(--set train.seq_len=...) or use a larger --data source"
     )

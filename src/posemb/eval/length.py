@@ -278,24 +278,29 @@ def eval_task(
     advance: Advance | None = None,
 ) -> LengthResult:
     """Loss on answer tokens and exact-match accuracy of a synthetic task at ``eval_len``,
-    with standard errors over the ``n`` examples (drawn with ``seed``)."""
+    with standard errors over the ``n`` examples (drawn with ``seed``).
+
+    As in training (posemb.train.stream), a causal model at length ``L`` reads the first
+    ``L`` tokens of a problem ``L + 1`` tokens long and each position predicts the next one;
+    an encoder reads ``L`` tokens with its answers hidden and predicts them in place."""
     check_eval_len(eval_len)
     device = next(model.parameters()).device
     rng = np.random.default_rng([seed, eval_len])
-    causal = model.config.causal  # an encoder sees its answers hidden, and predicts in place
+    causal = model.config.causal
     ex_loss, ex_right, loss_sum, scored = [], [], 0.0, 0
     for i in range(0, n, batch_size):
-        x, y = task.sample(min(batch_size, n - i), eval_len, rng, causal=causal)
+        x, y = task.sample(min(batch_size, n - i), eval_len + causal, rng, causal=causal)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        logits = model(x).logits.float()  # [b, t, V]
-        target = y  # [b, t]; causal: the logits at i - 1 predict the token at i
+        fits = y[:, 0] == -100  # [b]: the problem begins with padding (it fits the length)
+        target = y  # [b, L]: each position's own target
         if causal:
-            logits, target = logits[:, :-1], y[:, 1:]  # [b, t-1, V], [b, t-1]
+            x, target = x[:, :-1], y[:, 1:]  # [b, L], [b, L]
+        logits = model(x).logits.float()  # [b, L, V]
         mask = target != -100
         tl = F.cross_entropy(logits.transpose(1, 2), target, reduction="none", ignore_index=-100)
         counts = mask.sum(1)  # [b]
         ex_loss += (tl.sum(1) / counts.clamp_min(1)).double().cpu().tolist()
-        right = ((logits.argmax(-1) == target) | ~mask).all(1) & (y[:, 0] == -100)  # [b]
+        right = ((logits.argmax(-1) == target) | ~mask).all(1) & fits  # [b]
         ex_right += right.double().cpu().tolist()
         loss_sum += float(tl.sum())
         scored += int(counts.sum())

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..model import Transformer
+from ..runs.config import RunConfig
+from ..runs.lineage import trained_positions
 from .runner import check_lengths
 
 
@@ -76,3 +78,27 @@ def check_eval_model(
             f"table's positions): choose --stride between 1 and {window - 1}"
         )
     check_lengths(model, lengths, extend, overflow, mode)
+
+
+def untrained_note(
+    cfg: RunConfig, lineage: dict | None, lengths: list[int], run: str | Path
+) -> str | None:
+    """One line when an evaluation length reaches positions the run never trained (its
+    settings and lineage say which it did: :func:`posemb.runs.trained_positions`), else None.
+
+    Example: ``runs/py trained positions 0–31 (train.seq_len=32); length 256 also scores
+    positions 32–255, which it never trained (rows 32–255 of its table are untrained)``.
+    """
+    n, longest = trained_positions(cfg, lineage), max(lengths)
+    if longest <= n:
+        return None
+    past = sorted(L for L in lengths if L > n)
+    which = f"length {past[0]}" if len(past) == 1 else f"lengths {', '.join(map(str, past))}"
+    line = (
+        f"{run} trained positions 0–{n - 1} (train.seq_len={cfg.train.seq_len}); {which} also "
+        f"score{'s' if len(past) == 1 else ''} positions {n}–{longest - 1}, which it never trained"
+    )
+    table = cfg.model.max_positions if cfg.model.has_position_table else None
+    if table is not None and table > n:
+        line += f" (rows {n}–{min(table, longest) - 1} of its table are untrained)"
+    return line

@@ -90,8 +90,9 @@ def _batch(cfg: ModelConfig, shape: tuple[int, int], positions, device: torch.de
 
 
 def _forward_backward(model, ids, pos) -> list[torch.Tensor]:
-    """Logits, loss and every gradient of one step (called as the trainer calls its model)."""
-    out = model(ids, positions=pos, labels=ids)
+    """Logits, loss and every gradient of one step (called as the trainer calls its model:
+    each position's own target)."""
+    out = model(ids, positions=pos, targets=ids.roll(-1, dims=1))
     out.loss.backward()
     grads = [p.grad.detach().flatten() for p in model.parameters() if p.grad is not None]
     return [out.logits.detach().float(), out.loss.detach().reshape(1), torch.cat(grads)]

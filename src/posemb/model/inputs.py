@@ -47,29 +47,38 @@ def check_input_ids(input_ids: Tensor, vocab: int) -> tuple[int, int]:
     return input_ids.shape
 
 
-def check_labels(labels: Tensor, input_ids: Tensor, causal: bool, vocab: int) -> None:
-    """Labels of ``input_ids``' shape, leaving a token to score, ids below ``vocab`` or -100."""
+def check_labels(
+    labels: Tensor, input_ids: Tensor, shifted: bool, vocab: int, name: str = "labels"
+) -> None:
+    """Labels (or targets) of ``input_ids``' shape, leaving a token to score, ids below
+    ``vocab`` or -100. ``shifted``: the model shifts them (a causal LM's ``labels``), so
+    position 0's label is never scored."""
     if not isinstance(labels, Tensor) or labels.shape != input_ids.shape:
         shape = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        hint = (
+            "causal LM: pass the input ids themselves; the model shifts them"
+            if shifted
+            else "one target per position, -100 where no loss is taken"
+        )
         raise ValueError(
-            f"labels must have input_ids' shape {tuple(input_ids.shape)}, got {shape} "
-            "(causal LM: pass the input ids themselves; the model shifts them)"
+            f"{name} must have input_ids' shape {tuple(input_ids.shape)}, got {shape} ({hint})"
         )
     if labels.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"labels must be an integer tensor (-100 = no loss), got {labels.dtype}")
+        raise TypeError(f"{name} must be an integer tensor (-100 = no loss), got {labels.dtype}")
     if torch.compiler.is_compiling():
         return
-    scored = labels[:, 1:] if causal else labels  # a causal LM scores tokens 1 .. t-1
+    scored = labels[:, 1:] if shifted else labels  # a causal LM scores tokens 1 .. t-1
     if scored.numel() == 0 or not bool((scored != -100).any()):
-        need = "two tokens (position i predicts token i+1)" if causal else "one token"
+        need = "two tokens (position i predicts token i+1)" if shifted else "one token"
         raise ValueError(
-            f"labels {tuple(labels.shape)} leave no token to score (a loss over zero tokens "
-            f"is NaN): give each forward with labels at least {need} whose label is not -100"
+            f"{name} {tuple(labels.shape)} leave no token to score (a loss over zero tokens "
+            f"is NaN): give each forward with {name} at least {need} whose {name[:-1]} is "
+            "not -100"
         )
     lo, hi = (int(v) for v in torch.aminmax(labels.detach().masked_fill(labels == -100, 0)))
     if hi >= vocab or lo < 0:
         raise ValueError(
-            f"label {hi if hi >= vocab else lo} is outside the vocabulary of {vocab} ids "
+            f"{name[:-1]} {hi if hi >= vocab else lo} is outside the vocabulary of {vocab} ids "
             f"(0–{vocab - 1}); use -100 for tokens without loss"
         )
 

@@ -115,6 +115,14 @@ def build_positions(cfg: ModelConfig) -> tuple[PositionalScheme | None, nn.Modul
     return None, nn.ModuleList([first, *rest])
 
 
+def cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean cross-entropy (nats) of ``logits`` ``[b, t, V]`` against aligned ``targets``
+    ``[b, t]``, over the positions whose target is not -100 (in float32)."""
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100
+    )
+
+
 class Transformer(nn.Module):
     """Causal LM or bidirectional encoder with a pluggable positional scheme.
 
@@ -290,6 +298,7 @@ class Transformer(nn.Module):
         use_cache: bool = False,
         labels: Tensor | None = None,
         output_hidden_states: bool = False,
+        targets: Tensor | None = None,
     ) -> TransformerOutput:
         """Run the model.
 
@@ -304,11 +313,23 @@ class Transformer(nn.Module):
                 encoder: per-token targets. ``-100`` marks tokens without loss.
             output_hidden_states: ``out.hidden_states`` holds the embeddings' output and every
                 block's output (the last one after the final norm) instead of only the last.
+            targets: ``[b, t]`` each position's own target, never shifted (a causal LM's
+                position ``i`` predicts ``targets[:, i]``, the token after it; nanoGPT's
+                convention): what the trainer passes, from windows of ``t + 1`` tokens, so
+                that every position, the table's last row included, has a target. ``-100``
+                marks positions without loss. Give ``labels`` or ``targets``, not both.
         """
         cfg = self.config
         b, t = check_input_ids(input_ids, cfg.vocab_size)
+        if labels is not None and targets is not None:
+            raise ValueError(
+                "give labels (a causal LM's are shifted inside) or targets (aligned with the "
+                "positions), not both"
+            )
         if labels is not None:
             check_labels(labels, input_ids, cfg.causal, cfg.vocab_size)
+        if targets is not None:
+            check_labels(targets, input_ids, False, cfg.vocab_size, "targets")
         past = cache.length if cache is not None else 0
         # masks and positions built on the CPU for a model on an accelerator: follow the tokens
         if isinstance(attention_mask, Tensor):
@@ -353,7 +374,11 @@ class Transformer(nn.Module):
             hidden.append(x)
         logits = self.lm_head(x)  # [b, t, V]
 
-        loss = self.loss(logits, labels.to(logits.device)) if labels is not None else None
+        loss = None
+        if labels is not None:
+            loss = self.loss(logits, labels.to(logits.device))
+        elif targets is not None:
+            loss = cross_entropy(logits, targets.to(logits.device))
         new_cache = None
         if use_cache:
             new_cache = KVCache(new_layers, k_positions, key_mask)
@@ -362,12 +387,11 @@ class Transformer(nn.Module):
         )
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
-        """Mean cross-entropy (nats) over tokens whose label is not -100."""
-        if self.config.causal:  # position i predicts token i+1
+        """Mean cross-entropy (nats) over tokens whose label is not -100 (a causal LM's
+        labels shifted: position i predicts token i+1)."""
+        if self.config.causal:
             logits, labels = logits[:, :-1], labels[:, 1:]
-        return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100
-        )
+        return cross_entropy(logits, labels)
 
     # -- generation --------------------------------------------------------------------------
     @torch.no_grad()

@@ -33,7 +33,7 @@ from .layout import (
     folder_kind,
     run_file,
 )
-from .lineage import read_lineage, tokens_trained
+from .lineage import read_lineage, tokens_trained, trained_positions
 from .load import load_model, load_run, read_config, save_pretrained
 
 __all__ = [
@@ -60,5 +60,6 @@ __all__ = [
     "save_pretrained",
     "step_reached",
     "tokens_trained",
+    "trained_positions",
     "write_initial_checkpoint",
 ]

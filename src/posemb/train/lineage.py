@@ -25,7 +25,7 @@ from ..model.config import ModelConfig
 from ..runs.checkpoint import step_reached
 from ..runs.config import RunConfig, build_config, flat_settings
 from ..runs.layout import MODEL_FILE, run_file, run_path
-from ..runs.lineage import read_lineage, tokens_trained
+from ..runs.lineage import read_lineage, tokens_trained, trained_positions
 from ..runs.load import read_config
 from ..runs.weights import HASH_KEY, load_weights, read_weights_file, state_dict_for_save
 
@@ -127,6 +127,7 @@ def initial_model(cfg: RunConfig) -> tuple[Transformer, dict[str, Any]]:
         "source_step": step,
         "source_sha256": metadata.get(HASH_KEY),
         "source_tokens": tokens_trained(src_cfg, step, read_lineage(source)),
+        "source_trained_positions": trained_positions(src_cfg, read_lineage(source)),
         "method": tc.init_method or None,
         "from_positions": old,
         "positions": new,

@@ -1,5 +1,13 @@
 """What the trainer feeds the model: token windows or synthetic problems, plus position ids.
 
+Every position of a training sequence has a target, so every row of a table that the
+sequence reaches trains. A causal LM of length ``t`` reads windows of ``t + 1`` tokens
+(nanoGPT's ``x = w[:-1], y = w[1:]``): the inputs are the first ``t``, each position's
+target is the token after it, the table's last row (``t = max_positions``) included. A
+synthetic problem for a causal model is drawn ``t + 1`` tokens long the same way. An
+encoder reads ``t`` tokens and predicts the corrupted ones in place (any position can be
+one). Targets are aligned with the positions (``Transformer(..., targets=...)``).
+
 One numpy Generator drives the training stream (windows and position recipes), so its
 JSON state in ``trainer_state.json`` is the exact data position for ``--resume``.
 Validation batches come from a separate, fixed-seed generator: evaluating never moves the
@@ -31,7 +39,7 @@ from ..runs.config import RunConfig
 @dataclass
 class Batch:
     input_ids: torch.Tensor  # [b, t]
-    labels: torch.Tensor  # [b, t]; -100 where no loss is taken
+    targets: torch.Tensor  # [b, t]: each position's own target, -100 where no loss is taken
     positions: torch.Tensor | None  # [b, t], or None for 0 .. t-1
 
 
@@ -58,19 +66,25 @@ class TrainData:
     def batch(
         self, n: int, rng: np.random.Generator, split: str = "train", seq_len: int | None = None
     ) -> Batch:
-        """``n`` sequences of ``seq_len`` (default train.seq_len) with the run's position recipe."""
+        """``n`` sequences of ``seq_len`` positions (default train.seq_len), each with its
+        targets (module doc), and the run's position recipe."""
         t = seq_len or self.cfg.train.seq_len
+        causal = self.cfg.model.causal
+        drawn = t + 1 if causal else t  # a causal LM's last position predicts token t
         if self.task is not None:
-            x, y = self.task.sample(n, t, rng, causal=self.cfg.model.causal)
-            x, y = torch.from_numpy(x), torch.from_numpy(y)
+            x, y = self.task.sample(n, drawn, rng, causal=causal)
+            x, y = torch.from_numpy(x), torch.from_numpy(y)  # [b, drawn]; y aligned with x
+            if causal:  # position i predicts the token at i + 1
+                x, y = x[:, :-1].contiguous(), y[:, 1:].contiguous()  # [b, t], [b, t]
         else:
             tokens = self.train_tokens if split == "train" else self.val_tokens
             world = self.world_size if split == "train" else 1
             rank = self.rank if split == "train" else 0
-            x = sample_batch(tokens, n, t, rng, rank=rank, world_size=world)
-            y = x
-            if not self.cfg.model.causal:  # an encoder copying its input learns nothing
-                x, y = corrupt_tokens(x, self.cfg.model.vocab_size, rng)
+            w = sample_batch(tokens, n, drawn, rng, rank=rank, world_size=world)  # [b, drawn]
+            if causal:  # contiguous copies: the compiled model sees one layout (strides)
+                x, y = w[:, :-1].contiguous(), w[:, 1:].contiguous()  # [b, t], [b, t]
+            else:  # an encoder copying its input learns nothing
+                x, y = corrupt_tokens(w, self.cfg.model.vocab_size, rng)
         tc = self.cfg.train
         positions = (
             assign_positions(
