@@ -82,14 +82,21 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.request import check_eval_model, check_eval_options, untrained_note
     from ..eval.runner import load_eval_text, write_results
     from ..eval.tables import write_eval_report
-    from ..runs import load_run, read_config, read_lineage
+    from ..runs import folder_kind, load_run, read_config, read_lineage
     from .common import device
 
     rules = dict(extend=args.extend, overflow=args.overflow, mode=args.mode, stride=args.stride)
     check_eval_options(**rules, out=args.out)
     out = Path(args.out)
-    model, tokenizer = load_run(args.run_dir, device())
-    cfg = read_config(args.run_dir)
+    mask_id, args.scheme = None, None
+    if folder_kind(args.run_dir) == "hf":  # a Hugging Face model folder: its own code
+        from ..interop.hf_model import open_for_scoring
+
+        model, tokenizer, cfg, mask_id = open_for_scoring(args.run_dir, args.data)
+        model, args.scheme = model.to(device()), model.folder.model_type
+    else:
+        model, tokenizer = load_run(args.run_dir, device())
+        cfg = read_config(args.run_dir)
     check_eval_model(model, args.lengths, **rules)
     note = untrained_note(cfg, read_lineage(args.run_dir), args.lengths, args.run_dir)
     if note:
@@ -104,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         n_tokens=args.tokens,
         seed=args.seed,
     )
+    if mask_id is not None:  # an encoder: the same seeded offsets masked at every length
+        text = text.with_mask(mask_id)
     print(f"scoring {text.summary()}", flush=True)
     records = _evaluate(args, model, cfg, tokenizer, text)
     write_results(out, records)
@@ -112,8 +121,7 @@ def run(args: argparse.Namespace) -> int:
         out,
         records,
         f"posemb eval: {args.run_dir}",
-        f"Scheme {cfg.model.position}, trained at {cfg.train.seq_len} tokens "
-        f"(positions: {cfg.train.positions}); table size {cfg.model.max_positions}.",
+        _describe_model(args, cfg),
         reading,
     )
     metric = "accuracy" if any("accuracy" in r for r in records) else "loss"
@@ -156,4 +164,19 @@ def _evaluate(args: argparse.Namespace, model, cfg, tokenizer, text) -> list[dic
             byte_level=tokenizer.kind == "byte",
             provenance=prov,
             progress=bar,
+            scheme=args.scheme,
         )
+
+
+def _describe_model(args: argparse.Namespace, cfg) -> str:
+    """The report's line about the model scored."""
+    if args.scheme is not None:  # a Hugging Face folder
+        objective = "causal LM" if cfg.model.causal else "masked LM, scored on masked tokens"
+        return (
+            f"Hugging Face {args.scheme} ({objective}); its table serves "
+            f"{cfg.model.max_positions} positions."
+        )
+    return (
+        f"Scheme {cfg.model.position}, trained at {cfg.train.seq_len} tokens "
+        f"(positions: {cfg.train.positions}); table size {cfg.model.max_positions}."
+    )

@@ -11,6 +11,11 @@ Schemes: learned, learned+random (randomised positions), sinusoidal, rope, alibi
 nope (the default: all of these), and learned+stretch (opt-in: a table trained at
 fractional positions, train.positions=stretch, used past L through `interpolate`).
 
+A Hugging Face model folder instead (--hf HF_DIR): its tables grown by each extension method
+to --to positions (default 4x its own), scored at 1x, 2x, 4x its length as they are and
+after fine-tuning on each --finetune-tokens budget (its own objective: next tokens, or
+masked tokens for an encoder), beside the folder read through a sliding window: hf.md.
+
 Opt-in recipes and tasks (they cost more than the default; see BENCHMARKS.md):
   --finetune 2,5,10   each extension method followed by 2%/5%/10% of the training steps at
                       --finetune-len T (default 4L), and a model trained from scratch at T
@@ -52,6 +57,33 @@ def task_list(text: str) -> list[str]:
             raise argparse.ArgumentTypeError(str(unknown("synthetic task", n, TASKS)))
     if not names:
         raise argparse.ArgumentTypeError(f"expected tasks like {','.join(TASKS)}, got {text!r}")
+    return names
+
+
+def token_list(text: str) -> list[int]:
+    """``"0,20000"`` -> ``[0, 20000]``: token budgets of 0 or more."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated token counts like 0,20000,80000, got {text!r}"
+        ) from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected token counts >= 0 like 0,20000, got {text!r}")
+    return sorted(set(values))
+
+
+def method_list(text: str) -> list[str]:
+    """``"tile,interpolate"`` -> the extension methods named, each checked."""
+    from ..positional.checks import unknown
+    from ..positional.extend import EXTEND_METHODS
+
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    for n in names:
+        if n not in EXTEND_METHODS:
+            raise argparse.ArgumentTypeError(str(unknown("extension method", n, EXTEND_METHODS)))
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected methods like tile,interpolate, got {text!r}")
     return names
 
 
@@ -125,6 +157,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="synthetic tasks to sweep instead of text, e.g. copy,reverse,recall "
         "(exact match at L, 2L, 4L)",
     )
+    hf = p.add_argument_group("a Hugging Face model folder (--hf)")
+    hf.add_argument("--hf", metavar="HF_DIR", help="sweep this model's extension methods")
+    hf.add_argument(
+        "--finetune-tokens",
+        type=token_list,
+        metavar="N,...",
+        help="fine-tuning budgets in training tokens after each method, e.g. 0,20000,80000 "
+        "(0: the extended model as it is; default 0)",
+    )
+    hf.add_argument("--to", type=positive_int, metavar="N", help="positions after extension")
+    hf.add_argument(
+        "--methods", type=method_list, metavar="M,...", help="extension methods (default: all)"
+    )
+    hf.add_argument(
+        "--batch-size", type=positive_int, default=8, help="fine-tuning sequences a step"
+    )
+    hf.add_argument("--lr", type=positive_float, default=1e-4, help="fine-tuning peak rate")
     p.add_argument(
         "--out", required=True, metavar="DIR", help="where to write the runs and the results"
     )
@@ -144,6 +193,10 @@ def run(args: argparse.Namespace) -> int:
         write_sweep_outputs,
     )
 
+    if args.hf:
+        return _run_hf(args)
+    if args.finetune_tokens or args.to or args.methods:
+        raise UsageError("--finetune-tokens/--to/--methods sweep a Hugging Face folder: add --hf")
     L = args.train_len or BUDGETS[args.budget]["train_len"]
     if L < 2:
         raise UsageError(f"--train-len must be at least 2 tokens, got {L}")
@@ -188,4 +241,37 @@ def _run_tasks(plan, tasks: list[str], out) -> int:
     table = write_task_outputs(out, records)
     print(table.read_text())
     print(f"wrote {out / 'results.json'}, {table} and a report per task ({', '.join(tasks)})")
+    return 0
+
+
+def _run_hf(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from ..experiments.hf_sweep import HFSweepPlan, run_hf_sweep, write_hf_sweep
+    from ..positional.extend import EXTEND_METHODS
+
+    other = [f for f, v in (("--schemes", args.schemes), ("--tasks", args.tasks),
+             ("--finetune", args.finetune), ("--train-len", args.train_len)) if v]  # fmt: skip
+    if other:
+        raise UsageError(f"{other[0]} sweeps posemb's own schemes; with --hf drop it")
+    plan = HFSweepPlan(
+        args.hf,
+        to=args.to,
+        eval_lens=args.eval_lens,
+        methods=args.methods or list(EXTEND_METHODS),
+        budgets=args.finetune_tokens or [0],
+        data=args.data,
+        seed=args.seed,
+        eval_seed=args.eval_seed,
+        eval_tokens=args.tokens,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        progress=sys.stderr.isatty(),
+    )
+    out = Path(args.out)
+    records = run_hf_sweep(plan, out)
+    _, page = write_hf_sweep(plan, out, records)
+    print((out / "hf.md").read_text())
+    print(f"wrote {out / 'results.json'}, {page}")
     return 0

@@ -22,6 +22,7 @@ Shapes: ``n`` spans, ``S`` span length, ``L`` evaluation length, ``w`` windows (
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -97,6 +98,38 @@ def token_losses(model: Transformer, ids: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")  # [b, t-1]
 
 
+@torch.inference_mode()
+def masked_losses(
+    model: Transformer, inputs: torch.Tensor, truth: torch.Tensor, which: torch.Tensor
+) -> torch.Tensor:
+    """An encoder's losses ``[b, t]`` at the masked positions ``which`` (predicting ``truth``
+    in place from ``inputs``, where those positions read the mask token); NaN elsewhere."""
+    logits = model(inputs).logits.float()  # [b, t, V]
+    losses = F.cross_entropy(logits.transpose(1, 2), truth, reduction="none")  # [b, t]
+    return losses.masked_fill(~which, float("nan"))
+
+
+def _windows(text: EvalText, eval_len: int) -> tuple[np.ndarray, ...]:
+    """What scoring at ``eval_len`` reads, once: the windows ``[w, L]`` (next-token scoring),
+    or the inputs, the true tokens and the masked positions, ``[w, L]`` each (a masked text)."""
+    if text.masked is None:
+        return (text.windows(eval_len),)
+    return (
+        text.windows(eval_len, inputs=True),
+        text.windows(eval_len),
+        text.window_targets(eval_len),
+    )
+
+
+def _score(model, windows: tuple[np.ndarray, ...], rows: slice, begin: int, end: int, device):
+    """Losses of ``rows`` of ``windows`` (:func:`_windows`) at positions ``begin .. end-1``:
+    ``[b, end-begin-1]`` next-token losses, or ``[b, end-begin]`` masked ones (NaN where not
+    masked)."""
+    parts = [torch.from_numpy(a[rows, begin:end]).to(device) for a in windows]
+    losses = token_losses(model, *parts) if len(parts) == 1 else masked_losses(model, *parts)
+    return losses.double().cpu().numpy()
+
+
 def batch_windows(eval_len: int, vocab_size: int) -> int:
     """Windows per forward pass: about 16k tokens, fewer when the logits ``[b, L, V]`` or an
     ``L × L`` attention bias would take more than about 256 MiB."""
@@ -134,14 +167,16 @@ def eval_nonoverlap(
     check_eval_len(eval_len)
     text = as_text(text, eval_len, max_windows)
     device = next(model.parameters()).device
-    ids = text.windows(eval_len)  # [w, L]
+    w = text.n_spans * (text.span_len // eval_len)
     b = batch_size or batch_windows(eval_len, model.config.vocab_size)
-    losses = np.empty((len(ids), eval_len - 1))  # [w, L-1]
-    for i in range(0, len(ids), b):
-        x = torch.from_numpy(ids[i : i + b]).to(device)
-        losses[i : i + b] = token_losses(model, x).double().cpu().numpy()
+    first = 0 if text.masked is not None else 1  # the first position that is a target
+    losses = np.empty((w, eval_len - first))  # [w, L-1], or [w, L] for an encoder
+    windows = _windows(text, eval_len)
+    for i in range(0, w, b):
+        rows = slice(i, min(i + b, w))
+        losses[rows] = _score(model, windows, rows, 0, eval_len, device)
         if advance is not None:
-            advance(x.numel())
+            advance((rows.stop - rows.start) * eval_len)
     return _result(text, eval_len, "nonoverlap", losses)
 
 
@@ -197,18 +232,23 @@ def eval_sliding(
     text = as_text(text, eval_len, max_windows)
     device = next(model.parameters()).device
     plan = sliding_plan(model.position_limit, eval_len, window, stride)
-    seqs = text.windows(eval_len)  # [w, L]
+    w = text.n_spans * (text.span_len // eval_len)
     widest = max(end - begin for begin, end, _ in plan)
     b = batch_size or batch_windows(widest, model.config.vocab_size)
-    per_target = np.empty((len(seqs), eval_len - 1))  # [w, L-1]
-    for i in range(0, len(seqs), b):
-        ids = torch.from_numpy(seqs[i : i + b]).to(device)
+    masked = text.masked is not None
+    per_target = np.empty((w, eval_len - (0 if masked else 1)))  # [w, L-1], encoder [w, L]
+    windows = _windows(text, eval_len)
+    for i in range(0, w, b):
+        rows = slice(i, min(i + b, w))
         for begin, end, first in plan:
-            losses = token_losses(model, ids[:, begin:end]).double().cpu().numpy()
-            # losses[:, j] is the loss of token begin+j+1; keep targets first .. end-1
-            per_target[i : i + b, first - 1 : end - 1] = losses[:, first - begin - 1 :]
+            losses = _score(model, windows, rows, begin, end, device)
+            if masked:  # an encoder's targets begin..: the first window scores offset 0 too
+                lo = 0 if begin == 0 else first
+                per_target[rows, lo:end] = losses[:, lo - begin :]
+            else:  # losses[:, j] is the loss of token begin+j+1; keep targets first .. end-1
+                per_target[rows, first - 1 : end - 1] = losses[:, first - begin - 1 :]
             if advance is not None:
-                advance(ids.shape[0] * (end - begin))
+                advance((rows.stop - rows.start) * (end - begin))
     return _result(text, eval_len, "sliding", per_target)
 
 
@@ -230,38 +270,53 @@ def forward_tokens(
 
 
 def _result(text: EvalText, eval_len: int, mode: str, losses: np.ndarray) -> LengthResult:
-    """Summarise per-window target losses ``[w, L-1]`` over the text's scored targets."""
+    """Summarise per-window target losses ``[w, L-1]`` (an encoder's ``[w, L]``, NaN where
+    not masked) over the text's scored targets."""
     n, per = text.n_spans, text.span_len // eval_len
+    first = eval_len - losses.shape[1]  # 1: next-token targets start at position 1
     grid = np.full((n, per, eval_len), np.nan)
-    grid[:, :, 1:] = losses.reshape(n, per, eval_len - 1)
+    grid[:, :, first:] = losses.reshape(n, per, eval_len - first)
     by_offset = np.full((n, text.span_len), np.nan)  # [n, S]: loss of the target at each offset
     by_offset[:, : per * eval_len] = grid.reshape(n, per * eval_len)
-    units = by_offset[:, text.targets].mean(axis=1)  # [n] each span's mean over the targets
+    if text.masked is not None:  # each span's masked offsets: the same count in every span
+        units = by_offset[text.masked].reshape(n, -1).mean(axis=1)  # [n]
+    else:
+        units = by_offset[:, text.targets].mean(axis=1)  # [n] each span's mean over the targets
     loss, loss_se = mean_se(units)
+    with warnings.catch_warnings():  # a position no window masked: no mean there (NaN)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        curve = np.nanmean(losses, axis=0) if text.masked is not None else losses.mean(axis=0)
     return LengthResult(
         eval_len,
         mode,
         loss,
         text.scored_tokens,
-        losses.mean(axis=0).tolist(),
+        curve.tolist(),
         loss_se=loss_se,
         units=units.tolist(),
-        per_position_bins=position_bins(losses),
+        per_position_bins=position_bins(losses, first),
     )
 
 
-def position_bins(losses: np.ndarray, n_bins: int = 32) -> dict:
-    """Per-position losses ``[w, L-1]`` in ``min(n_bins, L-1)`` bins of (nearly) equal size:
+def position_bins(losses: np.ndarray, first: int = 1, n_bins: int = 32) -> dict:
+    """Per-position losses ``[w, t]`` (column ``j``: the target at position ``first + j``;
+    NaN where a window scored nothing) in ``min(n_bins, t)`` bins of (nearly) equal size:
     each bin's mean and its standard error over windows (a window's mean over the bin is one
-    observation). ``first``: the first target position of each bin (1-based)."""
+    observation). ``first``: the first target position of each bin."""
     w, t = losses.shape
     starts = np.linspace(0, t, min(n_bins, t) + 1).astype(np.int64)[:-1]  # [bins]
-    sizes = np.diff(np.append(starts, t))  # [bins]
-    per_window = np.add.reduceat(losses, starts, axis=1) / sizes  # [w, bins]
-    se = per_window.std(axis=0, ddof=1) / math.sqrt(w) if w > 1 else np.zeros(len(starts))
+    scored = ~np.isnan(losses)  # an encoder's windows score only their masked positions
+    sums = np.add.reduceat(np.where(scored, losses, 0.0), starts, axis=1)  # [w, bins]
+    counts = np.add.reduceat(scored, starts, axis=1)  # [w, bins]
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a bin no window scored: NaN
+        per_window = sums / counts  # [w, bins]; NaN where a window scored nothing in a bin
+        mean = np.nanmean(per_window, axis=0)
+        k = (~np.isnan(per_window)).sum(axis=0)
+        se = np.where(k > 1, np.nanstd(per_window, axis=0, ddof=1) / np.sqrt(np.maximum(k, 1)), 0)
     return {
-        "first": (starts + 1).tolist(),
-        "mean": [round(float(v), 5) for v in per_window.mean(axis=0)],
+        "first": (starts + first).tolist(),
+        "mean": [round(float(v), 5) for v in mean],
         "se": [round(float(v), 5) for v in se],
     }
 

@@ -213,17 +213,20 @@ def evaluate_run(
     provenance: dict[str, Any] | None = None,
     progress: Progress | None = None,
     memo: dict | None = None,
+    scheme: str | None = None,
 ) -> list[dict]:
     """One record per length, all scored on ``text``. Errors for one length are recorded,
     not raised. ``memo`` (a dict shared between calls on one model) reuses a length's
-    result where another method runs the very same computation (no extension needed)."""
+    result where another method runs the very same computation (no extension needed).
+    ``scheme`` names the model in the records (default its positional scheme; a Hugging
+    Face model: its ``model_type``)."""
     records = []
     for L in lengths:
         # each length gets the table extended to exactly that length (a table that already
         # covers L is used as it is): what a user evaluating at L would do
         m = adapt_model(model, new_max=L, method=method, overflow=overflow)
         rec = {
-            "scheme": cfg.model.position,
+            "scheme": scheme or cfg.model.position,
             "recipe": recipe or cfg.train.positions,
             "method": method or overflow or "none",
             "train_len": cfg.train.seq_len,

@@ -16,6 +16,12 @@ How the text is chosen (``EvalText.draw``):
   method and the sliding window score exactly these tokens.
 - Standard errors are over spans: each span's mean loss over its targets is one
   observation (equal weights: every span has the same targets).
+- An encoder (a masked-LM objective) is scored on a fixed seeded mask
+  (:meth:`EvalText.with_mask`): the same number of offsets of every span, drawn once with the
+  text's seed from the offsets every length covers, are replaced by the mask token and
+  predicted in place. Every length and method masks and scores exactly these offsets, so
+  the lengths stay paired; a window's first token needs no left context, so any offset can
+  be a target.
 
 Shapes: ``n`` spans, ``S`` span length, ``L`` an evaluation length.
 """
@@ -23,7 +29,7 @@ Shapes: ``n`` spans, ``S`` span length, ``L`` an evaluation length.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +39,7 @@ from ..provenance import fingerprint_tokens
 
 DEFAULT_TOKENS = 65536  # scored tokens per length unless told otherwise (about 2^16)
 DEFAULT_SEED = 0  # the evaluation text's seed: fixed, independent of any training seed
+MASK_RATE = 0.15  # an encoder's scored share of the text (BERT's masking rate)
 
 
 def scored_targets(span_len: int, lengths: list[int]) -> np.ndarray:
@@ -87,6 +94,8 @@ class EvalText:
     source: dict[str, Any] = field(default_factory=dict)
     names: list[str] | None = None
     bounds: np.ndarray | None = None  # [docs] first token of each document
+    masked: np.ndarray | None = None  # [n, S] an encoder's targets (with_mask), else None
+    mask_id: int | None = None  # the token the masked offsets read
 
     @classmethod
     def draw(
@@ -111,28 +120,60 @@ class EvalText:
     def n_spans(self) -> int:
         return len(self.starts)
 
+    def with_mask(self, mask_id: int, rate: float = MASK_RATE) -> EvalText:
+        """This text for an encoder: ``round(rate x covered)`` offsets of every span (at least
+        one), drawn with the text's seed among the offsets every length covers, read as
+        ``mask_id`` and scored in place (module doc)."""
+        S = self.span_len
+        covered = np.flatnonzero(np.arange(S) < min((S // L) * L for L in self.lengths))
+        k = max(1, round(rate * len(covered)))
+        rng = np.random.default_rng([self.seed, 1])  # the text's own: one mask for every model
+        masked = np.zeros((self.n_spans, S), dtype=bool)
+        for row in masked:
+            row[rng.choice(covered, size=k, replace=False)] = True
+        return replace(self, masked=masked, mask_id=int(mask_id))
+
     @property
     def targets(self) -> np.ndarray:
-        """``bool [S]``: the span offsets scored at every length."""
+        """``bool [S]``: the span offsets scored at every length (next-token scoring); with a
+        mask, ``bool [n, S]``: each span's masked offsets."""
+        if self.masked is not None:
+            return self.masked
         return scored_targets(self.span_len, self.lengths)
+
+    @property
+    def targets_per_span(self) -> int:
+        return int(self.targets.sum()) // (self.n_spans if self.masked is not None else 1)
 
     @property
     def scored_tokens(self) -> int:
         """Targets scored per length and method: spans × targets per span."""
-        return self.n_spans * int(self.targets.sum())
+        return self.n_spans * self.targets_per_span
 
     def spans(self) -> np.ndarray:
         """``int64 [n, S]`` the token ids of every span."""
         idx = self.starts[:, None] + np.arange(self.span_len)[None, :]  # [n, S]
         return np.asarray(self.tokens[idx.ravel()], dtype=np.int64).reshape(idx.shape)
 
-    def windows(self, eval_len: int) -> np.ndarray:
-        """``int64 [n * (S // L), L]``: each span cut into windows of ``L`` (span-major order)."""
+    def windows(self, eval_len: int, inputs: bool = False) -> np.ndarray:
+        """``int64 [n * (S // L), L]``: each span cut into windows of ``L`` (span-major order);
+        ``inputs`` with the masked offsets read as the mask token (a masked text)."""
         per = self.span_len // eval_len
-        return self.spans()[:, : per * eval_len].reshape(self.n_spans * per, eval_len)
+        ids = self.spans()
+        if inputs and self.masked is not None:
+            ids = np.where(self.masked, self.mask_id, ids)  # [n, S]
+        return ids[:, : per * eval_len].reshape(self.n_spans * per, eval_len)
+
+    def window_targets(self, eval_len: int) -> np.ndarray:
+        """``bool [n * (S // L), L]``: the masked offsets of each window (a masked text)."""
+        per = self.span_len // eval_len
+        return self.masked[:, : per * eval_len].reshape(self.n_spans * per, eval_len)
 
     def fingerprint(self) -> str:
         """Of the span tokens and the scored offsets: equal exactly when the same text is scored."""
+        if self.masked is not None:
+            mask = np.flatnonzero(self.masked).tolist()
+            return fingerprint_tokens(self.spans(), ("posemb-masked-text-1", self.span_len, mask))
         skipped = np.flatnonzero(~self.targets).tolist()
         return fingerprint_tokens(self.spans(), ("posemb-eval-text-1", self.span_len, skipped))
 
@@ -163,9 +204,13 @@ class EvalText:
             "seed": self.seed,
             "spans": self.n_spans,
             "span_len": self.span_len,
-            "targets_per_span": int(self.targets.sum()),
+            "targets_per_span": self.targets_per_span,
             "scored_tokens": self.scored_tokens,
             "standard_error_over": "spans",
+            "scored": "masked tokens, predicted in place"
+            if self.masked is not None
+            else ("next tokens"),
+            **({"mask_id": self.mask_id} if self.masked is not None else {}),
             "fingerprint": self.fingerprint(),
             "files": files,
         }

@@ -34,7 +34,7 @@ from .limits import read_limit_files, update_limits
 from .metadata import HF_METADATA
 from .outdir import copy_file, files_to_copy, output_dir
 
-__all__ = ["FAMILIES", "Extension", "extend"]
+__all__ = ["FAMILIES", "Extension", "extend", "extend_tensors"]
 
 
 @dataclass
@@ -151,11 +151,57 @@ def _tables(src: Path, config: dict, family: Family, files: list[str], to: int) 
     where = str(src / CONFIG_FILE)
     grown = []
     for table in family.tables:
-        stored, offset, old = positions_served(table, config, where)
-        new_stored = to + offset if table.counts_offset else to
-        file, key = _find_table(src, files, table.key)
-        grown.append(_Grown(file, key, table.limit, table.also, offset, stored, old, new_stored))
+        sizes = positions_served(table, config, where)  # the config first: its errors name it
+        grown.append(_table(table, sizes, to, *_find_table(src, files, table.key)))
     return grown
+
+
+def _table(table, sizes: tuple[int, int, int], to: int, file: str, key: str) -> _Grown:
+    stored, offset, old = sizes
+    new_stored = to + offset if table.counts_offset else to
+    return _Grown(file, key, table.limit, table.also, offset, stored, old, new_stored)
+
+
+def _set_limits(config: dict, grown: list[_Grown]) -> None:
+    """The new size in every ``config.json`` field that holds it."""
+    for g in grown:
+        for key in (g.limit, *g.also):
+            if key in config:
+                config[key] = g.new_stored
+
+
+def extend_tensors(
+    tensors: dict[str, torch.Tensor],
+    config: dict,
+    where: str,
+    to: int,
+    method: str,
+    *,
+    allow_shrink: bool = False,
+    generator: torch.Generator | None = None,
+) -> int:
+    """:func:`extend` in memory: every table of the family in ``tensors`` (a whole model's
+    weights, changed in place) grown to ``to`` positions, stale length-dependent buffers fixed
+    or dropped, and the size fields of ``config`` (changed in place) rewritten. Returns the
+    positions the model served before. Reserved rows are copied exactly, as on disk."""
+    _, family = family_of(config, where)
+    grown = []
+    for table in family.tables:
+        sizes = positions_served(table, config, where)
+        found = [k for k in tensors if matches(k, table.key)]
+        if len(found) != 1:
+            raise ValueError(
+                f"{where}: expected one position table named [PREFIX.]{table.key}, found "
+                f"{len(found)}"
+            )
+        grown.append(_table(table, sizes, to, "", found[0]))
+    for g in grown:
+        _check_size(g.old, to, allow_shrink)
+    _fix_buffers(tensors, grown[0].stored, grown[0].new_stored, family.masks)
+    for g in grown:
+        _grow(tensors, g, config, where, method, to, generator)
+    _set_limits(config, grown)
+    return grown[0].old
 
 
 def _fix_buffers(
@@ -212,10 +258,7 @@ def _extend_hf(
         _check_size(g.old, to, allow_shrink)
     first = grown[0]
     limit_files = read_limit_files(src, config)
-    for g in grown:
-        for key in (g.limit, *g.also):
-            if key in config:
-                config[key] = g.new_stored
+    _set_limits(config, grown)
     rewritten, notes = update_limits(limit_files, first.old, to)
     rewritten.add(CONFIG_FILE)
 

@@ -119,6 +119,66 @@ def import_tokenizer(src: Path) -> tuple[Tokenizer, list[str]]:
     ]
 
 
+def model_tokenizer(src: Path) -> Tokenizer:
+    """A Hugging Face folder's own tokenizer (``tokenizer.json``, ``vocab.json`` +
+    ``merges.txt``, or BERT's ``vocab.txt``), to score and train the model in its own tokens.
+
+    Raises:
+        ValueError: the folder has none of them (posemb never substitutes another).
+    """
+    src = Path(src)
+    if inside(src, HF_TOKENIZER).exists():
+        return load_tokenizer(src / HF_TOKENIZER)
+    vocab, merges = inside(src, "vocab.json"), inside(src, "merges.txt")
+    if vocab.exists() and merges.exists():
+        return _bpe_from_vocab_merges(src, vocab, merges)
+    if inside(src, "vocab.txt").exists():
+        return _wordpiece(src, src / "vocab.txt")
+    raise ValueError(
+        f"{str(src)!r} has no tokenizer ({HF_TOKENIZER}, vocab.json + merges.txt or vocab.txt): "
+        "the model is scored and trained in its own tokens; copy its tokenizer files in"
+    )
+
+
+def special_token_id(src: Path, tokenizer: Tokenizer, name: str) -> int | None:
+    """The id of a special token (``name``: ``"mask_token"``, ``"pad_token"``, ...) as the
+    folder's ``tokenizer_config.json`` or ``special_tokens_map.json`` names it; for the mask
+    token, ``[MASK]`` or ``<mask>`` when neither does. None when the vocabulary lacks it."""
+    found = None
+    for file in (HF_TOKENIZER_CONFIG, "special_tokens_map.json"):
+        path = inside(Path(src), file)
+        value = read_json(path).get(name) if path.is_file() else None
+        value = value.get("content") if isinstance(value, dict) else value
+        if isinstance(value, str):
+            found = value
+            break
+    candidates = [found] if found else (["[MASK]", "<mask>"] if name == "mask_token" else [])
+    for token in candidates:
+        token_id = tokenizer.hf.token_to_id(token) if isinstance(tokenizer, BPETokenizer) else None
+        if token_id is not None:
+            return int(token_id)
+    return None
+
+
+def _wordpiece(src: Path, vocab: Path) -> BPETokenizer:
+    """BERT's WordPiece from its ``vocab.txt`` (lower-casing as ``tokenizer_config.json``
+    says, as BERT's uncased models do by default)."""
+    import tokenizers as tk
+
+    config = inside(src, HF_TOKENIZER_CONFIG)
+    options = read_json(config) if config.exists() else {}
+    try:
+        hf = tk.Tokenizer(tk.models.WordPiece.from_file(str(vocab), unk_token="[UNK]"))
+    except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception
+        raise ValueError(f"{str(vocab)!r} is not a WordPiece vocabulary ({e})") from None
+    hf.normalizer = tk.normalizers.BertNormalizer(
+        lowercase=bool(options.get("do_lower_case", True))
+    )
+    hf.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
+    hf.decoder = tk.decoders.WordPiece()
+    return BPETokenizer(hf)
+
+
 def _bpe_from_vocab_merges(src: Path, vocab: Path, merges: Path) -> BPETokenizer:
     """GPT-2's byte-level BPE from its two files; a file tokenizers cannot read names itself."""
     import tokenizers as tk

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import read_json
 from .checkpoint import complete_pending
 from .layout import (
     CONFIG_FILE,
@@ -25,13 +26,15 @@ from .layout import (
     LOCK_FILE,
     METRICS_FILE,
     MODEL_FILE,
+    RUN_SETTINGS_FILE,
     STATE_FILE,
     TOKENIZER_FILE,
 )
 from .lock import RunLock
 
-# what a run holds before its first checkpoint (config.json is written last of them)
-_START_FILES = (CONFIG_FILE, TOKENIZER_FILE, METRICS_FILE, "tb", LOCK_FILE)
+# what a run holds before its first checkpoint (config.json, or a Hugging Face model's
+# posemb_run.json, is written last of them; the latter lists the model's other start files)
+_START_FILES = (CONFIG_FILE, RUN_SETTINGS_FILE, TOKENIZER_FILE, METRICS_FILE, "tb", LOCK_FILE)
 
 
 @dataclass
@@ -97,13 +100,24 @@ def _claim(run_dir: Path, resume: bool) -> tuple[RunLock, bool]:
     return lock, created
 
 
-def _is_start_file(name: str) -> bool:
-    """A file of a run start: one of _START_FILES, a ``.next`` file of an uncommitted
+def _start_files(run_dir: Path) -> tuple[str, ...]:
+    """_START_FILES, and the files a Hugging Face model's run listed in its posemb_run.json
+    (its config.json, tokenizer files, ...)."""
+    try:
+        listed = read_json(run_dir / RUN_SETTINGS_FILE).get("start_files")
+    except (OSError, ValueError):
+        listed = None
+    names = [n for n in listed or [] if isinstance(n, str) and "/" not in n and n != ".."]
+    return (*_START_FILES, *names)
+
+
+def _is_start_file(name: str, start: tuple[str, ...] = _START_FILES) -> bool:
+    """A file of a run start: one of ``start``, a ``.next`` file of an uncommitted
     checkpoint, or the temporary file of an atomic write a kill interrupted."""
-    if name in _START_FILES or name.endswith(".next"):
+    if name in start or name.endswith(".next"):
         return True
     inner = name[1:].rsplit(".", 2)[0] if name.startswith(".") and name.endswith(".tmp") else ""
-    return inner in (*_START_FILES, JOURNAL)
+    return inner in (*start, JOURNAL)
 
 
 def _check_fresh_out(run_dir: Path) -> None:
@@ -119,13 +133,14 @@ def _check_fresh_out(run_dir: Path) -> None:
             "delete it or choose another --out"
         )
     names = {p.name for p in run_dir.iterdir()}
-    foreign = sorted(n for n in names if not _is_start_file(n))
+    start = _start_files(run_dir)
+    foreign = sorted(n for n in names if not _is_start_file(n, start))
     if foreign:
         raise ValueError(
             f"{str(run_dir)!r} is not empty and is not a posemb run (it holds {foreign[0]!r}); "
             "choose a new or empty directory for --out"
         )
-    if CONFIG_FILE in names:
+    if CONFIG_FILE in names or RUN_SETTINGS_FILE in names:
         note(
             f"{run_dir} held a run that stopped before its first checkpoint (no weights saved); "
             "starting it anew"
@@ -136,8 +151,9 @@ def _check_fresh_out(run_dir: Path) -> None:
 def remove_unstarted(run_dir: Path, created: bool) -> None:
     """Remove what a run writes before its first checkpoint (and the folder, if ours)."""
     with contextlib.suppress(OSError):
-        for p in run_dir.iterdir():
-            if not _is_start_file(p.name) or p.name == LOCK_FILE:
+        start = _start_files(run_dir)
+        for p in list(run_dir.iterdir()):
+            if not _is_start_file(p.name, start) or p.name == LOCK_FILE:
                 continue  # not ours; or the lock, still held: RunLock.release removes it
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)

@@ -87,6 +87,9 @@ class TrainConfig:
     init_method: str = ""  # how its table grows to model.max_positions (an extension method)
     # auto: on CUDA; on the CPU for runs long enough to repay compiling (session.py), in both
     # cases after a self-check that the compiled model matches eager (model/compile_check.py)
+    # steps at the start that train only the position table(s), every other weight frozen (a
+    # table grown past its trained rows learns them first; then everything trains at train.lr)
+    table_only_steps: int = 0
     compile: Literal["auto", "true", "false"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast on CUDA
     # Data parallelism under torchrun (ignored in one process): ddp -- a whole replica per
@@ -109,6 +112,7 @@ class TrainConfig:
         ):
             check_positive_int(f"train.{name}", getattr(self, name))
         check_int("train.warmup_steps", self.warmup_steps, minimum=0)
+        check_int("train.table_only_steps", self.table_only_steps, minimum=0)
         for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
             check_finite(f"train.{name}", getattr(self, name), 0.0)
         check_finite("train.stretch", self.stretch, 1.0)
@@ -170,19 +174,49 @@ class DataConfig:
         check_finite("data.val_fraction", self.val_fraction, 0.0, 1.0)
 
 
+HF_OBJECTIVES = ("causal", "masked")
+
+
+@dataclass(kw_only=True)
+class HFConfig:
+    """A run of a Hugging Face model (``posemb train --init HF_DIR``): every field is an
+    ``hf.*`` setting. ``posemb train`` fills them from the folder; ``hf.new_head`` is the
+    user's (a bare encoder gets a fresh head). Such a run's ``model.*`` settings are a
+    summary of the model (sizes, vocabulary, positions) for posemb's estimates."""
+
+    source: str = ""  # the folder the run started from
+    model_type: str = ""  # its config.json's model_type
+    objective: str = "causal"  # causal: the next token; masked: masked tokens in place
+    mask_token_id: int = -1  # the masked-LM objective's mask token (-1: none)
+    new_head: bool = False  # a folder without the objective's head gets a fresh one
+
+    def __post_init__(self) -> None:
+        for name in ("source", "model_type"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"hf.{name} must be a string, got {getattr(self, name)!r}")
+        if self.objective not in HF_OBJECTIVES:
+            raise unknown("objective (hf.objective)", self.objective, HF_OBJECTIVES)
+        check_int("hf.mask_token_id", self.mask_token_id, minimum=-1)
+        check_bool("hf.new_head", self.new_head, "true or false")
+
+
 @dataclass(kw_only=True)
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    hf: HFConfig | None = None  # a run of a Hugging Face model; None: posemb's own model
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "schema_version": SCHEMA_VERSION,
             "model": self.model.to_dict(),
             "train": dataclasses.asdict(self.train),
             "data": dataclasses.asdict(self.data),
         }
+        if self.hf is not None:
+            out["hf"] = dataclasses.asdict(self.hf)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
@@ -196,6 +230,7 @@ class RunConfig:
         data.pop("tokenizer", None)  # informational copy written beside the run
         data.pop("provenance", None)  # how the run was made: informational
         data.pop("lineage", None)  # the run it started from (train.init): informational
+        data.pop("start_files", None)  # the files a Hugging Face run wrote at its start
         flat: dict[str, Any] = {}
         for group, values in data.items():
             if group not in GROUPS:
@@ -207,8 +242,8 @@ class RunConfig:
         return build_config(None, flat)
 
 
-GROUPS = ("model", "train", "data")
-_CLASSES = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
+GROUPS = ("model", "train", "data", "hf")
+_CLASSES = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig, "hf": HFConfig}
 
 # Run presets: "model" names a model preset (posemb.ModelConfig.preset, where architectures
 # live), the other keys are training and data settings.
@@ -363,6 +398,12 @@ def build_config(preset: str | None, settings: dict[str, Any]) -> RunConfig:
         model = ModelConfig(**groups["model"])
         train = TrainConfig(**groups["train"])
         data = DataConfig(**groups["data"])
+        hf = HFConfig(**groups["hf"]) if groups["hf"] else None
     except TypeError as e:  # a value of the wrong type reaching a dataclass
         raise ValueError(f"bad setting: {e}") from None
-    return RunConfig(model=model, train=train, data=data)
+    if hf is not None and not hf.source:
+        raise ValueError(
+            "hf.* settings belong to a run of a Hugging Face model: start one with "
+            "posemb train --init HF_DIR"
+        )
+    return RunConfig(model=model, train=train, data=data, hf=hf)

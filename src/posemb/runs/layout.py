@@ -18,7 +18,11 @@ A run folder::
     run.lock               the writer's lock, while a process writes the run
 
 ``config.json`` and ``model.safetensors`` are also the names a Hugging Face model folder
-uses (a different schema in ``config.json``; :func:`folder_kind` tells them apart).
+uses (a different schema in ``config.json``; :func:`folder_kind` tells them apart). A
+Hugging Face model that posemb fine-tunes is trained into such a folder: its
+``config.json`` stays the model's own (``AutoModel`` loads the folder as it is), its
+weights carry Hugging Face names, and posemb's settings, provenance and lineage go to
+``posemb_run.json``; the checkpoint files are a run's.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ STATE_FILE = "trainer_state.json"
 JOURNAL = "checkpoint.commit"
 METRICS_FILE = "metrics.jsonl"
 LOCK_FILE = "run.lock"
+RUN_SETTINGS_FILE = "posemb_run.json"  # posemb's settings of a Hugging Face model it trains
 
 __all__ = [
     "CONFIG_FILE",
@@ -47,11 +52,13 @@ __all__ = [
     "METRICS_FILE",
     "MODEL_FILE",
     "OPTIMIZER_FILE",
+    "RUN_SETTINGS_FILE",
     "STATE_FILE",
     "TOKENIZER_FILE",
     "folder_kind",
     "run_file",
     "run_path",
+    "settings_file",
 ]
 
 
@@ -67,6 +74,13 @@ def run_path(run_dir: object) -> Path:
             f"got {type(run_dir).__name__}"
         )
     return Path(run_dir)
+
+
+def settings_file(run_dir: str | Path) -> Path:
+    """Where a run's settings are: ``posemb_run.json`` in a Hugging Face folder posemb
+    trains, else ``config.json``."""
+    hf = run_file(run_dir, RUN_SETTINGS_FILE)
+    return hf if hf.is_file() else run_file(run_dir, CONFIG_FILE)
 
 
 def run_file(run_dir: str | Path, name: str) -> Path:

@@ -21,13 +21,13 @@ from typing import Any
 
 from ..files import read_json
 from .config import RunConfig
-from .layout import CONFIG_FILE, run_file
+from .layout import settings_file
 
 
 def read_lineage(run_dir: str | Path) -> dict[str, Any] | None:
     """The ``lineage`` record of a run's config.json (a run started with ``--init``), or None."""
     try:
-        lineage = read_json(run_file(run_dir, CONFIG_FILE)).get("lineage")
+        lineage = read_json(settings_file(run_dir)).get("lineage")
     except (OSError, ValueError):  # UnsafePathError is a ValueError
         return None
     return lineage if isinstance(lineage, dict) else None

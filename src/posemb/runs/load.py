@@ -23,10 +23,12 @@ from .config import DataConfig, RunConfig, TrainConfig
 from .layout import (
     CONFIG_FILE,
     MODEL_FILE,
+    RUN_SETTINGS_FILE,
     STATE_FILE,
     CheckpointError,
     run_file,
     run_path,
+    settings_file,
 )
 from .weights import load_weights, read_tensors, save_model
 
@@ -49,7 +51,7 @@ def read_config(run_dir: str | Path) -> RunConfig:
             f"run directory {str(run_dir)!r} does not exist; train one with "
             "`posemb train --out DIR`"
         )
-    path = run_file(run_dir, CONFIG_FILE)
+    path = settings_file(run_dir)
     if not path.is_file():
         raise CheckpointError(
             f"{str(run_dir)!r} is not a posemb run: no {CONFIG_FILE} "
@@ -59,6 +61,12 @@ def read_config(run_dir: str | Path) -> RunConfig:
         data = read_json(path)
     except ValueError as e:
         raise CheckpointError(f"{e}; the run's config is damaged") from None
+    if path.name == CONFIG_FILE and "model_type" in data:
+        raise CheckpointError(
+            f"{str(run_dir)!r} is a Hugging Face model folder, not a posemb run: evaluate it with "
+            f"posemb eval {run_dir} ..., fine-tune it with posemb train --init {run_dir} ..., or "
+            f"bring a GPT-2, GPT-NeoX or MPT model in with posemb import-hf"
+        )
     return RunConfig.from_dict(data)
 
 
@@ -68,10 +76,13 @@ def write_config(
     tokenizer_info: dict[str, Any] | None = None,
     model: torch.nn.Module | None = None,
     lineage: dict[str, Any] | None = None,
+    start_files: list[str] | None = None,
 ) -> None:
-    """config.json: the settings, the tokenizer, with ``model`` the run's ``provenance``
-    (versions, command, data source and fingerprint, parameter count), and with ``lineage``
-    the run it started from (:mod:`.lineage`)."""
+    """config.json (a Hugging Face model's run: posemb_run.json): the settings, the
+    tokenizer, with ``model`` the run's ``provenance`` (versions, command, data source and
+    fingerprint, parameter count), with ``lineage`` the run it started from
+    (:mod:`.lineage`), and with ``start_files`` the other files the run wrote at its start
+    (removed with it when it fails before its first checkpoint)."""
     data = cfg.to_dict()
     if tokenizer_info:
         data["tokenizer"] = tokenizer_info
@@ -79,7 +90,10 @@ def write_config(
         data["provenance"] = run_provenance(cfg, model)
     if lineage is not None:
         data["lineage"] = lineage
-    atomic_write_text(Path(run_dir) / CONFIG_FILE, json.dumps(data, indent=2) + "\n")
+    if start_files:
+        data["start_files"] = sorted(start_files)
+    name = RUN_SETTINGS_FILE if cfg.hf is not None else CONFIG_FILE
+    atomic_write_text(Path(run_dir) / name, json.dumps(data, indent=2) + "\n")
 
 
 def load_model(

@@ -29,12 +29,24 @@ VERIFY_ENV = "POSEMB_VERIFY"  # POSEMB_VERIFY=0: load weights without checking t
 
 
 def state_dict_for_save(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Contiguous CPU tensors, tied weights stored once (``lm_head.weight`` is ``wte.weight``)."""
-    model = getattr(model, "_orig_mod", model)
-    sd = model.state_dict()
-    if getattr(model, "config", None) is not None and model.config.tie_embeddings:
-        sd.pop("lm_head.weight", None)
-    return {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
+    """Contiguous CPU tensors, tied weights stored once: of names that share one tensor
+    (``lm_head.weight`` is ``wte.weight``; a Hugging Face head's decoder is its word
+    embeddings), the first in the state dict's order is kept, as ``save_pretrained`` does."""
+    state = getattr(model, "_orig_mod", model).state_dict(keep_vars=True)
+    return {k: state[k].detach().to("cpu").contiguous() for k in saved_names(model)}
+
+
+def saved_names(model: torch.nn.Module) -> list[str]:
+    """The state-dict names :func:`state_dict_for_save` keeps: each tensor under the first
+    of its names (a tied weight is one Parameter under two names)."""
+    state = getattr(model, "_orig_mod", model).state_dict(keep_vars=True)
+    seen: set[int] = set()
+    names = []
+    for k, v in state.items():
+        if id(v) not in seen:
+            seen.add(id(v))
+            names.append(k)
+    return names
 
 
 def content_sha256(tensors: dict[str, torch.Tensor]) -> str:
@@ -113,12 +125,11 @@ def _note_once(text: str) -> None:
 
 def load_weights(model: Transformer, tensors: dict[str, torch.Tensor], where: str) -> None:
     """Put ``tensors`` into ``model``: every name and shape must match its config (a tied
-    ``lm_head.weight`` may be absent), else a :class:`CheckpointError` naming ``where``."""
-    if model.config.tie_embeddings:
-        tensors = {k: v for k, v in tensors.items() if k != "lm_head.weight"}
-    expected = (
-        set(state_dict_for_save(model)) if model.config.tie_embeddings else set(model.state_dict())
-    )
+    weight's second name, ``lm_head.weight``, may be present or absent), else a
+    :class:`CheckpointError` naming ``where``."""
+    own_names = set(model.state_dict(keep_vars=True))
+    expected = set(saved_names(model))
+    tensors = {k: v for k, v in tensors.items() if k in expected or k not in own_names}
     missing, unexpected = expected - set(tensors), set(tensors) - expected
     if missing or unexpected:
         raise CheckpointError(

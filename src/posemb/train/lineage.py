@@ -24,7 +24,7 @@ from ..model import Transformer
 from ..model.config import ModelConfig
 from ..runs.checkpoint import step_reached
 from ..runs.config import RunConfig, build_config, flat_settings
-from ..runs.layout import MODEL_FILE, run_file, run_path
+from ..runs.layout import MODEL_FILE, folder_kind, run_file, run_path
 from ..runs.lineage import read_lineage, tokens_trained, trained_positions
 from ..runs.load import read_config
 from ..runs.weights import HASH_KEY, load_weights, read_weights_file, state_dict_for_save
@@ -56,6 +56,8 @@ def init_config(
     """
     source = run_path(run)
     settings = dict(settings or {})
+    if folder_kind(source) == "hf":
+        return init_hf_config(source, method, settings)
     flat = flat_settings(read_config(source))
     if method and "model.max_positions" in settings and "train.seq_len" not in settings:
         settings["train.seq_len"] = settings["model.max_positions"]
@@ -63,6 +65,104 @@ def init_config(
     flat["train.init"] = str(source.resolve())
     flat["train.init_method"] = method or ""
     return build_config(None, flat)
+
+
+def init_hf_config(source: Path, method: str | None, settings: dict[str, Any]) -> RunConfig:
+    """The settings of a fine-tune of the Hugging Face model in ``source``: its objective
+    and tokenizer, ``model.*`` a summary of it (the only model setting that may change is
+    ``model.max_positions``, which needs ``method``), ``settings`` for the rest. Without a
+    ``train.seq_len`` it trains at the positions it serves.
+
+    Raises:
+        ValueError: a model setting other than the size, a size change without a method
+            (or a method without one), a tokenizer without the mask token a masked-LM
+            needs, a tokenizer larger than the model's vocabulary, FSDP, or position
+            recipes other than ``start`` (the model numbers its positions itself).
+    """
+    from ..interop.hf_model import read_folder, summary_config
+    from ..interop.tokenizers import model_tokenizer, special_token_id
+
+    folder = read_folder(source)
+    where = str(source)
+    size = settings.pop("model.max_positions", folder.positions)
+    other = sorted(k for k in settings if k.startswith("model."))
+    if other:
+        raise ValueError(
+            f"{other[0]}: a Hugging Face model keeps its own architecture (its config.json); "
+            "only model.max_positions (with --extend METHOD) may change with --init HF_DIR"
+        )
+    _check_method(summary_config(folder.config, folder.objective, folder.positions),
+                  folder.positions, size, method or "", where)  # fmt: skip
+    tokenizer = model_tokenizer(folder.path)
+    mask_id = special_token_id(folder.path, tokenizer, "mask_token")
+    if folder.objective == "masked" and mask_id is None:
+        raise ValueError(
+            f"{where}'s tokenizer has no mask token ([MASK] or <mask>, or the mask_token of "
+            "tokenizer_config.json): a masked-LM model trains on masked text"
+        )
+    model = summary_config(folder.config, folder.objective, size)
+    if tokenizer.vocab_size > model.vocab_size:
+        raise ValueError(
+            f"{where}'s tokenizer has {tokenizer.vocab_size} ids, more than the model's "
+            f"vocabulary of {model.vocab_size}: they do not belong together"
+        )
+    flat = {f"model.{k}": v for k, v in model.to_dict().items()}
+    flat.update({"train.seq_len": size, "data.tokenizer": tokenizer.kind})
+    flat.update(settings)
+    flat.update(
+        {
+            "train.init": str(source.resolve()),
+            "train.init_method": method or "",
+            "hf.source": str(source.resolve()),
+            "hf.model_type": folder.model_type,
+            "hf.objective": folder.objective,
+            "hf.mask_token_id": -1 if mask_id is None else mask_id,
+        }
+    )
+    cfg = build_config(None, flat)
+    if cfg.train.positions != "start":
+        raise ValueError(
+            f"train.positions={cfg.train.positions!r}: a Hugging Face model numbers its own "
+            "positions (0 .. t-1, after its reserved rows); train it with train.positions=start"
+        )
+    if cfg.train.parallel == "fsdp":
+        raise ValueError(
+            "train.parallel=fsdp shards posemb's own blocks; a Hugging Face model trains on "
+            "several processes with train.parallel=ddp"
+        )
+    return cfg
+
+
+def initial_hf_model(cfg: RunConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The Hugging Face model a fine-tune starts from (its tables grown by
+    ``train.init_method``, fresh rows and a fresh head drawn from ``train.seed``), and its
+    lineage record."""
+    from ..interop.hf_files import read_weights
+    from ..interop.hf_model import open_hf, read_folder
+    from ..runs.weights import content_sha256
+
+    tc, hf = cfg.train, cfg.hf
+    source = Path(hf.source)
+    before = read_folder(source)
+    model = open_hf(
+        source,
+        positions=cfg.model.max_positions,
+        method=tc.init_method or None,
+        new_head=hf.new_head,
+        seed=tc.seed,
+    )
+    lineage = {
+        "source": str(source.resolve()),
+        "source_step": step_reached(source),
+        "source_sha256": content_sha256(read_weights(source)),
+        "source_tokens": None,
+        "source_trained_positions": before.positions,
+        "method": tc.init_method or None,
+        "from_positions": before.positions,
+        "positions": model.position_limit,
+        "source_lineage": read_lineage(source),
+    }
+    return model, lineage
 
 
 def check_architecture(source: ModelConfig, new: ModelConfig, where: str) -> None:

@@ -35,7 +35,7 @@ from ..runs.layout import MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, TOKENIZER_FILE
 from ..runs.load import write_config
 from ..runs.weights import load_weights, read_tensors
 from .host import keep_freed_memory
-from .lineage import initial_model
+from .lineage import initial_hf_model, initial_model
 from .metrics import truncate_metrics
 from .sharding import is_sharded, model_shards, optimizer_shards, shard_model
 from .stream import TrainData, make_tokenizer
@@ -116,7 +116,11 @@ def start_session(cfg: RunConfig, folder: RunFolder, device: torch.device, micro
     run_dir, tc = folder.path, cfg.train
     has_checkpoint = folder.resume and (run_dir / STATE_FILE).exists()
     saved_tokenizer = folder.resume and (run_dir / TOKENIZER_FILE).exists()
-    if not saved_tokenizer and tc.init:  # a run started from another: the source's tokenizer
+    if cfg.hf is not None:  # a Hugging Face model: its own tokenizer, whatever its files
+        from ..interop.tokenizers import model_tokenizer
+
+        tokenizer = model_tokenizer(run_dir if saved_tokenizer else Path(cfg.hf.source))
+    elif not saved_tokenizer and tc.init:  # a run started from another: the source's tokenizer
         tokenizer = make_tokenizer(cfg, Path(tc.init), resume=True)
     else:
         tokenizer = make_tokenizer(cfg, run_dir, saved_tokenizer)
@@ -124,7 +128,7 @@ def start_session(cfg: RunConfig, folder: RunFolder, device: torch.device, micro
     if tokenizer.vocab_size > cfg.model.vocab_size:
         cfg = replace(cfg, model=cfg.model.replace(vocab_size=tokenizer.vocab_size))
     data = TrainData(cfg, tokenizer, rank=rank, world_size=world)
-    model, lineage = build_model(cfg, device, fresh=not has_checkpoint)
+    model, lineage = build_model(cfg, device, fresh=not has_checkpoint, run_dir=run_dir)
     if tc.parallel == "fsdp" and world > 1:
         shard_model(model, device, world)  # before the optimiser: it holds the shards
     s = Session(
@@ -164,7 +168,7 @@ def _join_group(device: torch.device, world: int, resume: bool) -> bool:
 
 
 def build_model(
-    cfg: RunConfig, device: torch.device, fresh: bool = True
+    cfg: RunConfig, device: torch.device, fresh: bool = True, run_dir: Path | None = None
 ) -> tuple[Transformer, dict | None]:
     """The model as a new run starts it, on ``device``, and its lineage (else None).
 
@@ -172,12 +176,19 @@ def build_model(
     ``fresh`` (no checkpoint of this run to restore), the weights are RUN's with the table
     grown by ``train.init_method`` (train/lineage.py), and the lineage record says so.
     analysis/load.py recreates the exact initial table of a fresh run the same way (seed,
-    then build).
+    then build). A run of a Hugging Face model (``cfg.hf``) is that model from its folder:
+    the source, grown, when fresh; else the run's own folder, whose checkpoint is restored.
     """
     tc = cfg.train
     torch.manual_seed(tc.seed)
     lineage = None
-    if tc.init and fresh:
+    if cfg.hf is not None and fresh:
+        model, lineage = initial_hf_model(cfg)
+    elif cfg.hf is not None:
+        from ..interop.hf_model import open_hf
+
+        model = open_hf(run_dir, new_head=cfg.hf.new_head, seed=tc.seed)
+    elif tc.init and fresh:
         model, lineage = initial_model(cfg)
     else:
         model = Transformer(cfg.model)
@@ -224,11 +235,18 @@ def _first_files(s: Session, tokenizer: Tokenizer, lineage: dict | None) -> None
     if s.folder.resume:  # killed before its first checkpoint: start again from step 0
         note(f"{run_dir} has no checkpoint yet: training it from step 0 with its settings")
         truncate_metrics(run_dir, 0)
+    start_files = None
+    if s.cfg.hf is not None and not s.folder.resume:  # the model's own files, then ours
+        from ..interop.hf_run import write_start
+
+        start_files, folders = write_start(run_dir, s.model, s.cfg.hf.source)
+        if folders:
+            note(f"folders of {s.cfg.hf.source} not copied: {', '.join(folders)}")
     if not (run_dir / TOKENIZER_FILE).exists():
         tokenizer.save(run_dir)
     if not s.folder.resume:  # config.json last: a folder with it holds a whole run start
         info = {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size}
-        write_config(run_dir, s.cfg, info, s.model, lineage)
+        write_config(run_dir, s.cfg, info, s.model, lineage, start_files)
 
 
 def parallel(s: Session) -> torch.nn.Module:
@@ -263,6 +281,14 @@ def _use_compile(s: Session) -> bool:
     the CPU only after the compiled-kernel self-check (model/compile_check.py) passes."""
     tc, device = s.cfg.train, s.device
     if tc.compile == "false":
+        return False
+    if s.cfg.hf is not None:  # posemb compiles (and checks) its own model only
+        if tc.compile == "true" and s.main:
+            print(
+                "posemb: warning: train.compile=true: a Hugging Face model trains eagerly "
+                "(posemb compiles and checks its own models only)",
+                file=sys.stderr,
+            )
         return False
     if device.type != "cpu":
         return True

@@ -83,6 +83,8 @@ class TrainData:
             w = sample_batch(tokens, n, drawn, rng, rank=rank, world_size=world)  # [b, drawn]
             if causal:  # contiguous copies: the compiled model sees one layout (strides)
                 x, y = w[:, :-1].contiguous(), w[:, 1:].contiguous()  # [b, t], [b, t]
+            elif self.cfg.hf is not None:  # a Hugging Face encoder: BERT's own recipe
+                x, y = mask_tokens(w, self.cfg.model.vocab_size, self.cfg.hf.mask_token_id, rng)
             else:  # an encoder copying its input learns nothing
                 x, y = corrupt_tokens(w, self.cfg.model.vocab_size, rng)
         tc = self.cfg.train
@@ -118,6 +120,27 @@ def corrupt_tokens(
     noise = torch.from_numpy(rng.integers(0, vocab_size, size=(b, t)).astype(np.int64))
     labels = torch.where(chosen_t, x, torch.full_like(x, -100))
     return torch.where(chosen_t, noise, x), labels
+
+
+def mask_tokens(
+    x: torch.Tensor, vocab_size: int, mask_id: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masked-LM recipe (Devlin et al. 2019), for a Hugging Face encoder with a mask
+    token: 15% of each sequence's tokens (at least one) are targets; of those, 80% read the
+    mask token, 10% a random id and 10% themselves. The loss is taken on the targets only.
+
+    Returns:
+        ``(inputs [b, t], targets [b, t])``, targets ``-100`` where nothing was chosen.
+    """
+    b, t = x.shape
+    chosen = rng.random((b, t)) < MASK_RATE
+    chosen[np.arange(b), rng.integers(0, t, size=b)] = True  # every row has a target
+    how = rng.random((b, t))  # [b, t]: < 0.8 mask, < 0.9 random, else kept
+    noise = rng.integers(0, vocab_size, size=(b, t)).astype(np.int64)
+    inputs = np.where(chosen & (how < 0.8), mask_id, x.numpy())
+    inputs = np.where(chosen & (how >= 0.8) & (how < 0.9), noise, inputs)
+    targets = torch.where(torch.from_numpy(chosen), x, torch.full_like(x, -100))
+    return torch.from_numpy(inputs.astype(np.int64)), targets
 
 
 def _check_split_lengths(name: str, train: np.ndarray, val: np.ndarray, cfg: RunConfig) -> None:

@@ -191,6 +191,11 @@ def _train_step(s: Session) -> tuple[float, float]:
         loss_sum += micro_loss.detach()
     if s.world > 1:
         dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
+    if s.step < tc.table_only_steps:  # only the position tables learn: the rest stays as it is
+        tables = {id(p) for p in s.model.position_parameters()}
+        for p in s.model.parameters():
+            if id(p) not in tables:
+                p.grad = None  # AdamW skips it: no update, no decay, no moments
     loss = float(loss_sum)
     if not math.isfinite(loss):
         raise TrainingDiverged(f"loss became {loss} at step {s.step + 1}; {_stopped(s)}")
