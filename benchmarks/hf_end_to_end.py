@@ -37,7 +37,8 @@ VOCAB = 1024
 SHAPES = {
     "gpt2": (
         "GPT2LMHeadModel",
-        dict(n_layer=2, n_head=4, n_embd=128, n_positions=N, resid_pdrop=0.0, embd_pdrop=0.0,
+        dict(n_layer=2, n_head=4, n_embd=128, n_positions=N, bos_token_id=0, eos_token_id=0,
+             resid_pdrop=0.0, embd_pdrop=0.0,
              attn_pdrop=0.0),
     ),
     "bert": (
@@ -53,8 +54,8 @@ PRETRAIN = [
     "train.lr=1e-3",
     "train.min_lr=1e-4",
     "train.warmup_steps=50",
-    "train.eval_every=300",
-    "train.checkpoint_every=300",
+    "train.eval_every=500",
+    "train.checkpoint_every=500",
 ]
 
 
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", required=True, help="folder of the models, sweeps and tables")
     p.add_argument("--models", default="gpt2,bert", help="gpt2, bert or both")
-    p.add_argument("--pretrain-steps", type=int, default=600)
+    p.add_argument("--pretrain-steps", type=int, default=3000)
     p.add_argument("--seeds", default="1,2,3", help="fine-tuning seeds")
     p.add_argument("--budgets", default="0,65536,262144", help="fine-tuning tokens")
     p.add_argument("--methods", default="random,tile,interpolate")

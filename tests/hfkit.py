@@ -34,7 +34,9 @@ FOLDERS = {
     "gpt2": (
         "GPT2LMHeadModel",
         "bpe",
-        lambda n: dict(n_layer=2, n_embd=32, n_head=2, n_positions=n),
+        lambda n: dict(
+            n_layer=2, n_embd=32, n_head=2, n_positions=n, bos_token_id=0, eos_token_id=0
+        ),
     ),
     # OPT's table has 2 reserved rows in front, its config does not count them
     "opt": (

@@ -79,7 +79,7 @@ def late_loss(model, ids: torch.Tensor, causal: bool, mask_id: int | None) -> fl
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model_type", ["roberta", "gpt2"])
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "electra", "gpt2", "opt"])
 def test_fine_tuning_lowers_the_loss_past_the_old_limit(
     sources, model_type, corpus, tmp_path, capsys
 ):
@@ -104,7 +104,7 @@ def test_fine_tuning_lowers_the_loss_past_the_old_limit(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model_type", ["bert", "roberta", "gpt2", "opt"])
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "electra", "gpt2", "opt"])
 def test_the_output_loads_in_transformers_with_no_missing_or_unexpected_keys(
     sources, model_type, corpus, tmp_path, capsys
 ):
@@ -249,3 +249,22 @@ def test_bad_settings_for_a_hugging_face_model_exit_2(sources, corpus, tmp_path,
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1, (extra, err)
         assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_fine_tune_a_hugging_face_model_in_lockstep(sources, corpus, tmp_path):
+    """torchrun --nproc_per_node 2 (gloo): the replicas stay bit-identical at every step
+    (DDP averages the gradients), rank 0 alone writes, and the folder loads."""
+    from launchkit import launch, rank_digests
+
+    out = tmp_path / "ddp"
+    sets = {"train.max_steps": 6, "train.checkpoint_every": 3, "train.eval_every": 6}
+    proc = launch(finetune(sources["gpt2"], out, corpus, **sets), out, 2, tmp_path / "logs")
+    log = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, log
+    a, b = rank_digests(tmp_path / "logs")
+    assert len(a) == 6 and a == b
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["step"] == 6 and state["world_size"] == 2
+    _, info = transformers.AutoModelForCausalLM.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]

@@ -278,7 +278,13 @@ def build(
         torch.manual_seed(seed)
         model = auto.from_config(config).float()
     tensors = _with_base_prefix(model, tensors)
-    missing, _ = model.load_state_dict(tensors, strict=False)
+    try:
+        missing, _ = model.load_state_dict(tensors, strict=False)
+    except RuntimeError as e:  # "size mismatch for ...": weights of another shape
+        first = str(e).strip().splitlines()[-1].strip()
+        raise ValueError(
+            f"{folder.path}'s weights do not match its config.json ({first})"
+        ) from None
     model.tie_weights()
     missing = _untied(model, set(missing), set(tensors))
     if missing:
