@@ -129,3 +129,42 @@ def test_the_eval_text_masks_the_same_offsets_for_every_model(folders, tmp_path,
 
 
 assert set(FAMILIES) <= set(FOLDERS)
+
+
+def test_odd_requests_for_a_hugging_face_folder_exit_2_in_one_line(folders, tmp_path, capsys):
+    """The out-of-range line names this command's ways past the table; synthetic tasks and
+    overflow policies belong to posemb's own models; a BERT decoder is not an encoder."""
+    bert = str(folders["bert"])
+    cases = [
+        (["--lengths", f"{2 * N}"], "--extend METHOD, in memory"),
+        (["--lengths", f"{2 * N}", "--overflow", "clamp"], "act on posemb's own tables"),
+        (["--lengths", "8", "--data", "synthetic:copy"], "reads text in its own tokens"),
+    ]
+    for extra, message in cases:
+        capsys.readouterr()
+        assert main(["eval", bert, *extra, "--out", str(tmp_path / "e")]) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, (extra, err)
+    config = json.loads((folders["bert"] / "config.json").read_text())
+    decoder = tmp_path / "decoder"
+    decoder.mkdir()
+    for p in folders["bert"].iterdir():
+        (decoder / p.name).write_bytes(p.read_bytes())
+    (decoder / "config.json").write_text(json.dumps({**config, "is_decoder": True}))
+    assert main(["eval", str(decoder), "--lengths", "8", "--out", str(tmp_path / "d")]) == 2
+    assert "is_decoder=true" in capsys.readouterr().err
+
+
+def test_a_sliding_window_never_reads_past_the_table_so_no_warning(folders, tmp_path, capsys):
+    code, _, err = _eval(folders["gpt2"], tmp_path / "e", capsys, "--mode", "sliding")
+    assert code == 0 and "never trained" not in err
+
+
+def test_an_encoders_token_count_is_its_masked_tokens(folders, tmp_path, capsys):
+    """--tokens N scores about N masked tokens (the text is drawn 1 / 0.15 times longer)."""
+    capsys.readouterr()
+    code = main(["eval", str(folders["bert"]), "--lengths", f"{N}", "--tokens", "300",
+                 "--out", str(tmp_path / "e")])  # fmt: skip
+    assert code == 0
+    (record,) = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert 300 <= record["tokens"] <= 330  # whole spans of 32, 5 masked each (15%, rounded)

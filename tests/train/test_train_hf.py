@@ -276,3 +276,35 @@ def test_two_processes_fine_tune_a_hugging_face_model_in_lockstep(sources, corpu
     assert state["step"] == 6 and state["world_size"] == 2
     _, info = transformers.AutoModelForCausalLM.from_pretrained(out, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
+
+
+def test_what_posemb_sets_from_the_folder_is_not_the_users(sources, corpus, tmp_path, capsys):
+    src = str(sources["gpt2"])
+    cases = [
+        (["--set", "hf.objective=masked"], "hf.objective is read from"),
+        (["--set", "data.tokenizer=byte"], "reads its own tokenizer"),
+        (["--extend", "tile", "--set", "model.max_positions=8"], "never crops it"),
+        (["--data", "synthetic:copy"], "reads text in its own tokens"),
+    ]
+    for extra, message in cases:
+        capsys.readouterr()
+        code = main(["train", "--init", src, *extra, "--out", str(tmp_path / "x")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1, (extra, err)
+
+
+@pytest.mark.slow
+def test_a_fine_tuned_folder_resumes_with_train_settings_only_and_evaluates_as_its_run(
+    sources, corpus, tmp_path, capsys
+):
+    out = tmp_path / "ft"
+    sets = {"train.max_steps": 4, "train.checkpoint_every": 4, "train.eval_every": 4}
+    assert main(finetune(sources["gpt2"], out, corpus, **sets)) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--set", "model.n_layer=5"]) == 2
+    assert "keeps its model as it started" in capsys.readouterr().err
+    # eval reads the run's own settings: its training length and its text
+    assert main(["eval", str(out), "--lengths", f"{NEW}", "--max-windows", "2",
+                 "--out", str(tmp_path / "e")]) == 0  # fmt: skip
+    (record,) = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert record["train_len"] == NEW and record["provenance"]["data"]["source"] == str(corpus)

@@ -1,4 +1,5 @@
-"""Evaluate a run at several lengths (past the training length too).
+"""Evaluate a run, or a local Hugging Face model folder, at several lengths (past the
+training length too).
 
 The text is drawn once, seeded (--seed), from across the whole validation split: spans of
 the longest length, each cut into windows of every length, and the same target tokens
@@ -26,7 +27,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..eval.text import DEFAULT_SEED, DEFAULT_TOKENS
     from ..positional.extend import EXTEND_METHODS
 
-    p.add_argument("run_dir", type=existing_run, metavar="RUN")
+    p.add_argument(
+        "run_dir",
+        type=existing_run,
+        metavar="RUN|HF_DIR",
+        help="a posemb run, or a local Hugging Face model folder (scored in its own tokens, "
+        "by its own objective: docs/HF.md)",
+    )
     p.add_argument(
         "--lengths", type=length_list, required=True, help="comma-separated, e.g. 128,256,512"
     )
@@ -82,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.request import check_eval_model, check_eval_options, untrained_note
     from ..eval.runner import load_eval_text, write_results
     from ..eval.tables import write_eval_report
-    from ..runs import folder_kind, load_run, read_config, read_lineage
+    from ..eval.text import drawn_tokens
+    from ..runs import RUN_SETTINGS_FILE, folder_kind, load_run, read_config, read_lineage, run_file
     from .common import device
 
     rules = dict(extend=args.extend, overflow=args.overflow, mode=args.mode, stride=args.stride)
@@ -98,8 +106,10 @@ def run(args: argparse.Namespace) -> int:
         model, tokenizer = load_run(args.run_dir, device())
         cfg = read_config(args.run_dir)
     check_eval_model(model, args.lengths, **rules)
+    # what the run trained is known of posemb's runs (a sliding window reads only those)
+    known = args.scheme is None or run_file(args.run_dir, RUN_SETTINGS_FILE).is_file()
     note = untrained_note(cfg, read_lineage(args.run_dir), args.lengths, args.run_dir)
-    if note:
+    if note and known and args.mode != "sliding":
         print(f"posemb: warning: {note}", file=sys.stderr, flush=True)
     # the text (and its length check) before any model work or output
     text = load_eval_text(
@@ -108,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         args.data,
         args.lengths,
         n_spans=args.max_windows,
-        n_tokens=args.tokens,
+        n_tokens=drawn_tokens(args.tokens, mask_id is not None),
         seed=args.seed,
     )
     if mask_id is not None:  # an encoder: the same seeded offsets masked at every length

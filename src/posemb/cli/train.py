@@ -58,8 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--init",
-        metavar="RUN",
-        help="start from RUN's weights and settings (a fine-tune; fresh optimiser and schedule)",
+        metavar="RUN|HF_DIR",
+        help="start from RUN's weights and settings (a fine-tune; fresh optimiser and schedule); "
+        "RUN may be a local Hugging Face model folder: it is fine-tuned with its own code and "
+        "objective, --set hf.new_head=true gives a bare encoder a head (docs/HF.md)",
     )
     p.add_argument(
         "--extend",

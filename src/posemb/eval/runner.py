@@ -29,6 +29,8 @@ from ..data import (
     open_source,
 )
 from ..files import atomic_write_text
+from ..interop.hf_model import REMEDIES as HF_REMEDIES
+from ..interop.hf_model import HFModel
 from ..model import Transformer
 from ..positional.learned import PositionOutOfRangeError
 from ..provenance import count_parameters, environment
@@ -60,7 +62,8 @@ def check_lengths(
         return
     too_long = [L for L in lengths if L > limit]
     if too_long:
-        raise PositionOutOfRangeError(max(too_long) - 1, limit)
+        remedies = HF_REMEDIES if isinstance(model, HFModel) else None
+        raise PositionOutOfRangeError(max(too_long) - 1, limit, remedies)
 
 
 def eval_tokens(cfg, tokenizer, data: str | None, cache_dir: str | None = None):

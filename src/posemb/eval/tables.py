@@ -146,7 +146,11 @@ def add_provenance(report: Report, records: list[dict]) -> None:
     for d in datas:
         if d.get("files"):
             report.text(
-                f"The {len(d['files'])} files the scored spans come from",
+                (
+                    "The file the scored spans come from"
+                    if len(d["files"]) == 1
+                    else f"The {len(d['files'])} files the scored spans come from"
+                ),
                 ", ".join(d["files"]),
                 folded=True,
             )

@@ -42,6 +42,14 @@ DEFAULT_SEED = 0  # the evaluation text's seed: fixed, independent of any traini
 MASK_RATE = 0.15  # an encoder's scored share of the text (BERT's masking rate)
 
 
+def drawn_tokens(n_tokens: int | None, masked: bool) -> int | None:
+    """Tokens to draw for ``n_tokens`` scored ones: an encoder scores only its masked share
+    (``MASK_RATE``), so its text is drawn that much longer (None: the default's)."""
+    if not masked:
+        return n_tokens
+    return math.ceil((n_tokens or DEFAULT_TOKENS) / MASK_RATE)
+
+
 def scored_targets(span_len: int, lengths: list[int]) -> np.ndarray:
     """``bool [S]``: the span offsets that are a target at every length (see module docstring)."""
     j = np.arange(span_len)

@@ -32,7 +32,7 @@ from ..eval.runner import (
     write_results,
 )
 from ..eval.tables import eval_report
-from ..eval.text import DEFAULT_SEED
+from ..eval.text import DEFAULT_SEED, drawn_tokens
 from ..files import atomic_write_text
 from ..interop.hf_model import open_for_scoring, open_hf
 from ..positional.extend import EXTEND_METHODS
@@ -75,16 +75,57 @@ class HFSweepPlan:
 
     def settings(self) -> dict[str, Any]:
         """What identifies the sweep (plan.json); a rerun with others is refused."""
-        return {k: v for k, v in asdict(self).items() if k not in ("progress", "budgets")}
+        out = {k: v for k, v in asdict(self).items() if k not in ("progress",)}
+        out["source"] = str(Path(self.source).resolve())
+        return out
+
+    def check_against(self, previous: dict[str, Any], where: Path) -> None:
+        """Refuse to continue a sweep folder written with other settings: its fine-tunes
+        would be reused for another model, length or recipe. Methods and budgets may be
+        added (they add models); the rest must match."""
+        new = self.settings()
+        additive = ("methods", "budgets")
+        differ = [k for k in new if k not in additive and previous.get(k) != new[k]]
+        if differ:
+            raise ValueError(
+                f"{where} holds a sweep with other settings ({differ[0]}: "
+                f"{previous.get(differ[0])!r}, not {new[differ[0]]!r}); its fine-tunes belong to "
+                "those: use another --out to start anew"
+            )
 
 
 def _steps(budget: int, batch_size: int, length: int) -> int:
     return max(1, math.ceil(budget / (batch_size * length)))
 
 
-def _finetune(plan: HFSweepPlan, method: str, budget: int, to: int, run_dir: Path, say) -> None:
-    """Fine-tune ``method``'s model on ``budget`` tokens into ``run_dir`` (or resume it)."""
+def lengths_for(n: int, to: int, asked: list[int] | None) -> list[int]:
+    """The lengths scored: ``asked``, else 1x, 2x, 4x the folder's ``n`` up to ``to`` (and
+    ``to`` itself when it is not one of them).
+
+    Raises:
+        ValueError: ``to`` below ``n`` (a sweep grows tables), or an asked length past ``to``.
+    """
+    if to < n:
+        raise ValueError(
+            f"--to {to} is below the {n} positions the folder serves: a sweep grows its table "
+            f"(choose --to {2 * n} or more)"
+        )
+    if asked:
+        if max(asked) > to:
+            raise ValueError(
+                f"--eval-lens up to {max(asked)} reach past --to {to}: raise --to or lower the "
+                "lengths"
+            )
+        return asked
+    lens = [L for L in (n, 2 * n, 4 * n) if L <= to]
+    return lens if to in lens else [*lens, to]
+
+
+def _finetune(plan: HFSweepPlan, method: str, budget: int, to: int, run_dir: Path, say) -> int:
+    """Fine-tune ``method``'s model on ``budget`` tokens into ``run_dir`` (or resume it);
+    returns the tokens it trains on (whole steps: ``budget`` rounded up)."""
     steps = _steps(budget, plan.batch_size, to)
+    tokens = steps * plan.batch_size * to
     settings = {
         "model.max_positions": to,
         "train.seq_len": to,
@@ -102,27 +143,31 @@ def _finetune(plan: HFSweepPlan, method: str, budget: int, to: int, run_dir: Pat
     done = step_reached(run_dir)
     if done is not None and done >= steps:
         say(f"{run_dir.name}: fine-tuned earlier")
-        return
-    if done is not None:
+    elif done is not None:
         say(f"{run_dir.name}: resuming at step {done}")
         train(None, run_dir, resume=True)
-        return
-    say(f"{run_dir.name}: fine-tuning {steps} steps of {plan.batch_size} x {to} tokens")
-    train(init_hf_config(Path(plan.source), method, settings), run_dir)
+    else:
+        say(
+            f"{run_dir.name}: fine-tuning {steps} step{'s' if steps > 1 else ''} of "
+            f"{plan.batch_size} x {to} tokens ({tokens:,} tokens)"
+        )
+        train(init_hf_config(Path(plan.source), method, settings), run_dir)
+    return tokens
 
 
 def run_hf_sweep(plan: HFSweepPlan, out: Path, say=print) -> list[dict]:
     """Score the folder through a sliding window, then every method x budget (module doc)."""
-    out.mkdir(parents=True, exist_ok=True)
     base, tokenizer, cfg, mask_id = open_for_scoring(plan.source, plan.data)
     n = base.position_limit
     to = plan.to or 4 * n
-    lens = plan.eval_lens or [n, 2 * n, 4 * n]
-    if max(lens) > to:
-        raise ValueError(f"--eval-lens up to {max(lens)} need --to {max(lens)} or more")
-    atomic_write_text(out / "plan.json", json.dumps({**plan.settings(), "to": to}, indent=1))
-    text = load_eval_text(cfg, tokenizer, plan.data, lens, n_tokens=plan.eval_tokens,
+    lens = lengths_for(n, to, plan.eval_lens)
+    if (out / "plan.json").is_file():
+        plan.check_against(json.loads((out / "plan.json").read_text()), out)
+    n_tokens = drawn_tokens(plan.eval_tokens, mask_id is not None)
+    text = load_eval_text(cfg, tokenizer, plan.data, lens, n_tokens=n_tokens,
                           seed=plan.eval_seed)  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)  # every check passed: the sweep may write
+    atomic_write_text(out / "plan.json", json.dumps(plan.settings(), indent=1))
     if mask_id is not None:
         text = text.with_mask(mask_id)
     say(f"every model scores {text.summary()}")
@@ -146,8 +191,8 @@ def run_hf_sweep(plan: HFSweepPlan, out: Path, say=print) -> list[dict]:
                 where, recipe = plan.source, "extended"
             else:
                 where = out / "runs" / f"{method}-{budget}"
-                _finetune(plan, method, budget, to, where, say)
-                model, recipe = open_hf(where), f"ft {budget:,} tokens"
+                tokens = _finetune(plan, method, budget, to, where, say)
+                model, recipe = open_hf(where), f"ft {tokens:,} tokens"
             recs = score(model, where, recipe, method)
             say(f"{method}, {recipe}: " + ", ".join(
                 f"@{r['eval_len']} {pm(r['loss'], r['loss_se'])}" for r in recs

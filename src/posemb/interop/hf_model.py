@@ -57,6 +57,18 @@ EXTEND_ONLY = (
     "imagegpt",
 )
 OBJECTIVES = ("causal", "masked")
+# what to do past a Hugging Face model's table (its own ways: no overflow policy)
+REMEDIES = (
+    "Grow the table (posemb eval --extend METHOD, in memory; posemb extend SRC DST --to N, on "
+    "disk; posemb train --init SRC --extend METHOD to fine-tune it) or read the text through a "
+    "sliding window of the table's size (posemb eval --mode sliding)."
+)
+
+
+SYNTHETIC = (
+    "a Hugging Face model reads text in its own tokens: synthetic tasks (--data synthetic:...) "
+    "are posemb's own models' byte-level problems; pass a text FILE, DIR or GLOB with --data"
+)
 
 
 class MissingHeadError(ValueError):
@@ -108,6 +120,11 @@ def read_folder(path: str | Path) -> HFFolder:
         )
     _, offset, positions = positions_served(family.tables[0], config, where)
     objective = "causal" if model_type in CAUSAL_TYPES else "masked"
+    if objective == "masked" and config.get("is_decoder") is True:
+        raise ValueError(
+            f"{where} has is_decoder=true: a {model_type!r} decoder (BertLMHeadModel) is not "
+            "an encoder posemb can score by masked tokens, nor a family it trains as a causal LM"
+        )
     return HFFolder(path, config, model_type, objective, positions, offset)
 
 
@@ -149,6 +166,7 @@ class HFModel(nn.Module):
         self.hf = hf
         self.folder = folder
         self.config = summary_config(folder.config, folder.objective, folder.positions)
+        self.dropped: list[str] = []  # the folder's tensors the model has no place for
 
     @property
     def position_limit(self) -> int:
@@ -192,7 +210,7 @@ class HFModel(nn.Module):
         """
         t = input_ids.shape[1]
         if t > self.position_limit:
-            raise PositionOutOfRangeError(t - 1, self.position_limit)
+            raise PositionOutOfRangeError(t - 1, self.position_limit, REMEDIES)
         if positions is not None:
             raise ValueError(
                 "a Hugging Face model numbers its own positions (0 .. t-1, after its reserved "
@@ -279,7 +297,7 @@ def build(
         model = auto.from_config(config).float()
     tensors = _with_base_prefix(model, tensors)
     try:
-        missing, _ = model.load_state_dict(tensors, strict=False)
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
     except RuntimeError as e:  # "size mismatch for ...": weights of another shape
         first = str(e).strip().splitlines()[-1].strip()
         raise ValueError(
@@ -299,7 +317,14 @@ def build(
         if not new_head:
             raise MissingHeadError(_missing_head(folder, type(model).__name__, head))
     config.architectures = [type(model).__name__]
-    return HFModel(model, folder).eval()
+    wrapped = HFModel(model, folder).eval()
+    # tensors the head model has no place for (another task's head, a pooler), but stale
+    # buffers it rebuilds itself
+    wrapped.dropped = sorted(k for k in unexpected if not k.endswith(_REBUILT))
+    return wrapped
+
+
+_REBUILT = ("position_ids", "token_type_ids", ".attn.bias", ".attn.masked_bias")
 
 
 def _with_base_prefix(model: nn.Module, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -373,9 +398,13 @@ def open_for_scoring(path: str | Path, data: str | None = None):
         ValueError: no tokenizer in the folder, or a masked-LM model whose tokenizer has no
             mask token (one line each), or any refusal of :func:`open_hf`.
     """
+    from ..data import is_synthetic
+    from ..runs import RUN_SETTINGS_FILE, read_config
     from ..runs.config import DataConfig, RunConfig, TrainConfig
     from .tokenizers import model_tokenizer, special_token_id
 
+    if data is not None and is_synthetic(data):
+        raise ValueError(SYNTHETIC)
     model = open_hf(path)
     tokenizer = model_tokenizer(model.folder.path)
     mask_id = None
@@ -391,9 +420,12 @@ def open_for_scoring(path: str | Path, data: str | None = None):
             f"{model.folder.path}'s tokenizer has {tokenizer.vocab_size} ids, more than the "
             f"model's vocabulary of {model.config.vocab_size}: they do not belong together"
         )
-    settings = RunConfig(
-        model=model.config,
-        train=TrainConfig(seq_len=model.position_limit),
-        data=DataConfig(source=data or "stdlib", tokenizer=tokenizer.kind),
-    )
+    if run_file(model.folder.path, RUN_SETTINGS_FILE).is_file():  # posemb fine-tuned it
+        settings = read_config(model.folder.path)
+    else:  # a folder as it came: what posemb knows of it
+        settings = RunConfig(
+            model=model.config,
+            train=TrainConfig(seq_len=model.position_limit),
+            data=DataConfig(source=data or "stdlib", tokenizer=tokenizer.kind),
+        )
     return model, tokenizer, settings, mask_id

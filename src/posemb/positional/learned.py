@@ -46,12 +46,13 @@ class PositionOutOfRangeError(IndexError):
         max_positions: the number of positions the table serves (``0 .. max_positions-1``).
     """
 
-    def __init__(self, position: float, max_positions: int) -> None:
+    def __init__(self, position: float, max_positions: int, remedies: str | None = None) -> None:
         # an integer position stays an int; a fractional one (2.5) keeps its fraction
         integral = isinstance(position, int) or float(position).is_integer()
         self.position = int(position) if integral else float(position)
         self.max_positions = int(max_positions)
-        remedies = (
+        self.remedies = remedies
+        remedies = remedies or (
             "Extend the table (LearnedAbsolutePositionalEmbedding.extend or posemb.extend_table,"
             f" methods: {', '.join(EXTEND_METHODS)}), evaluate with a sliding window"
             " (posemb eval --mode sliding), or choose overflow='clamp'|'wrap'."
@@ -66,7 +67,7 @@ class PositionOutOfRangeError(IndexError):
         )
 
     def __reduce__(self):  # keep it picklable across processes (DataLoader workers, DDP)
-        return (type(self), (self.position, self.max_positions))
+        return (type(self), (self.position, self.max_positions, self.remedies))
 
 
 def position_ids_from_mask(attention_mask: Tensor, past_length: int = 0) -> Tensor:

@@ -55,7 +55,7 @@ def read_config(run_dir: str | Path) -> RunConfig:
     if not path.is_file():
         raise CheckpointError(
             f"{str(run_dir)!r} is not a posemb run: no {CONFIG_FILE} "
-            "(train one with `posemb train`)"
+            "(train one with `posemb train`; a Hugging Face model folder has one too)"
         )
     try:
         data = read_json(path)

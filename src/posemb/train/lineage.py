@@ -15,6 +15,7 @@ RUN2's config.json records its ``lineage`` (the record's format: :mod:`posemb.ru
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ import torch
 
 from ..model import Transformer
 from ..model.config import ModelConfig
+from ..positional.checks import is_int
 from ..runs.checkpoint import step_reached
 from ..runs.config import RunConfig, build_config, flat_settings
-from ..runs.layout import MODEL_FILE, folder_kind, run_file, run_path
+from ..runs.layout import MODEL_FILE, RUN_SETTINGS_FILE, folder_kind, run_file, run_path
 from ..runs.lineage import read_lineage, tokens_trained, trained_positions
 from ..runs.load import read_config
 from ..runs.weights import HASH_KEY, load_weights, read_weights_file, state_dict_for_save
@@ -79,7 +81,8 @@ def init_hf_config(source: Path, method: str | None, settings: dict[str, Any]) -
             needs, a tokenizer larger than the model's vocabulary, FSDP, or position
             recipes other than ``start`` (the model numbers its positions itself).
     """
-    from ..interop.hf_model import read_folder, summary_config
+    from ..data import is_synthetic
+    from ..interop.hf_model import SYNTHETIC, read_folder, summary_config
     from ..interop.tokenizers import model_tokenizer, special_token_id
 
     folder = read_folder(source)
@@ -91,9 +94,28 @@ def init_hf_config(source: Path, method: str | None, settings: dict[str, Any]) -
             f"{other[0]}: a Hugging Face model keeps its own architecture (its config.json); "
             "only model.max_positions (with --extend METHOD) may change with --init HF_DIR"
         )
+    fixed = sorted(k for k in settings if k in _FROM_THE_FOLDER)
+    if fixed:
+        raise ValueError(
+            f"{fixed[0]} is read from {where} (posemb sets it); of the hf.* settings only "
+            "hf.new_head is yours to set"
+        )
+    if is_synthetic(str(settings.get("data.source", ""))):
+        raise ValueError(SYNTHETIC)
+    if is_int(size) and size < folder.positions:
+        raise ValueError(
+            f"model.max_positions={size} is below the {folder.positions} positions {where} "
+            "serves: a fine-tune grows a table, never crops it (posemb extend --allow-shrink "
+            "crops one on disk)"
+        )
     _check_method(summary_config(folder.config, folder.objective, folder.positions),
                   folder.positions, size, method or "", where)  # fmt: skip
     tokenizer = model_tokenizer(folder.path)
+    if settings.get("data.tokenizer", tokenizer.kind) != tokenizer.kind:
+        raise ValueError(
+            f"data.tokenizer={settings['data.tokenizer']!r}: a Hugging Face model reads its own "
+            f"tokenizer ({where}); drop data.tokenizer"
+        )
     mask_id = special_token_id(folder.path, tokenizer, "mask_token")
     if folder.objective == "masked" and mask_id is None:
         raise ValueError(
@@ -133,6 +155,17 @@ def init_hf_config(source: Path, method: str | None, settings: dict[str, Any]) -
     return cfg
 
 
+# set by posemb from the folder of a Hugging Face model (never by the user)
+_FROM_THE_FOLDER = (
+    "hf.source",
+    "hf.model_type",
+    "hf.objective",
+    "hf.mask_token_id",
+    "train.init",
+    "train.init_method",
+)
+
+
 def initial_hf_model(cfg: RunConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The Hugging Face model a fine-tune starts from (its tables grown by
     ``train.init_method``, fresh rows and a fresh head drawn from ``train.seed``), and its
@@ -151,12 +184,26 @@ def initial_hf_model(cfg: RunConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
         new_head=hf.new_head,
         seed=tc.seed,
     )
+    if model.dropped:
+        print(
+            f"posemb: note: {len(model.dropped)} tensors of {source} have no place in "
+            f"{type(model.hf).__name__} and are not kept ({', '.join(model.dropped[:3])}"
+            f"{', ...' if len(model.dropped) > 3 else ''}); a model loaded from the output "
+            "with another head gets them fresh",
+            file=sys.stderr,
+        )
+    step = step_reached(source)
+    source_tokens, trained = None, before.positions
+    if run_file(source, RUN_SETTINGS_FILE).is_file():  # a fine-tune of a fine-tune: the chain
+        src_cfg, src_lineage = read_config(source), read_lineage(source)
+        source_tokens = tokens_trained(src_cfg, step, src_lineage)
+        trained = trained_positions(src_cfg, src_lineage)
     lineage = {
         "source": str(source.resolve()),
-        "source_step": step_reached(source),
+        "source_step": step,
         "source_sha256": content_sha256(read_weights(source)),
-        "source_tokens": None,
-        "source_trained_positions": before.positions,
+        "source_tokens": source_tokens,
+        "source_trained_positions": trained,
         "method": tc.init_method or None,
         "from_positions": before.positions,
         "positions": model.position_limit,

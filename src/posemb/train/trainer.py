@@ -121,6 +121,12 @@ def _run_config(
 
 def _resume_config(run_dir: Path, overrides: dict[str, Any] | None) -> RunConfig:
     cfg = read_config(run_dir)
+    fixed = sorted(k for k in overrides or {} if k.startswith(("model.", "hf.")))
+    if cfg.hf is not None and fixed:
+        raise ValueError(
+            f"{fixed[0]}: a Hugging Face model's run keeps its model as it started; --resume "
+            "takes train.* and data.* settings (start a new run with --init to change it)"
+        )
     if overrides:
         cfg = build_config(None, {**flat_settings(cfg), **overrides})
     return cfg
