@@ -25,11 +25,12 @@ sweeps stay under ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import hf_folders
 
 REPO = Path(__file__).resolve().parents[1]
 N, TO = 64, 256
@@ -59,47 +60,9 @@ PRETRAIN = [
 ]
 
 
-def tokenizer(kind: str):
-    import tokenizers as tk
-
-    from posemb.data import open_source
-
-    texts = list(open_source("stdlib").train_texts())
-    if kind == "bert":
-        tok = tk.Tokenizer(tk.models.WordPiece(unk_token="[UNK]"))
-        tok.normalizer = tk.normalizers.BertNormalizer(lowercase=False)
-        tok.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
-        tok.decoder = tk.decoders.WordPiece()
-        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        trainer = tk.trainers.WordPieceTrainer(vocab_size=VOCAB, special_tokens=specials)
-    else:
-        tok = tk.Tokenizer(tk.models.BPE())
-        tok.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = tk.decoders.ByteLevel()
-        trainer = tk.trainers.BpeTrainer(
-            vocab_size=VOCAB,
-            special_tokens=["<|endoftext|>"],
-            initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet(),
-        )
-    tok.train_from_iterator(texts, trainer=trainer)
-    return tok
-
-
 def random_folder(kind: str, folder: Path) -> Path:
-    import torch
-    import transformers
-
     cls, fields = SHAPES[kind]
-    tok = tokenizer(kind)
-    torch.manual_seed(0)
-    config = transformers.AutoConfig.for_model(kind, vocab_size=tok.get_vocab_size(), **fields)
-    getattr(transformers, cls)(config).save_pretrained(folder)
-    tok.save(str(folder / "tokenizer.json"))
-    extra = {"mask_token": "[MASK]"} if kind == "bert" else {}
-    (folder / "tokenizer_config.json").write_text(
-        json.dumps({"model_max_length": N, **extra}), encoding="utf-8"
-    )
-    return folder
+    return hf_folders.random_folder(kind, folder, cls, fields, VOCAB, N, ("<|endoftext|>",))
 
 
 def posemb(*args: str) -> None:

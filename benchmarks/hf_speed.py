@@ -38,6 +38,7 @@ import sys
 import time
 from pathlib import Path
 
+import hf_folders
 import numpy as np
 import torch
 
@@ -59,33 +60,8 @@ SHAPES = {
 
 # -- the folders ----------------------------------------------------------------------------------
 def build(kind: str, folder: Path) -> None:
-    import tokenizers as tk
-    import transformers
-
-    from posemb.data import open_source
-
-    texts = list(open_source("stdlib").train_texts())
-    if kind == "bert":
-        tok = tk.Tokenizer(tk.models.WordPiece(unk_token="[UNK]"))
-        tok.normalizer = tk.normalizers.BertNormalizer(lowercase=False)
-        tok.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
-        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        trainer = tk.trainers.WordPieceTrainer(vocab_size=VOCAB, special_tokens=specials)
-    else:
-        tok = tk.Tokenizer(tk.models.BPE())
-        tok.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = tk.decoders.ByteLevel()
-        trainer = tk.trainers.BpeTrainer(
-            vocab_size=VOCAB, initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet()
-        )
-    tok.train_from_iterator(texts, trainer=trainer)
     cls, fields = SHAPES[kind]
-    torch.manual_seed(0)
-    config = transformers.AutoConfig.for_model(kind, vocab_size=tok.get_vocab_size(), **fields)
-    getattr(transformers, cls)(config).save_pretrained(folder)
-    tok.save(str(folder / "tokenizer.json"))
-    extra = {"mask_token": "[MASK]", "pad_token": "[PAD]"} if kind == "bert" else {}
-    (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": N, **extra}))
+    hf_folders.random_folder(kind, folder, cls, fields, VOCAB, N)
 
 
 def windows(folder: Path, n_windows: int) -> tuple[np.ndarray, object]:
