@@ -3,11 +3,15 @@
 from .model import KVCache, ModelConfig, Transformer, TransformerOutput
 from .positional import (
     EXTEND_METHODS,
+    GRID_METHODS,
     SCHEMES,
+    GridOutOfRangeError,
     LearnedAbsolutePositionalEmbedding,
+    LearnedGridPositionalEmbedding,
     PositionalScheme,
     PositionOutOfRangeError,
     build_scheme,
+    extend_grid,
     extend_table,
 )
 
@@ -36,15 +40,19 @@ def load(run_dir, *, verify: bool | None = None):
 
 __all__ = [
     "EXTEND_METHODS",
+    "GRID_METHODS",
     "SCHEMES",
+    "GridOutOfRangeError",
     "KVCache",
     "LearnedAbsolutePositionalEmbedding",
+    "LearnedGridPositionalEmbedding",
     "ModelConfig",
     "PositionOutOfRangeError",
     "PositionalScheme",
     "Transformer",
     "TransformerOutput",
     "build_scheme",
+    "extend_grid",
     "extend_table",
     "load",
 ]

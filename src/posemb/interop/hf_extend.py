@@ -33,6 +33,7 @@ from .hf_files import OTHER_WEIGHTS, SAFETENSORS_INDEX, config_float, require_di
 from .limits import read_limit_files, update_limits
 from .metadata import HF_METADATA
 from .outdir import copy_file, files_to_copy, output_dir
+from .vision import VISION_FAMILIES, VisionExtension, extend_vision
 
 __all__ = ["FAMILIES", "Extension", "extend", "extend_tensors"]
 
@@ -50,34 +51,57 @@ class Extension:
 def extend(
     src: str | Path,
     dst: str | Path,
-    to: int,
-    method: str,
+    to: int | None = None,
+    method: str | None = None,
     *,
+    image_size: int | None = None,
+    antialias: bool | None = None,
     allow_shrink: bool = False,
     force: bool = False,
     seed: int = 0,
-) -> Extension:
-    """Write ``src`` with its table grown (or cropped) to ``to`` positions into ``dst``.
+) -> Extension | VisionExtension:
+    """Write ``src`` with its table grown (or cropped) to ``to`` positions into ``dst``; a
+    vision model's 2-D table resampled for ``image_size`` px (:mod:`.vision`).
 
     Args:
         src: a posemb run directory or a local Hugging Face model directory (never modified).
         dst: the new directory (refused if it exists and is not empty, unless ``force``).
         to: positions the result serves (reserved offset rows not counted).
-        method: one of ``posemb.EXTEND_METHODS``.
+        method: one of ``posemb.EXTEND_METHODS``; with ``image_size``, one of
+            ``posemb.GRID_METHODS`` (default: the family's own run-time resampling).
+        image_size: a vision model's new image size in pixels (instead of ``to``).
+        antialias: with ``image_size``: resample with antialiasing (default: as the family).
         allow_shrink: allow ``to`` below the current size (rows are cropped).
-        seed: seed of the fresh rows of ``method="random"``.
+        seed: seed of the fresh rows of ``method="random"`` (``pad-random``).
     """
     src = require_dir(Path(src), "SRC")
-    check_positive_int("--to", to)
     kind = folder_kind(src)
     if kind is None:
         raise FileNotFoundError(
             f"{str(src)!r} has no config.json: it is neither a posemb run nor a Hugging Face model"
         )
     generator = torch.Generator().manual_seed(seed)
+    config = read_json(inside(src, CONFIG_FILE)) if kind == "hf" else None
+    if image_size is not None:
+        if config is None:
+            raise ValueError(
+                "--image-size resamples a vision model's grid of patches; a posemb run's table "
+                "is one-dimensional: use --to N --method METHOD"
+            )
+        return extend_vision(
+            src, config, dst, image_size, method, antialias=antialias, force=force, seed=seed
+        )
+    model_type = config.get("model_type") if config is not None else None
+    if isinstance(model_type, str) and model_type in VISION_FAMILIES:
+        raise ValueError(
+            f"{str(src)!r} is a {config['model_type']!r} vision model: its table is a grid of "
+            "image patches; give the new image size: posemb extend SRC DST --image-size N"
+        )
+    if to is None or method is None:
+        raise ValueError("give the new size and how rows are made: --to N --method METHOD")
+    check_positive_int("--to", to)
     if kind == "run":
         return _extend_run(src, dst, to, method, allow_shrink, force, generator)
-    config = read_json(inside(src, CONFIG_FILE))
     return _extend_hf(src, config, dst, to, method, allow_shrink, force, generator)
 
 

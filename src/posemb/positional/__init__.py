@@ -13,6 +13,13 @@ from .alibi import ALiBi
 from .base import PositionalScheme
 from .checks import unknown
 from .extend import EXTEND_METHODS, extend_table
+from .grid import (
+    GRID_METHODS,
+    GridOutOfRangeError,
+    LearnedGridPositionalEmbedding,
+    extend_grid,
+    sincos_grid,
+)
 from .learned import LearnedAbsolutePositionalEmbedding, PositionOutOfRangeError
 from .nope import NoPositions
 from .rope import RotaryPositionalEmbedding
@@ -99,10 +106,13 @@ def build_scheme(name: str, **options) -> PositionalScheme:
 __all__ = [
     "EXTEND_METHODS",
     "FRACTIONAL_SCHEMES",
+    "GRID_METHODS",
     "SCHEMES",
     "TABLE_SCHEMES",
     "ALiBi",
+    "GridOutOfRangeError",
     "LearnedAbsolutePositionalEmbedding",
+    "LearnedGridPositionalEmbedding",
     "NoPositions",
     "PositionOutOfRangeError",
     "PositionalScheme",
@@ -111,5 +121,7 @@ __all__ = [
     "SinusoidalPositionalEmbedding",
     "T5RelativeBias",
     "build_scheme",
+    "extend_grid",
     "extend_table",
+    "sincos_grid",
 ]
