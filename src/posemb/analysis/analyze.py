@@ -14,18 +14,20 @@ from typing import Any
 
 from ..files import atomic_write_text
 from ..report import Report
+from .grid import axis_similarity, grid_sentence, grid_similarity, plot_grid_of_grids
 from .load import LoadedTable, load_table
 from .plots import plot_analysis
 from .summary import TableAnalysis, analyze_table, plain_reading
-from .table import format_ranges
+from .table import format_percent, format_ranges, format_share
 
 CAPTIONS = {
     "cosine": "Cosine similarity between positions",
-    "pca_2d": "PCA trajectory (2-D), coloured by position",
-    "pca_3d": "PCA trajectory (3-D)",
+    "pca_2d": "PCA trajectory (2-D): the positions in order, as a line coloured by position",
+    "pca_3d": "PCA trajectory (3-D), coloured by position",
     "spectrum": "Per-dimension spectrum over positions (dims × frequency)",
-    "norms": "Row norms (untrained rows shaded)",
+    "norms": "Row norms (untrained rows shaded, a norm jump and outlier rows marked)",
     "nn_offsets": "Offset of each row's nearest neighbour",
+    "grid": "Each patch's position row against every patch (cosine), laid out as the image",
 }
 
 
@@ -41,17 +43,31 @@ class AnalyzeResult:
 
 
 def analyze(
-    source: str | Path, out_dir: str | Path, key: str | None = None, offset: int | None = None
+    source: str | Path,
+    out_dir: str | Path,
+    key: str | None = None,
+    offset: int | None = None,
+    grid: tuple[int, int] | None = None,
 ) -> AnalyzeResult:
-    """Analyse the position table at ``source`` and write every output into ``out_dir``."""
-    loaded = load_table(source, key=key, offset=offset)
+    """Analyse the position table at ``source`` and write every output into ``out_dir``.
+
+    A 2-D table (a vision model's, or ``grid`` given) also gets the ViT picture
+    (:mod:`.grid`): each patch against every patch, and the similarity by row and column
+    offset; the 1-D diagnostics read its patch rows in row-major order."""
+    loaded = load_table(source, key=key, offset=offset, grid=grid)
     a = analyze_table(loaded.table, loaded.offset, loaded.initial)
-    reading = plain_reading(a, loaded.context)
+    reading = plain_reading(a, loaded.context, patches=loaded.grid is not None)
+    sim = None
+    if loaded.grid is not None:
+        sim = grid_similarity(loaded.table[loaded.offset :], loaded.grid)
+        axes = axis_similarity(sim)
+        reading.insert(0, grid_sentence(axes, loaded.grid))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {str(out)!r} is a file; choose a directory")
     out.mkdir(parents=True, exist_ok=True)
     summary = {
+        "name": loaded.name,
         "source": str(loaded.source),
         "kind": loaded.kind,
         "key": loaded.key,
@@ -60,7 +76,13 @@ def analyze(
         **a.to_json(),
         "reading": reading,
     }
+    if sim is not None:
+        summary["grid"] = {"grid": list(loaded.grid), "prefix": loaded.offset, **axes}
     plots = plot_analysis(a, out)
+    if sim is not None:
+        H, W = loaded.grid
+        title = f"{loaded.key}: {H} x {W} patches, each against every patch"
+        plots = {"grid": plot_grid_of_grids(sim, out / "position_grid.png", title), **plots}
     files: dict[str, Path] = {"json": out / "analysis.json", **plots}
     atomic_write_text(files["json"], json.dumps(summary, indent=2) + "\n")
     files["report_md"], files["report_html"] = analysis_report(summary, plots).write(out)
@@ -71,10 +93,12 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     """The key numbers as (label, value) rows, for the reports and the terminal."""
     u = s["untrained"]
     nn = s["nearest_neighbor_offsets"]
-    dom = ", ".join(f"{d['offset']:+d} ({d['fraction']:.0%})" for d in nn["dominant"][:3])
+    dom = ", ".join(
+        f"{d['offset']:+d} ({format_percent(d['fraction'])})" for d in nn["dominant"][:3]
+    )
     if "trained_rows_only" in nn:
         dom += "; among trained rows: " + ", ".join(
-            f"{d['offset']:+d} ({d['fraction']:.0%})"
+            f"{d['offset']:+d} ({format_percent(d['fraction'])})"
             for d in nn["trained_rows_only"]["dominant"][:3]
         )
     spec = s["spectrum"]
@@ -82,6 +106,17 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     reserved = s["reserved"]["rows"]
     rows = [
         ("table", f"{s['key']} [{s['table_rows']} × {s['dim']}] from {s['kind']}"),
+        *(
+            [
+                (
+                    "patch grid",
+                    f"{s['grid']['grid'][0]} × {s['grid']['grid'][1]} after "
+                    f"{s['grid']['prefix']} prefix row(s)",
+                )
+            ]
+            if "grid" in s
+            else []
+        ),
         (
             "positions analysed",
             f"{s['n_rows']} (offset {s['offset']}: "
@@ -93,7 +128,8 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         (
             f"untrained rows ({u['method']})",
-            f"{u['count']}" + (f": positions {format_ranges(u['rows'])}" if u["rows"] else ""),
+            format_share(u["count"], s["n_rows"])
+            + (f": positions {format_ranges(u['rows'])}" if u["rows"] else ""),
         ),
         (
             "mean cosine of adjacent rows",
@@ -111,19 +147,30 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
             f"(≥{spec['threshold']:.0%} of energy in one peak; median period "
             f"{spec['median_dominant_period']:.1f})",
         ),
-        (
-            "row norms",
-            f"mean {s['norms']['mean']:.4f}, min {s['norms']['min']:.4f}, max "
-            f"{s['norms']['max']:.4f}",
-        ),
+        ("row norms", _norms_row(s["norms"])),
         ("initial values", s["init"]),
     ]
     return rows
 
 
+def _norms_row(norms: dict[str, Any]) -> str:
+    """Mean, min and max of the row norms, then a jump and outlier rows when found."""
+    text = f"mean {norms['mean']:.4f}, min {norms['min']:.4f}, max {norms['max']:.4f}"
+    j = norms.get("jump")
+    if j:
+        text += (
+            f"; jump at position {j['position']} ({j['mean_before']:.4f} before, "
+            f"{j['mean_after']:.4f} after)"
+        )
+    if norms.get("outliers"):
+        rows = [o["position"] for o in norms["outliers"]]
+        text += f"; outlier rows: position{'s' if len(rows) > 1 else ''} {format_ranges(rows)}"
+    return text
+
+
 def analysis_report(s: dict[str, Any], plots: dict[str, Path]) -> Report:
     """The report of ``analysis.json``'s summary ``s``: the reading, the key numbers, the plots."""
-    report = Report(f"Position table analysis: {s['source']}", reading=list(s["reading"]))
+    report = Report(f"Position table analysis: {s['name']}", reading=list(s["reading"]))
     report.pairs("Summary", summary_rows(s))
     for name, path in plots.items():
         report.image(CAPTIONS.get(name, name), path)

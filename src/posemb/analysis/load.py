@@ -23,6 +23,7 @@ stay inside the directory).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,16 @@ from torch import Tensor
 from ..files import read_json, read_tensor, tensor_shapes
 from ..interop.families import FAMILIES, matches, table_offset
 from ..interop.hf_files import PICKLE_SUFFIXES, refuse_other_weights, weight_files
+from ..interop.vision import VISION_FAMILIES
+from ..interop.vision import sizes as vision_sizes
 from ..model import Transformer
 from ..positional.checks import closest
 from ..runs import CONFIG_FILE, MODEL_FILE, folder_kind, read_config, run_file, step_reached
 from ..runs.weights import read_tensors
 
 RUN_KEY = Transformer.POSITION_TABLE_KEY
+# a Hugging Face Hub name: "name" or "owner/name", no absolute or relative filesystem path
+HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 @dataclass
@@ -55,6 +60,9 @@ class LoadedTable:
         init_note: how ``initial`` was obtained, or why it is unknown.
         context: facts of a posemb run (``seq_len``, ``positions``, ``causal``, ``seed``,
             ``max_positions``, ``step``) used to explain the result.
+        grid: ``(H, W)`` when the rows after ``offset`` are a vision model's patches
+            (row-major), else None.
+        name: what to call the table in a title (:func:`display_name`): never a local path.
     """
 
     table: Tensor
@@ -65,10 +73,32 @@ class LoadedTable:
     initial: Tensor | None = None
     init_note: str = ""
     context: dict[str, Any] = field(default_factory=dict)
+    grid: tuple[int, int] | None = None
+    name: str = ""
+
+
+def display_name(path: Path, config: dict[str, Any] | None = None, scheme: str = "") -> str:
+    """The model's name for a report's title, never a local absolute path.
+
+    A Hugging Face folder: its config's ``_name_or_path`` when that is a Hub name
+    (``owner/name``), else the folder's name; a posemb run: the run folder's name and its
+    scheme; a file: its name (with its folder's for a generic ``model.safetensors``)."""
+    name_or_path = str((config or {}).get("_name_or_path") or "")
+    if HUB_NAME.fullmatch(name_or_path):
+        return name_or_path
+    where = path.resolve()
+    if scheme:
+        return f"{where.name} ({scheme})"
+    if where.is_file() and where.name == MODEL_FILE:
+        return f"{where.parent.name}/{where.name}"
+    return where.name
 
 
 def load_table(
-    source: str | Path, key: str | None = None, offset: int | None = None
+    source: str | Path,
+    key: str | None = None,
+    offset: int | None = None,
+    grid: tuple[int, int] | None = None,
 ) -> LoadedTable:
     """Load the position table at ``source`` (see the module doc for what is accepted).
 
@@ -106,7 +136,15 @@ def load_table(
             )
     if offset is not None:
         loaded.offset = offset
+    if grid is not None:
+        loaded.grid = tuple(grid)
     rows = loaded.table.shape[0]
+    if loaded.grid is not None and loaded.offset + loaded.grid[0] * loaded.grid[1] != rows:
+        H, W = loaded.grid
+        raise ValueError(
+            f"--grid {H}x{W} with offset {loaded.offset} needs {loaded.offset + H * W} rows; "
+            f"{loaded.key} has {rows}"
+        )
     if not 0 <= loaded.offset <= rows - 2:
         raise ValueError(
             f"--offset {loaded.offset} leaves fewer than 2 positions in {loaded.key} "
@@ -168,6 +206,7 @@ def _from_file(path: Path, key: str | None) -> LoadedTable:
         path,
         "safetensors file",
         init_note="initial values unknown: untrained rows found by a heuristic",
+        name=display_name(path),
     )
 
 
@@ -206,6 +245,7 @@ def _from_run(run_dir: Path, key: str | None) -> LoadedTable:
         initial=initial,
         init_note=note,
         context=context,
+        name=display_name(run_dir, scheme=scheme),
     )
 
 
@@ -229,6 +269,8 @@ def _initial_table(cfg, key: str, shape: torch.Size) -> tuple[Tensor | None, str
 # -- Hugging Face --------------------------------------------------------------------------------
 def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> LoadedTable:
     model_type = str(config["model_type"])
+    if model_type in VISION_FAMILIES and key is None:
+        return _from_vision(model_dir, config, model_type)
     files: dict[str, Path] = {}  # tensor name -> the file holding it
     shapes: dict[str, tuple[int, ...]] = {}
     for name in weight_files(model_dir):  # refuses pickle-only directories and unsafe names
@@ -266,4 +308,32 @@ def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> Loaded
         f"Hugging Face {model_type}",
         init_note="initial values unknown: untrained rows found by a heuristic",
         context={"model_type": model_type},
+        name=display_name(model_dir, config),
+    )
+
+
+def _from_vision(model_dir: Path, config: dict[str, Any], model_type: str) -> LoadedTable:
+    """A vision model's 2-D table: its prefix rows (class, distillation) are the offset."""
+    family = VISION_FAMILIES[model_type]
+    where = f"{model_dir / CONFIG_FILE}"
+    _, image, patch = vision_sizes(config, family, where)
+    files: dict[str, Path] = {}
+    for name in weight_files(model_dir):
+        files.update(dict.fromkeys(tensor_shapes(model_dir / name), model_dir / name))
+    found = [k for k in files if matches(k, family.key)]
+    if len(found) != 1:
+        raise ValueError(f"{where}: expected one table named [PREFIX.]{family.key}, found {found}")
+    table = read_tensor(files[found[0]], found[0])
+    table = table[0] if table.dim() == 3 else table  # [1, P + N, d] parameters
+    side = image // patch
+    return LoadedTable(
+        _as_float(table),
+        family.prefix,
+        found[0],
+        model_dir,
+        f"Hugging Face {model_type}",
+        init_note="initial values unknown: untrained rows found by a heuristic",
+        context={"model_type": model_type, "image_size": image, "patch_size": patch},
+        grid=(side, side),
+        name=display_name(model_dir, config),
     )

@@ -13,12 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.collections import LineCollection
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from mpl_toolkits.mplot3d.art3d import Line3DCollection
 from torch import Tensor
 
 from ..figures import new_figure, save_png
 from .summary import TableAnalysis
-from .table import SpectrumResult, as_float64, cosine_similarity_matrix, to_ranges
+from .table import NormFeatures, SpectrumResult, as_float64, cosine_similarity_matrix, to_ranges
+
+CMAP = "viridis"  # position -> colour, in every trajectory
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -62,6 +67,47 @@ def plot_cosine_heatmap(
     return _save(fig, path)
 
 
+def labelled_positions(n: int) -> list[int]:
+    """The positions to write on a trajectory of ``n``: 0, the last, and about 3 between at
+    a power-of-two step (``512 -> [0, 128, 256, 384, 511]``)."""
+    if n <= 1:
+        return [0]
+    step = 2 ** max(0, round(math.log2(n / 4)))
+    between = [i for i in range(step, n - 1, step) if n - 1 - i >= step / 2]
+    return [0, *between, n - 1]
+
+
+def _trajectory(ax, points: np.ndarray, norm: Normalize, three_d: bool = False):
+    """``points [n, 2 or 3]`` as one line through the positions in order, each segment coloured
+    by its position; dots at the positions too while there are few. Returns the line."""
+    n = points.shape[0]
+    segments = np.stack([points[:-1], points[1:]], axis=1)  # [n - 1, 2, 2 or 3]
+    kind = Line3DCollection if three_d else LineCollection
+    line = kind(segments, cmap=CMAP, norm=norm, linewidth=2.0 if n <= 256 else 1.2)
+    line.set_array(np.arange(n - 1) + 0.5)  # a segment's colour: between its two positions
+    (ax.add_collection3d if three_d else ax.add_collection)(line)
+    if n <= 128:
+        ax.scatter(*points.T, c=np.arange(n), cmap=CMAP, norm=norm, s=_marker(n), zorder=2)
+    box = dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8)
+    for i in labelled_positions(n):
+        ax.scatter(*points[i], s=18, facecolor="white", edgecolor="black", zorder=4)
+        if three_d:
+            ax.text(*points[i], f" {i}", fontsize=8, bbox=box, zorder=5)
+        else:
+            ax.annotate(
+                str(i),
+                points[i],
+                xytext=(4, 4),
+                textcoords="offset points",
+                fontsize=8,
+                bbox=box,
+                zorder=5,
+            )
+    if not three_d:
+        ax.autoscale_view()
+    return line
+
+
 def plot_pca_trajectory(
     projections: Tensor,
     explained: Tensor,
@@ -69,16 +115,16 @@ def plot_pca_trajectory(
     title: str = "PCA trajectory of the positions",
     untrained: list[int] | None = None,
 ) -> Path:
-    """The rows projected on the first two principal components, coloured by position."""
+    """The rows projected on the first two principal components: one line through the
+    positions in order, coloured by position (colour bar), with 0, the last and a few
+    positions between written on it; untrained rows crossed."""
     p = projections.double()
     n = p.shape[0]
     fig = new_figure()
     ax = fig.add_subplot()
     y = p[:, 1] if p.shape[1] > 1 else torch.zeros(n, dtype=torch.float64)
-    ax.plot(p[:, 0].numpy(), y.numpy(), color="0.75", linewidth=0.6, zorder=1)
-    sc = ax.scatter(
-        p[:, 0].numpy(), y.numpy(), c=np.arange(n), cmap="viridis", s=_marker(n), zorder=2
-    )
+    points = torch.stack([p[:, 0], y], dim=1).numpy()  # [n, 2]
+    line = _trajectory(ax, points, Normalize(0, max(n - 1, 1)))
     if untrained:
         ax.scatter(
             p[untrained, 0].numpy(),
@@ -90,7 +136,7 @@ def plot_pca_trajectory(
             label="untrained rows",
         )
         ax.legend(loc="best", fontsize=8)
-    fig.colorbar(sc, ax=ax, label="position")
+    fig.colorbar(line, ax=ax, label="position")
     ax.set_xlabel(f"PC1 ({float(explained[0]):.1%} of variance)")
     ax.set_ylabel(f"PC2 ({float(explained[1]):.1%})" if explained.numel() > 1 else "PC2")
     ax.set_title(title)
@@ -100,17 +146,21 @@ def plot_pca_trajectory(
 def plot_pca_3d(
     projections: Tensor, explained: Tensor, path: str | Path, title: str = "PCA trajectory (3-D)"
 ) -> Path:
-    """The rows on the first three principal components, coloured by position."""
+    """The rows on the first three principal components: a line through the positions in
+    order, coloured by position, a few positions written on it."""
     p = projections.double()
     n = p.shape[0]
     cols = [p[:, i] if i < p.shape[1] else torch.zeros(n, dtype=torch.float64) for i in range(3)]
+    points = torch.stack(cols, dim=1).numpy()  # [n, 3]
     fig = new_figure(6.4, 5.6)
     ax = fig.add_subplot(projection="3d")
-    ax.plot(*(c.numpy() for c in cols), color="0.75", linewidth=0.6)
-    sc = ax.scatter(
-        *(c.numpy() for c in cols), c=np.arange(n), cmap="viridis", s=_marker(n), depthshade=False
-    )
-    fig.colorbar(sc, ax=ax, label="position", shrink=0.7, pad=0.12)
+    line = _trajectory(ax, points, Normalize(0, max(n - 1, 1)), three_d=True)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    pad = (hi - lo) * 0.05 + 1e-12
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax.set_zlim(lo[2] - pad[2], hi[2] + pad[2])
+    fig.colorbar(line, ax=ax, label="position", shrink=0.7, pad=0.12)
     for i, setter in enumerate((ax.set_xlabel, ax.set_ylabel, ax.set_zlabel)):
         share = f" ({float(explained[i]):.1%})" if i < explained.numel() else ""
         setter(f"PC{i + 1}{share}")
@@ -148,9 +198,14 @@ def plot_spectrum(
 
 
 def plot_row_norms(
-    norms: Tensor, path: str | Path, untrained: list[int] | None = None, title: str = "Row norms"
+    norms: Tensor,
+    path: str | Path,
+    untrained: list[int] | None = None,
+    title: str = "Row norms",
+    features: NormFeatures | None = None,
 ) -> Path:
-    """L2 norm of each row, with untrained rows shaded."""
+    """L2 norm of each row, with untrained rows shaded and, from ``features``, the norm
+    jump (a dashed line between its two positions) and outlier rows (circled)."""
     n = norms.numel()
     fig = new_figure(6.4, 3.8)
     ax = fig.add_subplot()
@@ -169,10 +224,11 @@ def plot_row_norms(
             alpha=0.15,
             label="untrained rows" if i == 0 else None,
         )
-    if untrained:
+    marked = _mark_norm_features(ax, norms.double(), features)
+    if untrained or marked:
         ax.legend(loc="best", fontsize=8)
-    ax.set_xlabel("position")
-    ax.set_ylabel("‖row‖₂")
+    ax.set_xlabel("position i")
+    ax.set_ylabel("L2 norm of row i, ‖P[i]‖₂ (table units)")
     ax.set_title(title)
     return _save(fig, path)
 
@@ -192,8 +248,8 @@ def plot_nn_offsets(
     fig = new_figure(6.4, 3.8)
     ax = fig.add_subplot()
     ax.bar(range(-window, window + 1), counts.numpy(), width=0.9, color="tab:green")
-    ax.set_xlabel("nearest-neighbour offset j − i")
-    ax.set_ylabel("rows")
+    ax.set_xlabel("nearest-neighbour offset j − i (positions)")
+    ax.set_ylabel("number of positions i")
     ax.set_title(title + (f" ({outside} rows beyond ±{window})" if outside else ""))
     return _save(fig, path)
 
@@ -214,9 +270,38 @@ def plot_analysis(a: TableAnalysis, out_dir: str | Path) -> dict[str, Path]:
             out / "norms.png",
             a.untrained,
             title=f"Row norms (untrained rows: {a.untrained_method})",
+            features=a.norm_features,
         ),
         "nn_offsets": plot_nn_offsets(a.nn_offsets, out / "nn_offsets.png"),
     }
+
+
+def _mark_norm_features(ax, norms: Tensor, features: NormFeatures | None) -> bool:
+    """Draw the jump and the outlier rows of ``features`` on the norms plot; whether any."""
+    if features is None:
+        return False
+    if features.jump is not None:
+        j = features.jump
+        ax.axvline(
+            (j.previous + j.position) / 2,
+            color="tab:orange",
+            linestyle="--",
+            linewidth=1.2,
+            label=f"norm jump at position {j.position}",
+        )
+    if features.outliers:
+        rows = [o.position for o in features.outliers]
+        ax.scatter(
+            rows,
+            norms[rows].numpy(),
+            s=60,
+            facecolor="none",
+            edgecolor="crimson",
+            linewidth=1.4,
+            zorder=3,
+            label="outlier rows",
+        )
+    return features.jump is not None or bool(features.outliers)
 
 
 def _marker(n: int) -> float:

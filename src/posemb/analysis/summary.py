@@ -2,13 +2,16 @@
 
 ``analyze_table`` runs every function of :mod:`posemb.analysis.table` on the position rows
 (reserved offset rows split off and reported on their own); ``plain_reading`` turns the
-numbers into two sentences a person can act on.
+numbers into sentences a person can act on: which rows never trained, how the trained rows
+are organised, and what stands out in the row norms (a jump, outlier rows) with what it
+usually means.
 
 Notation: ``n`` positions, ``d`` width, ``k`` principal components.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,15 +19,25 @@ import torch
 from torch import Tensor
 
 from .table import (
+    JUMP_MIN_EFFECT,
+    JUMP_MIN_RELATIVE,
+    JUMP_MIN_SHARPNESS,
+    JUMP_WINDOW,
+    OUTLIER_MIN_RELATIVE,
+    OUTLIER_MIN_Z,
+    OUTLIER_WINDOW,
     HeuristicUntrained,
+    NormFeatures,
     PCAResult,
     SpectrumResult,
     adjacent_cosine,
     as_float64,
     cosine_by_distance,
     dominant_offsets,
+    format_percent,
     format_ranges,
     nearest_neighbor_offsets,
+    norm_features,
     offset_histogram,
     pca,
     row_norms,
@@ -55,6 +68,7 @@ class TableAnalysis:
         untrained_method: ``"exact"`` or ``"heuristic"``.
         heuristic: the heuristic's details when it was used.
         reserved: facts about the reserved rows (norms, whether they moved).
+        norm_features: a jump in the trained rows' norms and their outlier rows.
     """
 
     weight: Tensor
@@ -70,6 +84,7 @@ class TableAnalysis:
     heuristic: HeuristicUntrained | None = None
     trained_nn_offsets: Tensor | None = None
     reserved: dict[str, Any] = field(default_factory=dict)
+    norm_features: NormFeatures = field(default_factory=lambda: NormFeatures(None, []))
 
     @property
     def n_rows(self) -> int:
@@ -139,6 +154,7 @@ class TableAnalysis:
             keep[self.untrained] = False
             out["norms"]["trained"] = _describe(self.norms[keep]) if keep.any() else None
             out["norms"]["untrained"] = _describe(self.norms[~keep])
+        out["norms"].update(_norm_features_json(self.norm_features))
         return out
 
 
@@ -170,8 +186,9 @@ def analyze_table(
     else:
         heuristic = untrained_rows_heuristic(w)
         untrained, method = heuristic.rows, "heuristic"
-    trained = torch.ones(w.shape[0], dtype=torch.bool)
+    trained = torch.ones(w.shape[0], dtype=torch.bool)  # [n]
     trained[untrained] = False
+    norms = row_norms(w)  # [n]
     trained_nn = (
         nearest_neighbor_offsets(w, among=trained)
         if untrained and int(trained.sum()) >= 2
@@ -187,7 +204,7 @@ def analyze_table(
         offset=offset,
         pca=pca(w, 3),
         spectrum=spectrum(w),
-        norms=row_norms(w),
+        norms=norms,
         adjacent=adjacent_cosine(w),
         by_distance=cosine_by_distance(w, max_distance),
         nn_offsets=nearest_neighbor_offsets(w),
@@ -196,13 +213,63 @@ def analyze_table(
         heuristic=heuristic,
         trained_nn_offsets=trained_nn,
         reserved=reserved,
+        norm_features=norm_features(norms, trained),
     )
 
 
-def plain_reading(a: TableAnalysis, context: dict[str, Any] | None = None) -> list[str]:
-    """Two sentences: which rows never trained (and why), then how the trained rows are
-    organised."""
-    return [_untrained_sentence(a, context or {}), _structure_sentence(a)]
+def plain_reading(
+    a: TableAnalysis, context: dict[str, Any] | None = None, *, patches: bool = False
+) -> list[str]:
+    """Which rows never trained (and why), how the trained rows are organised, then what
+    stands out in the row norms, when something does: outlier rows and a jump, each with
+    what it usually means. ``patches``: the positions are image patches (a ViT's), whose
+    first one is not a special first position."""
+    sentences = [_untrained_sentence(a, context or {}), _structure_sentence(a)]
+    f = a.norm_features
+    if f.outliers:
+        sentences.append(_outlier_sentence(f, patches))
+    if f.jump is not None:
+        sentences.append(_jump_sentence(f))
+    return sentences
+
+
+def _outlier_sentence(f: NormFeatures, patches: bool) -> str:
+    """Which rows' norms stand apart from their neighbours', and what an odd first row means."""
+    rows = [o.position for o in f.outliers]
+    shown = f.outliers[:4]
+    norms = ", ".join(f"{o.norm:.2f} (neighbours {o.neighbours:.2f})" for o in shown)
+    more = ", …" if len(f.outliers) > len(shown) else ""
+    one = len(rows) == 1
+    sentence = (
+        f"The row norm{'' if one else 's'} of position{'' if one else 's'} "
+        f"{format_ranges(rows)} {'is an outlier' if one else 'are outliers'}: "
+        f"{norms}{more}, more than {OUTLIER_MIN_Z:g} robust standard deviations from the "
+        "neighbouring rows"
+    )
+    if rows[0] == 0 and not patches:
+        return sentence + (
+            "; an outlier first row usually means a special first position: every input "
+            "starts there ([CLS] or a beginning-of-text token), or the model uses it as an "
+            "attention sink."
+        )
+    return sentence + (
+        "; such a position is set apart from its neighbours in training (a token that always "
+        "sits there, or a position trained more or less often)."
+    )
+
+
+def _jump_sentence(f: NormFeatures) -> str:
+    """Where the row norms change level, and what such a change point usually means."""
+    j = f.jump
+    assert j is not None
+    size = f"{j.effect:.1f}" if j.effect < 100 else "over 100"
+    return (
+        f"Row norms jump between positions {j.previous} and {j.position}: mean {j.before:.2f} "
+        f"before, {j.after:.2f} from {j.position} on ({size} standard deviations); a "
+        "jump between neighbouring positions usually means a change of training length: the "
+        f"rows from {j.position} on trained for fewer steps (BERT, for one, trained most "
+        "steps on 128-token sequences, then on 512)."
+    )
 
 
 def _untrained_sentence(a: TableAnalysis, ctx: dict[str, Any]) -> str:
@@ -282,7 +349,7 @@ def _structure_sentence(a: TableAnalysis) -> str:
     return (
         f"{head}; the first two principal components hold {pca2:.0%} of the variance, and the "
         f"most common nearest-neighbour offset is {top['offset']:+d} "
-        f"({top['fraction']:.0%}{among})."
+        f"({format_percent(top['fraction'])}{among})."
     )
 
 
@@ -294,3 +361,37 @@ def _describe(x: Tensor) -> dict[str, float]:
         "max": float(x.max()),
         "argmax": int(x.argmax()),
     }
+
+
+def _norm_features_json(f: NormFeatures) -> dict[str, Any]:
+    """The jump and outlier rows of the norms, with the rules that found them."""
+    j = f.jump
+    return {
+        "jump": None
+        if j is None
+        else {
+            "position": j.position,
+            "previous": j.previous,
+            "mean_before": j.before,
+            "mean_after": j.after,
+            "effect_sd": _finite(j.effect),
+        },
+        "outliers": [
+            {"position": o.position, "norm": o.norm, "neighbours": o.neighbours, "z": _finite(o.z)}
+            for o in f.outliers
+        ],
+        "rules": {
+            "jump": f"the split of the trained rows' norms with the largest |mean difference| / "
+            f"pooled sd, when >= {JUMP_MIN_EFFECT:g}, >= {JUMP_MIN_RELATIVE:.0%} of the median "
+            f"norm, and sharp (the medians of {JUMP_WINDOW} rows each side differ by >= "
+            f"{JUMP_MIN_SHARPNESS:.0%} of it)",
+            "outlier": f"a trained row whose norm is > {OUTLIER_MIN_Z:g} robust sd (1.4826 MAD) "
+            f"and >= {OUTLIER_MIN_RELATIVE:.0%} of the median norm from the running median of "
+            f"the {2 * OUTLIER_WINDOW + 1} rows around it",
+        },
+    }
+
+
+def _finite(x: float) -> float | None:
+    """``x``, or None for an infinite score (no spread at all): JSON has no infinity."""
+    return x if math.isfinite(x) else None

@@ -252,6 +252,155 @@ def untrained_rows_heuristic(
     return HeuristicUntrained(rows if smooth else [], tau, tau_weak, smooth, median)
 
 
+# -- row norms: jumps and outliers -----------------------------------------------------------------
+JUMP_MIN_EFFECT = 3.0  # the levels differ by at least this many pooled standard deviations
+JUMP_MIN_RELATIVE = 0.05  # ... and by at least 5% of the median norm
+JUMP_MIN_SHARPNESS = 0.5  # the local step (medians of JUMP_WINDOW rows each side) holds half of it
+JUMP_WINDOW = 4
+JUMP_MIN_SEGMENT = 8  # rows on each side of a jump
+OUTLIER_MIN_Z = 6.0  # robust z-score (median / MAD) of a row's norm against its neighbours'
+OUTLIER_MIN_RELATIVE = 0.1  # ... and at least 10% of the median norm away from them
+OUTLIER_WINDOW = 5  # neighbours on each side in the running median
+NORM_MIN_ROWS = 8  # fewer rows: no verdict
+_MAD_TO_SD = 1.4826  # MAD x this estimates the standard deviation of a normal sample
+
+
+@dataclass
+class NormJump:
+    """A change point in the row norms: the rows from ``position`` on sit at another level.
+
+    Attributes:
+        position: the first position after the jump.
+        previous: the last position before it (``position - 1`` unless rows were left out).
+        before: mean norm of the rows before the jump.
+        after: mean norm of the rows from ``position`` on.
+        effect: ``|after - before|`` in pooled standard deviations of the two sides.
+    """
+
+    position: int
+    previous: int
+    before: float
+    after: float
+    effect: float
+
+
+@dataclass
+class NormOutlier:
+    """A row whose norm stands apart from its neighbours'.
+
+    Attributes:
+        position: the row's position.
+        norm: its norm.
+        neighbours: the running median of the norms around it (its own included).
+        z: ``(norm - neighbours) / (1.4826 · MAD)`` of every row's such residual.
+    """
+
+    position: int
+    norm: float
+    neighbours: float
+    z: float
+
+
+@dataclass
+class NormFeatures:
+    """What stands out in a table's row norms (:func:`norm_features`)."""
+
+    jump: NormJump | None
+    outliers: list[NormOutlier]
+
+
+def norm_features(norms: Tensor, keep: Tensor | None = None) -> NormFeatures:
+    """Outlier rows and the largest jump in the row norms ``[n]``, among the rows ``keep``
+    (``[n]`` bool; default all: pass the trained rows, untrained rows have their own test).
+
+    Outliers (:func:`norm_outliers`) are found first and left out of the jump test
+    (:func:`norm_jump`), so one odd row (often position 0) does not inflate the spread.
+    Both report positions, i.e. indices into ``norms``. Fewer than ``NORM_MIN_ROWS`` rows:
+    nothing is reported.
+    """
+    x = norms.detach().to("cpu", torch.float64).flatten()
+    mask = torch.ones(x.numel(), dtype=torch.bool) if keep is None else keep.to(torch.bool)
+    positions = mask.nonzero().flatten()  # [m]
+    if positions.numel() < NORM_MIN_ROWS:
+        return NormFeatures(None, [])
+    x = x[positions]  # [m]
+    outliers = norm_outliers(x)
+    rest = torch.ones(x.numel(), dtype=torch.bool)
+    rest[[o.position for o in outliers]] = False
+    jump = norm_jump(x[rest])
+    kept = positions[rest]
+    for o in outliers:
+        o.position = int(positions[o.position])
+    if jump is not None:
+        jump.position, jump.previous = int(kept[jump.position]), int(kept[jump.previous])
+    return NormFeatures(jump, outliers)
+
+
+def norm_outliers(norms: Tensor) -> list[NormOutlier]:
+    """Rows whose norm stands apart from their neighbours' (``[n]`` norms in position order).
+
+    Each row's residual is its norm minus the running median of the ``2·OUTLIER_WINDOW + 1``
+    norms around it (a median follows steps and trends, and one odd row does not move it);
+    the spread is the MAD of all residuals. A row is an outlier when its robust z-score
+    ``|residual| / (1.4826 · MAD)`` exceeds ``OUTLIER_MIN_Z`` and the residual is at least
+    ``OUTLIER_MIN_RELATIVE`` of the median norm (a near-constant table's tiny wobbles are
+    not outliers).
+    """
+    x = norms.detach().to("cpu", torch.float64).flatten()
+    if x.numel() < NORM_MIN_ROWS:
+        return []
+    w = OUTLIER_WINDOW
+    pad = torch.full((w,), math.nan, dtype=torch.float64)
+    windows = torch.cat([pad, x, pad]).unfold(0, 2 * w + 1, 1)  # [n, 2w + 1]
+    local = windows.nanmedian(dim=1).values  # [n]
+    r = x - local  # [n]
+    scale = _MAD_TO_SD * float((r - r.median()).abs().median())
+    big = r.abs() >= OUTLIER_MIN_RELATIVE * float(x.median())
+    z = r.abs() / scale if scale > 0 else torch.where(big, math.inf, 0.0).double()
+    rows = ((z > OUTLIER_MIN_Z) & big).nonzero().flatten().tolist()
+    return [NormOutlier(i, float(x[i]), float(local[i]), float(z[i])) for i in rows]
+
+
+def norm_jump(norms: Tensor) -> NormJump | None:
+    """The largest change point of the norms ``[n]``, or None when no jump is large.
+
+    Over every split ``k`` leaving ``JUMP_MIN_SEGMENT`` rows each side, the effect
+    ``|mean(x[k:]) - mean(x[:k])| / pooled sd`` (Cohen's d); the split maximising it is a
+    jump when the effect is at least ``JUMP_MIN_EFFECT``, the difference at least
+    ``JUMP_MIN_RELATIVE`` of the median norm, and the step is sharp: the medians of the
+    ``JUMP_WINDOW`` rows on each side differ by at least ``JUMP_MIN_SHARPNESS`` of it (a
+    smooth trend splits into two levels too, but has no step between neighbours).
+    """
+    x = norms.detach().to("cpu", torch.float64).flatten()
+    n, s = x.numel(), JUMP_MIN_SEGMENT
+    if n < 2 * s:
+        return None
+    c = x - x.mean()  # centred: the sums below lose nothing
+    zero = torch.zeros(1, dtype=torch.float64)
+    s1, s2 = torch.cat([zero, c.cumsum(0)]), torch.cat([zero, (c * c).cumsum(0)])  # [n + 1]
+    k = torch.arange(s, n - s + 1, dtype=torch.float64)  # [splits]
+    ki = k.long()
+    mean_a, mean_b = s1[ki] / k, (s1[-1] - s1[ki]) / (n - k)
+    ss = s2[-1] - k * mean_a**2 - (n - k) * mean_b**2  # within-side sum of squares
+    sd = (ss.clamp_min(0) / (n - 2)).sqrt()
+    diff = (mean_b - mean_a).abs()
+    inf = torch.where(diff > 0, math.inf, 0.0)  # no spread at all: any difference is a jump
+    effect = torch.where(sd > 0, diff / sd.clamp_min(1e-300), inf)
+    best = int(effect.argmax())
+    at, step = int(ki[best]), float(mean_b[best] - mean_a[best])
+    local = float(x[at : at + JUMP_WINDOW].median() - x[max(0, at - JUMP_WINDOW) : at].median())
+    if (
+        float(effect[best]) < JUMP_MIN_EFFECT
+        or abs(step) < JUMP_MIN_RELATIVE * float(x.median())
+        or local * step <= 0
+        or abs(local) < JUMP_MIN_SHARPNESS * abs(step)
+    ):
+        return None
+    mean = float(x.mean())
+    before, after = mean + float(mean_a[best]), mean + float(mean_b[best])
+    return NormJump(at, at - 1, before, after, float(effect[best]))
+
+
 # -- nearest neighbours ----------------------------------------------------------------------------
 def nearest_neighbor_offsets(
     weight: Tensor, among: Tensor | None = None, chunk: int = 1024
@@ -314,3 +463,22 @@ def format_ranges(rows: list[int], limit: int = 6) -> str:
     parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in to_ranges(rows)]
     more = len(parts) - limit
     return ", ".join(parts[:limit]) + (f", … ({more} more ranges)" if more > 0 else "")
+
+
+def format_percent(share: float) -> str:
+    """A share as a percentage that never rounds a part to 0% or 100%: ``0.42`` -> ``"42%"``,
+    ``0.0059`` -> ``"0.6%"``, ``0.0004`` -> ``"<0.1%"``, ``0.9996`` -> ``">99.9%"``."""
+    if share <= 0 or share >= 1:
+        return f"{share:.0%}"
+    if share < 0.001:
+        return "<0.1%"
+    if share > 0.999:
+        return ">99.9%"
+    return f"{share:.1%}" if share < 0.01 or share > 0.99 else f"{share:.0%}"
+
+
+def format_share(count: int, total: int) -> str:
+    """``3, 512`` -> ``"3 of 512 (0.6%)"``; ``0, 512`` -> ``"0 of 512"``."""
+    if count == 0 or total == 0:
+        return f"{count} of {total}"
+    return f"{count} of {total} ({format_percent(count / total)})"

@@ -26,6 +26,18 @@ def _offset(text: str) -> int:
     return value
 
 
+def _grid(text: str) -> tuple[int, int]:
+    """``"14x14"`` -> ``(14, 14)``."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        h, w = (int(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 14x14, got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sides such as 14x14, got {text!r}")
+    return h, w
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "source",
@@ -43,6 +55,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "Hugging Face directory, else the unique 2-D tensor whose name contains 'pos')",
     )
     p.add_argument(
+        "--grid",
+        type=_grid,
+        default=None,
+        metavar="HxW",
+        help="the rows after --offset are an H x W grid of image patches (row-major): adds the "
+        "ViT picture (default: read from a vision model's config)",
+    )
+    p.add_argument(
         "--offset",
         type=_offset,
         default=None,
@@ -55,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze
     from ..analysis.analyze import summary_rows
 
-    result = analyze(args.source, args.out, key=args.key, offset=args.offset)
-    print(f"posemb analyze: {result.loaded.source}")
+    result = analyze(args.source, args.out, key=args.key, offset=args.offset, grid=args.grid)
+    print(f"posemb analyze: {result.loaded.name}  ({result.loaded.source})")
     width = max(len(k) for k, _ in summary_rows(result.summary))
     for label, value in summary_rows(result.summary):
         print(f"  {label:<{width}}  {value}")
