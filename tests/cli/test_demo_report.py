@@ -135,6 +135,38 @@ def test_the_demo_scores_every_model_on_the_same_text_with_standard_errors(demo)
         assert f"{r['loss']:.3f} ± {r['loss_se']:.3f}" in line
 
 
+def test_one_unit_with_its_scale_and_the_relatives_said_as_measured(demo):
+    """Byte-level losses are nats per byte everywhere, with the uniform guess and bits per
+    byte beside them; section 6 says of RoPE, ALiBi and the sliding window what their own
+    paired changes show (rise or fall), and never that RoPE has no limit."""
+    out, shown = demo
+    page = html.unescape((out / "report.html").read_text())
+    records = json.loads((out / "results.json").read_text())
+    longest = max(r["eval_len"] for r in records)
+    for text in (shown, page):
+        assert "nats per token" not in text and "nats per byte" in text
+        assert "ln 256 = 5.545 nats per byte" in text and "bits per byte" in text
+        assert "no table to run out of" not in text
+        flat = " ".join(text.split())
+        for who, scheme, mode in (
+            ("RoPE's loss", "rope", "nonoverlap"),
+            ("ALiBi's loss", "alibi", "nonoverlap"),
+            ("sliding window's loss", "learned", "sliding"),
+        ):
+            r = next(
+                r
+                for r in records
+                if (r["scheme"], r["mode"], r["eval_len"]) == (scheme, mode, longest)
+                and r["method"] in ("none", "interpolate")
+            )
+            c = r["change_from"]
+            verb = "stays level" if c["tie"] else "rises" if c["diff"] > 0 else "falls"
+            assert re.search(rf"{who} {verb}", flat, re.I), (who, verb)
+    table = (out / "results.md").read_text()
+    assert "| recipe |" not in table, "a column that never changes"
+    assert "nonoverlap" not in table and "| windows |" in table
+
+
 @pytest.mark.parametrize("module", ["posemb.eval.plots", "posemb.analysis.plots"])
 def test_a_plot_interrupted_mid_write_leaves_no_file(module, tmp_path, monkeypatch):
     import importlib

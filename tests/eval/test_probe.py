@@ -41,6 +41,10 @@ def test_encoder_with_a_learned_table_differs_by_more_than_the_margin():
     assert min(w.pooled_diff[1:]) > 1e-4, "pooled, after the first block"
     assert w.pooled_diff[0] < EQUAL, "pooled embeddings: the same rows of P, summed"
     assert not w.identical
+    # a difference is read against the size of what differs: the largest hidden value
+    assert w.scale >= max(w.token_diff) / 2 > 0
+    share = f"{w.max_diff / w.scale:.0%} of the largest hidden value ({w.scale:.2g})"
+    assert w.size() == f"{w.max_diff:.3g}, {share}"
 
 
 def test_a_model_built_without_positions_is_identical_too():

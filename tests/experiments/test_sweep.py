@@ -85,5 +85,5 @@ def test_sweep_whose_eval_lengths_skip_the_training_length(tmp_path, corpus, cap
         str(out),
     ]
     assert main(args) == 0
-    assert "loss @32:" in capsys.readouterr().out
+    assert "loss at 32 tokens:" in capsys.readouterr().out
     assert main(["sweep", "--eval-lens", "1,2", "--out", str(tmp_path / "s2")]) == 2

@@ -149,6 +149,7 @@ def _the_table(lesson: Lesson, plan) -> None:
 
 
 def _train_models(lesson: Lesson, plan, out: Path) -> tuple[list[dict], float]:
+    from ..eval.reading import scale_sentence
     from ..experiments.sweep import run_sweep, variant_config
 
     tc = variant_config(plan, "learned").train
@@ -171,6 +172,12 @@ def _train_models(lesson: Lesson, plan, out: Path) -> tuple[list[dict], float]:
             f"held-out loss at {plan.train_len} tokens: {_pm(r)} nats per byte"
         )
     lesson.shown("\n".join(lines))
+    at_L = [r for r in records if r["eval_len"] == plan.train_len]
+    lesson.say(
+        "The loss is the model's mean surprise at the true next byte: minus the log of the "
+        "probability it gave that byte, in nats per byte (one token is one byte here), lower "
+        f"is better, ± its standard error over spans of held-out text. {scale_sentence(at_L)}"
+    )
     return records, seconds
 
 
@@ -292,16 +299,15 @@ def _order_lines(runs: dict[str, Path], causal_model, tokenizer) -> tuple[list[s
     enc = probe_order(encoder, byte_tokenizer, *TEXTS)
     lm = probe_order(causal_model, tokenizer, *TEXTS)
     w, wo, lm_wo = enc.with_positions, enc.without_positions, lm.without_positions
+    same = "identical" if wo.identical else "differ"
     lines = [
-        f'"{TEXTS[0]}" vs "{TEXTS[1]}", compared at every layer (float64), pooled and per '
-        "token (matched by token):",
-        f"  encoder, its learned table:           differ by up to {w.max_diff:.3g} "
-        f"(pooled cosine similarity {enc.final_with:.4f})",
-        "  the same encoder, positions removed:  "
-        + ("identical" if wo.identical else "differ")
-        + f", largest difference {wo.max_diff:.1g}",
-        f"  causal model (2.), positions removed: differ by up to {lm_wo.max_diff:.3g} "
-        f"(pooled cosine similarity {lm.final_without:.4f})",
+        f'"{TEXTS[0]}" vs "{TEXTS[1]}", compared at every layer (float64), as mean hidden '
+        "states and token by token (each token against the same token in the other text):",
+        f"  {'the encoder, its learned table:':<50}differ by up to {w.size()}",
+        f"  {'the same encoder, positions removed:':<50}{same}, largest difference "
+        f"{wo.max_diff:.1g}",
+        f"  {'the causal model of section 2, positions removed:':<50}differ by up to "
+        f"{lm_wo.size()}",
         "which capital comes first? questions drawn with a fixed seed, each asked in both orders:",
     ]
     scores = []
@@ -346,10 +352,15 @@ def _every_way_past(lesson: Lesson, plan, out: Path, records: list[dict]):
         "6. Every way past the end, and the relatives",
         "Each way past the end of the table, scored on the same held-out text at "
         f"{lens} tokens ({records[0]['tokens']:,} scored tokens per length; mean loss in nats "
-        "per byte, lower is better, ± standard error over spans): the table extended by each "
-        "method (random, tile, repeat-last, interpolate, cubic, extrapolate), or read through a "
-        f"sliding window of {plan.train_len} tokens, beside RoPE and ALiBi, which have no table "
-        "to run out of.",
+        "per byte, lower is better, ± standard error over spans). The table extended by each "
+        "method: random new rows, tile (repeat the table), repeat-last (repeat its last row), "
+        "interpolate and cubic (stretch the 64 rows over the new length), extrapolate (fit "
+        "waves to the rows and continue them). Or no extension at all: a sliding window of "
+        f"{plan.train_len} tokens moves along the text, so the table is never read past its "
+        "end and every byte is predicted from up to 63 bytes before it (the 'sliding' row; "
+        "the other rows cut the text into windows of the evaluation length). Beside them RoPE "
+        "and ALiBi, which have no table: whether that carries them past 64 is for the numbers "
+        "to say.",
     )
     note = untrained_note(read_config(out / "runs" / "learned"), None, plan.eval_lens, "learned")
     if note:
@@ -357,13 +368,66 @@ def _every_way_past(lesson: Lesson, plan, out: Path, records: list[dict]):
     print((out / "results.md").read_text(), flush=True)
     reading = " ".join(describe(records))
     print(textwrap.fill(reading, 96), flush=True)
+    relatives = _relatives(records, plan)
+    print(textwrap.fill(relatives, 96), flush=True)
     report = lesson.report
     report.title = "posemb demo: a learned table of positions, from its first row to past its end"
     report.intro = (
         "Learnable absolute positional embeddings in seven steps. Every number on this page "
         "was measured in this run."
     )
-    report.text("", f"{sweep.intro}\n\n{reading}")
+    report.text("", f"{sweep.intro}\n\n{reading}\n\n{relatives}")
     report.blocks += sweep.blocks
     report.notes += sweep.notes
     return report
+
+
+def _relatives(records: list[dict], plan) -> str:
+    """What the numbers say of RoPE, ALiBi and the sliding window, against the interpolated
+    table: each change from L to the longest length, in words that follow its sign."""
+    from ..eval.reading import pm
+
+    L, longest = plan.train_len, max(plan.eval_lens)
+
+    def change(scheme: str, method: str = "none", mode: str = "nonoverlap") -> dict | None:
+        for r in records:
+            c = r.get("change_from")
+            if (r["scheme"], r["method"], r["mode"], r["eval_len"]) == (
+                scheme,
+                method,
+                mode,
+                longest,
+            ) and c:
+                return c
+        return None
+
+    def moved(c: dict) -> str:
+        if c["tie"]:
+            return f"stays level ({pm(c['diff'], c['diff_se'], sign=True)}, a tie)"
+        return ("rises" if c["diff"] > 0 else "falls") + f" by {pm(abs(c['diff']), c['diff_se'])}"
+
+    rope, alibi = change("rope"), change("alibi")
+    sliding, interp = change("learned", mode="sliding"), change("learned", "interpolate")
+    out = []
+    if rope and interp:
+        than = "more than" if rope["diff"] > interp["diff"] else "less than"
+        out.append(
+            f"No table does not mean no limit: from {L} to {longest} tokens RoPE's loss "
+            f"{moved(rope)}, {than} the interpolated table's "
+            f"({pm(interp['diff'], interp['diff_se'], sign=True)}). "
+            f"RoPE trained only on distances below {L}, and its rotations at longer distances "
+            "are as new to it as new rows are to a table."
+        )
+    falls = [(n, c) for n, c in (("ALiBi's", alibi), ("the sliding window's", sliding)) if c]
+    if falls:
+        said = " and ".join(f"{n} loss {moved(c)}" for n, c in falls)
+        out.append(
+            said[0].upper()
+            + said[1:]
+            + f" from {L} to {longest} tokens. Where a loss falls, it is context: in windows of "
+            f"{L} tokens a byte has {(L - 1) / 2:.1f} bytes before it on average, in longer "
+            "windows (or a window sliding along the text) nearly every byte has the most its "
+            "model can use. ALiBi penalises attention by distance, so far bytes cost it little "
+            "and the extra near context helps."
+        )
+    return " ".join(out)

@@ -15,23 +15,24 @@ import numpy as np
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from ..figures import new_figure, save_png
+from .reading import unit
 
-# 16 hues told apart easily (Okabe-Ito, then tab10 and Tol's), so a sweep's 14 series never
-# share a colour; markers and dashes vary with them as well
+# 16 hues; the first ten told apart at a glance (no two blues or two oranges among them), so a
+# demo's nine series never share a hue family; the line style changes with every series too
 COLOURS = (
-    "#0072B2",
-    "#D55E00",
-    "#009E73",
-    "#CC79A7",
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # green
+    "#CC79A7",  # pink
+    "#000000",  # black
+    "#BCBD22",  # olive
+    "#8C564B",  # brown
+    "#9467BD",  # purple
+    "#999999",  # grey
+    "#17BECF",  # cyan
     "#E69F00",
     "#56B4E9",
-    "#000000",
-    "#8C564B",
-    "#999999",
-    "#BCBD22",
-    "#9467BD",
     "#D62728",
-    "#17BECF",
     "#332288",
     "#882255",
     "#117733",
@@ -53,12 +54,40 @@ def label(r: dict) -> str:
 
 
 def style(i: int) -> dict:
-    """Series ``i``'s colour, marker and line style: 16 colours × 7 markers × 4 dashes."""
+    """Series ``i``'s colour, marker and line style (all three change from one series to the
+    next; the first 16 have distinct colours)."""
     return {
         "color": COLOURS[i % len(COLOURS)],
         "marker": MARKERS[i % len(MARKERS)],
-        "ls": DASHES[(i // len(COLOURS)) % len(DASHES)],
+        "ls": DASHES[i % len(DASHES)],
     }
+
+
+def coinciding(series: dict[str, list[tuple[float, float, float]]]) -> dict[str, list]:
+    """Series drawn as one where they would hide each other: two series whose points (x, y,
+    se) are at the same x everywhere and differ nowhere by more than the larger standard error
+    become one line labelled ``a ≈ b`` (the table keeps both)."""
+    merged: list[tuple[list[str], list]] = []
+    for name, pts in sorted(series.items()):
+        for names, first in merged:
+            if _close(first, pts):
+                names.append(name)
+                break
+        else:
+            merged.append(([name], pts))
+    return {" ≈ ".join(_short(names)): pts for names, pts in merged}
+
+
+def _close(a: list, b: list) -> bool:
+    if [p[0] for p in a] != [p[0] for p in b]:
+        return False
+    return all(abs(ya - yb) <= max(ea, eb) for (_, ya, ea), (_, yb, eb) in zip(a, b))
+
+
+def _short(names: list[str]) -> list[str]:
+    """``learned / interpolate``, ``cubic``: later names without the first one's scheme."""
+    head = names[0].split(" / ")[0] + " / "
+    return [names[0]] + [n[len(head) :] if n.startswith(head) else n for n in names[1:]]
 
 
 def plot_loss_vs_length(
@@ -70,8 +99,9 @@ def plot_loss_vs_length(
         if r.get("loss") is not None:
             series[label(r)].append((r["eval_len"], r["loss"], r.get("loss_se") or 0.0))
     fig, ax = _figure()
-    for i, (name, pts) in enumerate(sorted(series.items())):
+    for pts in series.values():
         pts.sort()
+    for i, (name, pts) in enumerate(coinciding(series).items()):
         x, y, e = (list(v) for v in zip(*pts))
         ax.errorbar(x, y, yerr=e, label=name, capsize=3, ms=4, lw=1.3, **style(i))
     lengths = sorted({r["eval_len"] for r in records})
@@ -87,8 +117,8 @@ def plot_loss_vs_length(
         ax,
         path,
         train_lens,
-        "evaluation length (tokens); dashed: training length",
-        "loss (nats / token)",
+        "evaluation length (tokens); dashed grey line: training length",
+        f"mean loss ({unit(records)})",
         title,
     )
 
@@ -104,24 +134,28 @@ def plot_per_position(
             label(r) not in longest or r["eval_len"] > longest[label(r)]["eval_len"]
         ):
             longest[label(r)] = r
-    fig, ax = _figure()
-    for i, (name, r) in enumerate(sorted(longest.items())):
+    curves: dict[str, list[tuple[float, float, float]]] = {}
+    for name, r in longest.items():
         bins = r.get("per_position_bins") or _bins(r["per_position"])
         first, ys = np.asarray(bins["first"]), np.asarray(bins["mean"])
         sizes = np.diff(np.append(first, len(r["per_position"]) + 1))
         xs = first + (sizes - 1) / 2  # bin centres
+        es = bins.get("se") or [0.0] * len(ys)
+        curves[f"{name} (L={r['eval_len']})"] = list(zip(xs.tolist(), ys.tolist(), es))
+    fig, ax = _figure()
+    for i, (name, pts) in enumerate(coinciding(curves).items()):
+        xs, ys, es = (np.asarray(v) for v in zip(*pts))
         st = style(i)
-        ax.plot(xs, ys, label=f"{name} (L={r['eval_len']})", lw=1.2, color=st["color"], ls=st["ls"])
-        if bins.get("se"):
-            es = np.asarray(bins["se"])
+        ax.plot(xs, ys, label=name, lw=1.2, color=st["color"], ls=st["ls"])
+        if es.any():
             ax.fill_between(xs, ys - es, ys + es, color=st["color"], alpha=0.15, lw=0)
     return _finish(
         fig,
         ax,
         path,
         {r["train_len"] for r in records},
-        "position of the predicted token (binned means); dashed: training length",
-        "mean loss (nats)",
+        "position of the predicted token (binned means); dashed grey line: training length",
+        f"mean loss ({unit(records)})",
         title,
     )
 

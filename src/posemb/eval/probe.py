@@ -48,11 +48,21 @@ class Comparison:
         pooled_diff: largest absolute difference of the mean-pooled hidden states.
         token_diff: per token, matched by token id (see the module docstring); None when
             the texts are not the same tokens in another order.
+        scale: the largest absolute hidden value of either text at any layer, to read a
+            difference against.
     """
 
     cosine: list[float]
     pooled_diff: list[float]
     token_diff: list[float] | None
+    scale: float = 0.0
+
+    def size(self) -> str:
+        """``0.755, 18% of the largest hidden value (4.1)``: the difference and its scale."""
+        if not self.scale:
+            return f"{self.max_diff:.3g}"
+        share = self.max_diff / self.scale
+        return f"{self.max_diff:.3g}, {share:.0%} of the largest hidden value ({self.scale:.2g})"
 
     @property
     def max_diff(self) -> float:
@@ -89,8 +99,8 @@ class ProbeResult:
         kind = "causal" if self.causal else "bidirectional"
         w, wo = self.with_positions, self.without_positions
         with_part = (
-            f"with its {self.scheme} positions the two texts differ by up to {w.max_diff:.3g}"
-            f" (pooled cosine similarity {self.final_with:.4f})"
+            f"with its {self.scheme} positions the two texts differ by up to {w.size()}; "
+            f"the cosine similarity of their mean hidden states is {self.final_with:.4f}"
         )
         if not self.same_tokens:
             return (
@@ -105,13 +115,13 @@ class ProbeResult:
             )
         if self.causal:
             return (
-                f"In this {kind} model, {with_part}; with positions removed they still differ "
-                f"(by up to {wo.max_diff:.3g}) because the causal mask implies order: each "
+                f"In this {kind} model, {with_part}; with positions removed they still differ, "
+                f"by up to {wo.size()}, because the causal mask implies order: each "
                 "token sees only the tokens before it."
             )
         return (
             f"In this {kind} model, {with_part}; with positions removed they differ by up to "
-            f"{wo.max_diff:.3g}."
+            f"{wo.size()}."
         )
 
 
@@ -156,13 +166,15 @@ def compare(model: Transformer, a: list[int], b: list[int]) -> Comparison:
     model = copy.deepcopy(model).double().eval()
     cosine, pooled_diff, token_diff = [], [], []
     same_tokens = sorted(a) == sorted(b)
+    scale = 0.0
     for ha, hb in zip(hidden_layers(model, a), hidden_layers(model, b)):
+        scale = max(scale, float(ha.abs().max()), float(hb.abs().max()))
         pa, pb = ha.mean(0), hb.mean(0)  # [d]
         cosine.append(float(F.cosine_similarity(pa, pb, dim=0)))
         pooled_diff.append(float((pa - pb).abs().max()))
         if same_tokens:
             token_diff.append(token_matched_diff(ha, a, hb, b))
-    return Comparison(cosine, pooled_diff, token_diff if same_tokens else None)
+    return Comparison(cosine, pooled_diff, token_diff if same_tokens else None, scale)
 
 
 def probe_order(model: Transformer, tokenizer, text_a: str, text_b: str) -> ProbeResult:

@@ -8,6 +8,7 @@ own length, whatever the extension method) are one configuration for the reading
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..runs.config import POSITION_RECIPES
@@ -35,6 +36,28 @@ def name(r: dict[str, Any]) -> str:
     ]
     extra = [x for x in extra if x]
     return r["scheme"] + (f" ({', '.join(extra)})" if extra else "")
+
+
+def unit(records: list[dict[str, Any]]) -> str:
+    """``nats per byte`` when every record scored a byte-level text (one token is one byte),
+    ``nats per token`` otherwise."""
+    scored = [r for r in records if r.get("loss") is not None]
+    tokenizers = {((r.get("provenance") or {}).get("data") or {}).get("tokenizer") for r in scored}
+    byte_level = tokenizers == {"byte"} or all("bits_per_byte" in r for r in scored)
+    return "nats per byte" if scored and byte_level else "nats per token"
+
+
+def scale_sentence(records: list[dict[str, Any]]) -> str:
+    """For byte-level losses: the uniform guess and bits per byte, to read a loss against."""
+    if unit(records) != "nats per byte":
+        return ""
+    ok = [r["loss"] for r in records if r.get("loss") is not None]
+    low = f" ({min(ok):.3f} nats is {min(ok) / math.log(2):.2f} bits per byte)" if ok else ""
+    return (
+        f"For scale: guessing uniformly among the 256 byte values scores ln 256 = "
+        f"{math.log(256):.3f} nats per byte (8 bits); divide by ln 2 = 0.693 for bits per "
+        f"byte, the unit byte-level papers report{low}."
+    )
 
 
 def pm(value: float, se: float | None, sign: bool = False) -> str:
@@ -92,12 +115,16 @@ def _identical(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def _merged(names: list[str], r: dict[str, Any]) -> str:
-    """One name, or ``learned (any of 7 methods, identical here)`` for identical records."""
+    """One name, or ``learned (all 7 ways past its end give the same loss at this length)``
+    for identical records: within its table no way past the end changes anything."""
     if len(names) == 1:
         return names[0]
     phrase = recipe_phrase(r["recipe"])
-    recipe = f"{phrase}, " if phrase else ""
-    return f"{r['scheme']} ({recipe}any of {len(names)} methods, identical here)"
+    recipe = f"{phrase}; " if phrase else ""
+    return (
+        f"{r['scheme']} ({recipe}all {len(names)} ways past its end give the same loss at this "
+        "length)"
+    )
 
 
 def _tied(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -112,7 +139,7 @@ def _tied(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def _value(r: dict[str, Any], metric: str) -> str:
     if metric == "accuracy":
         return pm(r["accuracy"], r.get("accuracy_se")) + " exact match"
-    return pm(r["loss"], r.get("loss_se")) + " nats per token"
+    return pm(r["loss"], r.get("loss_se")) + " " + unit([r])
 
 
 def _spread(records: list[dict[str, Any]], length: int, metric: str) -> str:

@@ -10,23 +10,46 @@ from typing import Any
 
 from ..report import Report
 from .plots import plot_loss_vs_length, plot_per_position
-from .reading import pm
+from .reading import pm, scale_sentence, unit
+
+KEYS = ("scheme", "recipe", "method", "mode")
+# how a table shows the key values: what a learner reads, explained in KEY_NOTE
+SHOWN = {("method", "none"): "–", ("mode", "nonoverlap"): "windows"}
+KEY_NOTE = (
+    "method: how the learned table was extended past its rows ('–': not extended). mode: "
+    "'windows' cuts the text into windows of the evaluation length, each token scored once "
+    "with the tokens before it in its window; 'sliding' slides a window of the training length "
+    "along the text, so every token sees up to that many tokens before it and the table is "
+    "never read past its end."
+)
 
 
 def _configs(records: list[dict]) -> dict[tuple, dict[int, dict]]:
     keyed: dict[tuple, dict[int, dict]] = {}
     for r in records:
-        keyed.setdefault((r["scheme"], r["recipe"], r["method"], r["mode"]), {})[r["eval_len"]] = r
+        keyed.setdefault(tuple(r[k] for k in KEYS), {})[r["eval_len"]] = r
     return keyed
 
 
+def _key_columns(keys: list[tuple]) -> list[int]:
+    """The key columns whose value changes between rows (the scheme's always shown)."""
+    return [i for i in range(len(KEYS)) if i == 0 or len({k[i] for k in keys}) > 1]
+
+
+def _key_cells(key: tuple, columns: list[int]) -> list[object]:
+    return [SHOWN.get((KEYS[i], key[i]), key[i]) for i in columns]
+
+
 def results_table(records: list[dict]) -> tuple[list[str], list[list[object]]]:
-    """Rows: (scheme, recipe, method, mode); columns: each length, ``mean ± standard error``."""
+    """Rows: the configurations (scheme, then recipe, method and mode where they differ
+    between rows); columns: each length, ``mean ± standard error``."""
     lengths = sorted({r["eval_len"] for r in records})
     metric = "accuracy" if any("accuracy" in r for r in records) else "loss"
-    header = ["scheme", "recipe", "method", "mode", *[f"{metric} @{L}" for L in lengths]]
+    keyed = _configs(records)
+    columns = _key_columns(list(keyed))
+    header = [*(KEYS[i] for i in columns), *[f"{metric} @{L}" for L in lengths]]
     rows = []
-    for key, by_len in _configs(records).items():
+    for key, by_len in keyed.items():
         cells: list[object] = []
         for L in lengths:
             r = by_len.get(L)
@@ -36,7 +59,7 @@ def results_table(records: list[dict]) -> tuple[list[str], list[list[object]]]:
                 cells.append("n/a")
             else:
                 cells.append(pm(r[metric], r.get(f"{metric}_se")))
-        rows.append([*key, *cells])
+        rows.append([*_key_cells(key, columns), *cells])
     return header, rows
 
 
@@ -47,7 +70,8 @@ def change_table(records: list[dict]) -> tuple[str, list[str], list[list[object]
         return None
     first = min(r["change_from"]["eval_len"] for by in keyed.values() for r in by.values())
     lengths = sorted({L for by in keyed.values() for L in by})
-    header = ["scheme", "recipe", "method", "mode", *[f"@{L}" for L in lengths]]
+    columns = _key_columns(list(_configs(records)))
+    header = [*(KEYS[i] for i in columns), *[f"@{L}" for L in lengths]]
     rows = []
     for key, by_len in keyed.items():
         cells: list[object] = []
@@ -55,12 +79,18 @@ def change_table(records: list[dict]) -> tuple[str, list[str], list[list[object]
             c = by_len[L]["change_from"] if L in by_len else None
             text = None if c is None else pm(c["diff"], c["diff_se"], sign=True)
             cells.append(text if c is None or not c["tie"] else f"{text} (tie)")
-        rows.append([*key, *cells])
+        rows.append([*_key_cells(key, columns), *cells])
     caption = (
-        f"Change from {first} tokens (nats per token, paired over the same targets; "
+        f"Change from {first} tokens ({unit(records)}, paired over the same targets; "
         "'tie': within 2 standard errors of no change)"
     )
     return caption, header, rows
+
+
+def key_note(records: list[dict]) -> str:
+    """What the method and mode columns mean, when a table shows them."""
+    shown = [KEYS[i] for i in _key_columns(list(_configs(records)))]
+    return KEY_NOTE if "method" in shown or "mode" in shown else ""
 
 
 def eval_report(
@@ -73,10 +103,13 @@ def eval_report(
     report.table(
         "Exact match by evaluation length (mean ± standard error over examples)"
         if task
-        else "Mean loss (nats per token) by evaluation length, ± standard error over spans",
+        else f"Mean loss ({unit(records)}) by evaluation length, ± standard error over spans",
         header,
         rows,
     )
+    explained = " ".join(x for x in (key_note(records), scale_sentence(records)) if x)
+    if explained:
+        report.text("", explained)
     change = change_table(records)
     if change:
         report.table(*change)

@@ -22,7 +22,8 @@ from typing import Any
 from ..data import build_tokenizer
 from ..eval.length import forward_tokens
 from ..eval.progress import TRAIN_COST, Progress
-from ..eval.reading import describe, pm
+from ..eval.reading import describe, pm, unit
+from ..eval.reading import name as config_name
 from ..eval.runner import (
     evaluate_run,
     load_eval_text,
@@ -383,7 +384,8 @@ def _evaluate_variant(
 
 
 def _summary_line(plan: SweepPlan, recs: list[dict]) -> str:
-    """``    loss @64: 2.461 ± 0.012   best @512: 2.402 ± 0.013 (none, sliding)``"""
+    """``    loss at 64 tokens: 2.461 ± 0.012   lowest at 512: 2.402 ± 0.013, learned (sliding
+    window)`` (``at 512: ...`` for a model scored one way)"""
     longest = max(plan.eval_lens)
     best = min(
         (r for r in recs if r["loss"] is not None and r["eval_len"] == longest),
@@ -393,13 +395,15 @@ def _summary_line(plan: SweepPlan, recs: list[dict]) -> str:
     # the shortest length evaluated (the training length when the plan includes it)
     first = min(plan.eval_lens, key=lambda n: (n != plan.train_len, n))
     at_first = next((r for r in recs if r["eval_len"] == first and r["loss"] is not None), None)
-    line = f"    loss @{first}: " + (
+    line = f"    loss at {first} tokens: " + (
         pm(at_first["loss"], at_first.get("loss_se")) if at_first else "n/a"
     )
-    if best:
+    at_longest = [r for r in recs if r["loss"] is not None and r["eval_len"] == longest]
+    if best and len(at_longest) == 1:
+        line += f"   at {longest}: {pm(best['loss'], best.get('loss_se'))}"
+    elif best:
         line += (
-            f"   best @{longest}: {pm(best['loss'], best.get('loss_se'))} "
-            f"({best['method']}, {best['mode']})"
+            f"   lowest at {longest}: {pm(best['loss'], best.get('loss_se'))}, {config_name(best)}"
         )
     return line
 
@@ -419,7 +423,7 @@ def sweep_report(
         f"{len(plan.variants)} models ({', '.join(plan.variants)}), budget {plan.budget}, same "
         f"data ({plan.data}), seed ({plan.seed}) and size, trained at L={plan.train_len} and "
         f"evaluated at {', '.join(map(str, plan.eval_lens))} tokens on the same held-out text. "
-        "Loss: mean nats per token, ± its standard error over spans."
+        f"Loss: mean {unit(records)}, ± its standard error over spans."
     )
     report = eval_report(out, records, title, intro, describe(records))
     steps = BUDGETS[plan.budget]["settings"]
