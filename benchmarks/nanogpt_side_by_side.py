@@ -21,6 +21,12 @@ characters for both: the validation text cut into windows of 64, targets 1-63 of
 window (109,746 characters), mean nats and its standard error over windows, and the paired
 difference (posemb - peer) with its standard error.
 
+Pair ``r`` trains both sides with seed ``1337 + r`` (nanoGPT's unmodified train.py with
+``torch.manual_seed`` shifted, since it has no seed setting), so ``--repeats 3`` gives three
+training seeds a side and the loss difference's standard error over seeds. Prefix the
+command with ``ATEN_CPU_CAPABILITY=avx2`` to run both sides with AVX2 kernels (what a machine
+without AVX-512 runs).
+
 ``--baseline-ref REF`` runs posemb at a git ref (a temporary worktree) as the peer instead:
 before/after ratios measured in one run. Results go to ``benchmarks/results/NAME-TIME/``
 (``results.json``, the logs) with a line to paste into BENCHMARKS.md.
@@ -132,9 +138,25 @@ def prepare_nanogpt(nanogpt: Path, data: Path, scratch: Path) -> Path:
     return work
 
 
-def nanogpt_run(nanogpt: Path, work: Path, iters: int, every: int, out: Path) -> Run:
+# nanoGPT's train.py seeds torch with 1337 (+ a DDP rank offset) and has no setting for it:
+# a training seed other than its own is given by running its unmodified train.py with
+# torch.manual_seed shifted by SEED - 1337 (its data order and initialisation follow).
+SEEDED = (
+    "import os, runpy, sys, torch; shift = int(sys.argv.pop(1)); seed = torch.manual_seed; "
+    "torch.manual_seed = lambda s: seed(s + shift); sys.argv = sys.argv[1:]; "
+    "sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0]))); "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def nanogpt_run(
+    nanogpt: Path, work: Path, iters: int, every: int, out: Path, seed: int = 1337
+) -> Run:
     cmd = [
         sys.executable,
+        "-c",
+        SEEDED,
+        str(seed - 1337),
         str(nanogpt / "train.py"),
         str(nanogpt / "config" / "train_shakespeare_char.py"),
         *NANOGPT_RECIPE,
@@ -148,8 +170,11 @@ def nanogpt_run(nanogpt: Path, work: Path, iters: int, every: int, out: Path) ->
     return Run("nanoGPT", cmd, work, _env(), out.with_suffix(".log"))
 
 
-def posemb_run(name: str, src: Path, data: Path, iters: int, every: int, out: Path, sets) -> Run:
-    settings = [*POSEMB_RECIPE, f"train.max_steps={iters}", f"train.eval_every={every}", *sets]
+def posemb_run(
+    name: str, src: Path, data: Path, iters: int, every: int, out: Path, sets, seed: int = 1337
+) -> Run:
+    settings = [*POSEMB_RECIPE, f"train.max_steps={iters}", f"train.eval_every={every}"]
+    settings += [f"train.seed={seed}", *sets]
     cmd = [sys.executable, "-m", "posemb", "train", "--preset", "shakespeare-char"]
     cmd += ["--data", str(data), "--set", *settings, "--out", str(out)]
     env = _env(PYTHONPATH=str(src), POSEMB_CACHE=str(out.parent / "posemb-cache"))
@@ -289,16 +314,15 @@ def main(argv: list[str] | None = None) -> int:
 def run_pair(args, rep, peer_name, peer_src, nanogpt, work, data, every, out) -> dict:
     """One pair trained at the same time, then both scored on the same characters."""
     tag = f"{rep + 1}-{re.sub(r'[^A-Za-z0-9]+', '_', peer_name)}"
-    runs = [
-        posemb_run("posemb", REPO / "src", data, args.iters, every, out / f"posemb-{tag}", args.set)
-    ]
+    seed = 1337 + rep  # both sides: the recipe's seed, then 1338, 1339, ...
+    ours_dir = out / f"posemb-{tag}"
+    runs = [posemb_run("posemb", REPO / "src", data, args.iters, every, ours_dir, args.set, seed)]
     if peer_src is None:
-        runs.append(nanogpt_run(nanogpt, work, args.iters, every, out / f"nanogpt-{tag}"))
+        runs.append(nanogpt_run(nanogpt, work, args.iters, every, out / f"nanogpt-{tag}", seed))
     else:
+        peer_out = out / f"peer-{tag}"
         runs.append(
-            posemb_run(
-                peer_name, peer_src / "src", data, args.iters, every, out / f"peer-{tag}", []
-            )
+            posemb_run(peer_name, peer_src / "src", data, args.iters, every, peer_out, [], seed)
         )
     if rep % 2:
         runs.reverse()  # alternate which starts first
@@ -309,9 +333,12 @@ def run_pair(args, rep, peer_name, peer_src, nanogpt, work, data, every, out) ->
         Path(peer.cmd[-1].removeprefix("--out_dir=")) if peer_src is None else Path(peer.cmd[-1])
     )
     peer.step_s = nanogpt_steps(peer.log) if peer_src is None else posemb_steps(peer_dir)
+    state = json.loads((ours_dir / "trainer_state.json").read_text())
     return {
         "repeat": rep + 1,
+        "seed": seed,
         "peer": peer_name,
+        "posemb_compile": state.get("compile"),
         "posemb": ours.summary(args.iters),
         "peer_run": peer.summary(args.iters),
         **score_pair(out / f"posemb-{tag}", peer_dir, peer_src, nanogpt, work, data),
@@ -378,9 +405,17 @@ def summarise(pairs: list[dict]) -> dict:
         lines.append(
             f"posemb / {peer}: tokens/s steady {_spread(steady)}x, "
             f"over wall time {_spread(wall)}x; "
-            f"val loss posemb - {peer} {_spread(dl, '+.3f')} nats "
+            f"val loss posemb - {peer} {_spread(dl, '+.4f')} nats "
             f"({len(ps)} pairs, {pairs[0]['val_targets']:,} characters)"
         )
+        if len(ps) > 1:  # each pair a training seed: the standard error over seeds
+            mean, se = statistics.mean(dl), statistics.stdev(dl) / math.sqrt(len(dl))
+            verdict = "a tie (within 2 standard errors)" if abs(mean) <= 2 * se else "not a tie"
+            out[peer]["val_diff_over_seeds"] = [mean, se]
+            lines.append(
+                f"  over {len(ps)} training seeds: posemb - {peer} = {mean:+.4f} ± {se:.4f} "
+                f"nats (standard error over seeds): {verdict}"
+            )
     out["lines"] = lines
     return out
 

@@ -89,6 +89,13 @@ class MetricsLog:
             }
             _append_metrics(self.run_dir, record, self.writer)
 
+    def note(self, line: str) -> None:
+        """One line for the reader, above the progress bar when there is one."""
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
+
     def show(self) -> None:
         """Advance the progress bar by one step."""
         if self.bar is not None:

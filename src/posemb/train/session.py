@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from ..data import Tokenizer, rng_from_json
 from ..model import Transformer
-from ..model.compile_check import check_compile, compile_model
+from ..model.compile_check import compile_model
 from ..model.optim import build_optimizer
 from ..positional import FRACTIONAL_SCHEMES
 from ..runs.checkpoint import load_optimizer_state, read_trainer_state, rng_from_text
@@ -34,6 +34,7 @@ from ..runs.config import RunConfig, TrainConfig
 from ..runs.layout import MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, TOKENIZER_FILE, run_file
 from ..runs.load import write_config
 from ..runs.weights import load_weights, read_tensors
+from .compile_policy import CompilePolicy, start_policy
 from .host import keep_freed_memory
 from .lineage import initial_hf_model, initial_model
 from .metrics import truncate_metrics
@@ -61,6 +62,7 @@ class Session:
             and/or compiled (:func:`parallel`).
         owns_group: this process created the process group (and leaves it at the end).
         autocast: bf16 autocast around forward and backward.
+        compile: whether ``net`` is compiled, why, and the figures behind it.
     """
 
     cfg: RunConfig
@@ -78,6 +80,7 @@ class Session:
     net: torch.nn.Module | None = None
     owns_group: bool = False
     autocast: bool = False
+    compile: CompilePolicy | None = None
 
     @property
     def main(self) -> bool:
@@ -251,59 +254,20 @@ def _first_files(s: Session, tokenizer: Tokenizer, lineage: dict | None) -> None
 
 def parallel(s: Session) -> torch.nn.Module:
     """``s.model`` as the forward pass runs it: DDP across processes (unless FSDP sharded it
-    already), compiled if asked."""
+    already), compiled when ``s.compile`` (:mod:`.compile_policy`) decided so before the first
+    step; under ``auto`` on a CPU it decides during the loop instead."""
     net: torch.nn.Module = s.model
     if s.world > 1 and not is_sharded(s.model):  # FSDP sharded it in start_session
         device_ids = [s.local_rank] if s.device.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(s.model, device_ids=device_ids)
-    if _use_compile(s):
-        net = compile_model(net)
-    return net
-
-
-# ``train.compile=auto`` compiles on the CPU from this much training work on (6 x parameters
-# x tokens, the run's whole length: a resumed run decides as the run did). Compiling costs
-# a fixed half minute to minutes; nanoGPT's CPU recipe (7.4e12) ran 1.22x faster over its
-# whole wall time than before, compilation included (BENCHMARKS.md). The demo's runs
-# (quick budget: 1.6e12) and the test suite's stay eager.
-AUTO_COMPILE_CPU_FLOPS = 5e12
-
-
-def training_flops(s: Session) -> float:
-    """6 x parameters x tokens of the whole run (``train.max_steps`` steps)."""
-    tc = s.cfg.train
-    n_params = sum(p.numel() for p in s.model.parameters())
-    return 6.0 * n_params * tc.batch_size * tc.seq_len * tc.max_steps
-
-
-def _use_compile(s: Session) -> bool:
-    """``train.compile``: ``true``, or ``auto`` on CUDA or for a long one-process CPU run; on
-    the CPU only after the compiled-kernel self-check (model/compile_check.py) passes."""
-    tc, device = s.cfg.train, s.device
-    if tc.compile == "false":
-        return False
-    if s.cfg.hf is not None:  # posemb compiles (and checks) its own model only
-        if tc.compile == "true" and s.main:
-            print(
-                "posemb: warning: train.compile=true: a Hugging Face model trains eagerly "
-                "(posemb compiles and checks its own models only)",
-                file=sys.stderr,
-            )
-        return False
-    if device.type != "cpu":
-        return True
-    if tc.compile == "auto" and (s.world > 1 or training_flops(s) < AUTO_COMPILE_CPU_FLOPS):
-        return False  # the check compiles one unsharded, unwrapped model: one process's
-    shape = (s.micro, tc.seq_len)
-    positions = {"start": None, "stretch": torch.float32}.get(tc.positions, torch.int64)
-    check = check_compile(s.cfg.model, device, shape, positions=positions)
-    if not check.ok and s.main:
-        print(
-            f"posemb: warning: train.compile={tc.compile}: {check.reason}; training eagerly "
-            "instead (the same results, slower)",
-            file=sys.stderr,
-        )
-    return check.ok
+    s.compile = start_policy(s)
+    d = s.compile.decision
+    if s.main and not s.compile.measuring:
+        if d.setting == "true" and not d.compiled:
+            print(f"posemb: warning: {d.line()}", file=sys.stderr)
+        else:
+            print(d.line(), flush=True)
+    return compile_model(net) if d.compiled else net
 
 
 @contextlib.contextmanager

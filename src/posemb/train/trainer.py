@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,7 +171,10 @@ def _loop(s: Session, log: MetricsLog, stop: _StopRequest) -> None:
     """Train until ``train.max_steps``: one step, then its logging, evaluation and checkpoint."""
     s.model.train()
     while s.step < s.cfg.train.max_steps:
+        t = time.perf_counter()
         loss, lr = _train_step(s)
+        if s.compile is not None and s.main:
+            s.compile.stepped(s, time.perf_counter() - t, log.note)
         log.stepped(loss)
         _after_step(s, log, stop, lr)
 
@@ -275,6 +279,8 @@ def _save(s: Session) -> None:
     if s.main:
         cuda_rng = torch.cuda.get_rng_state(s.device) if s.device.type == "cuda" else None
         record = trainer_state_record(s.step, rngs, torch.get_rng_state(), cuda_rng, s.world)
+        if s.compile is not None:
+            record["compile"] = s.compile.decision.record()
         save_checkpoint(s.run_dir, model, optimizer, record)
     s.folder.checkpoints += 1
 
