@@ -3,13 +3,19 @@
 The one report builder: ``posemb eval``, ``sweep``, ``demo`` and ``analyze`` all write
 theirs with :class:`Report`. A report is a title, an introduction, a plain-language
 reading, then blocks in order: tables (wide ones scroll sideways in the page), label/value
-pairs, images, text (paragraphs, or a preformatted block for terminal output), and notes
-at the end.
+pairs, images, text (paragraphs, or a preformatted block for terminal output), interactive
+blocks (HTML and a script, for report.html only), and notes at the end.
+
+report.html works offline and fetches nothing: images are data URIs, and the page's
+Content-Security-Policy (:func:`content_policy`) allows images from data URIs, inline
+styles and the page's own scripts by their hash, nothing else (no request, font, frame or
+form leaves the file).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +59,25 @@ class Report:
         ``caption`` adds no heading: the text continues the block above."""
         self.blocks.append(("pre" if pre else "text", caption, body, folded))
 
+    def interactive(
+        self, caption: str, body: str, script: str, markdown: str = "", at: int | None = None
+    ) -> None:
+        """A block report.html brings to life with ``script``: ``body`` is HTML built by
+        posemb, inserted as it is (escape any outside text in it), readable without the
+        script; ``script`` is JavaScript run once at the end of the page (blocks sharing one
+        script text include it once) and allowed by the page's Content-Security-Policy by its
+        hash. report.md shows ``markdown`` in its place. ``at``: the block's index (default:
+        after the others)."""
+        if "</script" in script.lower():
+            raise ValueError("an inline script cannot hold '</script'")
+        block = ("interactive", caption, body, script, markdown)
+        self.blocks.insert(len(self.blocks) if at is None else at, block)
+
+    @property
+    def scripts(self) -> list[str]:
+        """The interactive blocks' scripts, each once, in page order."""
+        return list(dict.fromkeys(b[3] for b in self.blocks if b[0] == "interactive"))
+
     @property
     def images(self) -> list[tuple[str, Path]]:
         return [(b[1], b[2]) for b in self.blocks if b[0] == "image"]
@@ -76,6 +101,8 @@ class Report:
                 lines += [f"![{caption}]({rel})", ""]
             elif kind == "pre":
                 lines += ["```", rest[0].rstrip("\n"), "```", ""]
+            elif kind == "interactive":
+                lines += [rest[2], ""] if rest[2] else []
             else:
                 lines += [rest[0], ""]
         if self.notes:
@@ -84,8 +111,10 @@ class Report:
 
     def html(self) -> str:
         esc = html.escape
+        scripts = self.scripts
         parts = [
             "<!doctype html><html><head><meta charset='utf-8'>",
+            f'<meta http-equiv="Content-Security-Policy" content="{content_policy(scripts)}">',
             f"<title>{esc(self.title)}</title>",
             f"<style>{STYLE}</style></head><body>",
             f"<h1>{esc(self.title)}</h1>",
@@ -100,6 +129,7 @@ class Report:
             parts.append(
                 "<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>"
             )
+        parts += [f"<script>{script}</script>" for script in scripts]
         parts.append("</body></html>")
         return "\n".join(parts)
 
@@ -132,6 +162,8 @@ def _html_block(kind: str, caption: str, rest: list) -> str:
             f"<h2>{esc(caption)}</h2><figure><img alt='{esc(caption)}' "
             f"src='data:image/png;base64,{data}'></figure>"
         )
+    if kind == "interactive":
+        return (f"<h2>{esc(caption)}</h2>" if caption else "") + rest[0]
     body, folded = rest
     if kind == "pre":
         inner = f"<pre>{esc(body.rstrip())}</pre>"
@@ -140,6 +172,22 @@ def _html_block(kind: str, caption: str, rest: list) -> str:
     if folded:
         return f"<details><summary>{esc(caption)}</summary>{inner}</details>"
     return (f"<h2>{esc(caption)}</h2>" if caption else "") + inner
+
+
+_NONE = "'none'"  # a CSP source list that allows nothing
+
+
+def content_policy(scripts: list[str]) -> str:
+    """The Content-Security-Policy of report.html: nothing from the network; images from data
+    URIs, inline styles, and only ``scripts`` (inline, each allowed by its SHA-256)."""
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
+        for s in scripts
+    )
+    return (
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+        f"script-src {hashes or _NONE}; base-uri 'none'; form-action 'none'"
+    )
 
 
 def fmt(v: object) -> str:

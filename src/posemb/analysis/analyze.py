@@ -2,7 +2,9 @@
 
 ``analyze(source, out_dir)`` is the whole job (the CLI is a thin wrapper): load the table,
 run the diagnostics, draw, and write. The HTML page embeds every PNG as a
-``data:image/png;base64`` URI, so the one file opens anywhere.
+``data:image/png;base64`` URI, so the one file opens anywhere, and, after the summary, the
+table explorer (:mod:`.explorer`): the cosine map to point at, a position's curve and place
+on the trajectory, the extension methods' rows.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write_text
+from ..files import atomic_write_text, output_dir
 from ..report import Report
+from ..runs import refuse_model_folder
+from .explorer import add_explorer
 from .grid import axis_similarity, grid_sentence, grid_similarity, plot_grid_of_grids
 from .load import LoadedTable, load_table
 from .plots import plot_analysis
@@ -48,8 +52,33 @@ def analyze(
     key: str | None = None,
     offset: int | None = None,
     grid: tuple[int, int] | None = None,
+    force: bool = False,
 ) -> AnalyzeResult:
     """Analyse the position table at ``source`` and write every output into ``out_dir``.
+
+    ``out_dir`` must be new or empty (``force``: it is replaced once the new one is
+    complete); it is built in a hidden folder beside it and published whole at the end
+    (:func:`posemb.files.output_dir`), never into a run or model folder.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {str(out)!r} is a file; choose a directory")
+    refuse_model_folder(out, "--out", "analysis")
+    src = Path(source) if Path(source).is_dir() else Path(source).parent
+    with output_dir(out, force=force, src=src, what="--out", under_src=True) as tmp:
+        result = _analyze(source, tmp, key, offset, grid)
+    result.files = {k: out / p.relative_to(tmp) for k, p in result.files.items()}
+    return result
+
+
+def _analyze(
+    source: str | Path,
+    out: Path,
+    key: str | None,
+    offset: int | None,
+    grid: tuple[int, int] | None,
+) -> AnalyzeResult:
+    """:func:`analyze`, written into ``out`` (the hidden folder).
 
     A 2-D table (a vision model's, or ``grid`` given) also gets the ViT picture
     (:mod:`.grid`): each patch against every patch, and the similarity by row and column
@@ -62,10 +91,6 @@ def analyze(
         sim = grid_similarity(loaded.table[loaded.offset :], loaded.grid)
         axes = axis_similarity(sim)
         reading.insert(0, grid_sentence(axes, loaded.grid))
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {str(out)!r} is a file; choose a directory")
-    out.mkdir(parents=True, exist_ok=True)
     summary = {
         "name": loaded.name,
         "source": str(loaded.source),
@@ -85,7 +110,9 @@ def analyze(
         plots = {"grid": plot_grid_of_grids(sim, out / "position_grid.png", title), **plots}
     files: dict[str, Path] = {"json": out / "analysis.json", **plots}
     atomic_write_text(files["json"], json.dumps(summary, indent=2) + "\n")
-    files["report_md"], files["report_html"] = analysis_report(summary, plots).write(out)
+    report = analysis_report(summary, plots)
+    add_explorer(report, loaded.table, loaded.offset, loaded.grid, untrained=a.untrained, at=1)
+    files["report_md"], files["report_html"] = report.write(out)
     return AnalyzeResult(loaded, a, summary, reading, files)
 
 

@@ -24,10 +24,12 @@ the numbers (or picture) measured in this run:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HELP = "the main job: train, generate, probe order, and go past the table (a few minutes on a CPU)"
@@ -75,12 +77,16 @@ class Lesson:
 
 
 def run(args: argparse.Namespace) -> int:
+    with _fresh_out(Path(args.out)) as out:
+        return _lesson(args, out)
+
+
+def _lesson(args: argparse.Namespace, out: Path) -> int:
     import sys
 
     from ..experiments.sweep import BUDGETS, SweepPlan
     from ..runs import load_run
 
-    out = _fresh_out(Path(args.out))
     t0 = time.perf_counter()
     L = BUDGETS["quick"]["train_len"]
     progress = sys.stderr.isatty()
@@ -118,17 +124,40 @@ def _section(title: str) -> None:
     print(f"\n== {title} ==", flush=True)
 
 
-def _fresh_out(out: Path) -> Path:
-    """``out`` emptied (only when a previous demo wrote it) and marked as the demo's."""
-    if out.exists():
-        if not (out / MARKER).exists():
-            raise FileExistsError(
-                f"{str(out)!r} exists and is not a posemb demo output; choose another --out"
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    (out / MARKER).write_text("written by `posemb demo`; safe to delete\n")
-    return out
+@contextlib.contextmanager
+def _fresh_out(out: Path) -> Iterator[Path]:
+    """``out``, this demo's alone (:func:`posemb.runs.claim.work_folder`: a second demo to it
+    is refused while this one runs), emptied when an earlier demo wrote it and marked as the
+    demo's. A demo that fails or is interrupted removes it whole; a killed one leaves it
+    (marked), and the next demo replaces it."""
+    from ..runs.claim import work_folder
+
+    if out.exists() and not (out / MARKER).exists():
+        raise FileExistsError(
+            f"{str(out)!r} exists and is not a posemb demo output; choose another --out"
+        )
+    try:
+        with work_folder(out) as folder:
+            _clear(folder)  # an earlier demo's output
+            (folder / MARKER).write_text("written by `posemb demo`; safe to delete\n")
+            try:
+                yield folder
+            except BaseException:
+                _clear(folder)
+                raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # emptied above (another demo's folder is never empty)
+        raise
+
+
+def _clear(folder: Path) -> None:
+    """Everything in a demo's folder but the writer's lock."""
+    from ..runs.layout import LOCK_FILE
+
+    for p in folder.iterdir():
+        if p.name != LOCK_FILE:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
 # -- 1, 2: the table, trained with the model ------------------------------------------------------
@@ -256,6 +285,10 @@ def _look_at_the_table(lesson: Lesson, model, out: Path) -> list[Path]:
     )
     lesson.figure("The learned table: cosine similarity between positions", heatmap)
     lesson.figure("The learned table on its first two principal components", trajectory)
+    from ..analysis.explorer import add_explorer
+
+    add_explorer(lesson.report, table, caption="3b. Point at the table", std=model.config.init_std)
+    print("[3b. Point at the table: in report.html, an explorer of the table]", flush=True)
     return [heatmap, trajectory]
 
 
