@@ -23,6 +23,10 @@ Opt-in recipes and tasks (they cost more than the default; see BENCHMARKS.md):
   --tasks copy,reverse,recall
                       the sweep on each synthetic task instead of text: exact match on the
                       answer tokens at L, 2L, 4L (out/TASK/, out/tasks.md)
+  --tasks copy,reverse --budget competence
+                      each model trained until it solves the task at L (99% held-out exact
+                      match, or the step cap): a model that never does is marked "not
+                      learned", not scored 0 past L (benchmarks/task_competence.py: seeds)
 """
 
 from __future__ import annotations
@@ -106,9 +110,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--budget",
-        choices=("quick", "full"),
+        choices=("quick", "full", "competence"),
         default="quick",
-        help="quick: about 10 minutes on a 2-core CPU; full: sized for one GPU",
+        help="quick: about 10 minutes on a 2-core CPU; full: sized for one GPU; competence "
+        "(--tasks): each model trains until its held-out exact match at L reaches 99%% (or "
+        "a step cap) and is read past L only if it got there",
     )
     p.add_argument(
         "--data",
@@ -179,8 +185,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def sweep_folder(out):
+    """``out`` written by this sweep alone (:func:`posemb.runs.claim.work_folder`): a second
+    sweep to it is refused while this one runs; a failure before any model was trained or
+    scored removes what it wrote, so the same command starts afresh (later, it resumes)."""
+    from ..runs.claim import work_folder
+
+    def trained(folder) -> bool:
+        names = ("trainer_state.json", "sweep_eval.json")
+        return any(p.name in names for p in folder.rglob("*") if p.parent.parent.name == "runs")
+
+    return work_folder(out, keep=trained)
+
+
 def run(args: argparse.Namespace) -> int:
-    import json
     import sys
     from pathlib import Path
 
@@ -192,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         run_sweep,
         write_sweep_outputs,
     )
+    from ..files import read_json
 
     if args.hf:
         return _run_hf(args)
@@ -202,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--train-len must be at least 2 tokens, got {L}")
     if args.tasks and args.data != "stdlib":
         raise UsageError("--tasks trains on each synthetic task: drop --data")
+    if args.budget == "competence" and not args.tasks:
+        raise UsageError("--budget competence trains to an exact match: add --tasks")
     if (args.finetune_len or args.finetune_lr) and not args.finetune:
         raise UsageError("--finetune-len/--finetune-lr set the recipes of --finetune PCTS: add it")
     default_lens = [L, 2 * L, 4 * L] if args.tasks else [L, 2 * L, 4 * L, 8 * L]
@@ -221,11 +242,13 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     if args.tasks:
-        return _run_tasks(plan, args.tasks, out)
+        with sweep_folder(out):
+            return _run_tasks(plan, args.tasks, out)
     if (out / "plan.json").exists():
-        plan.check_against(json.loads((out / "plan.json").read_text()), out)
-    records = run_sweep(plan, out)
-    md, page = write_sweep_outputs(plan, out, records)
+        plan.check_against(read_json(out / "plan.json"), out)
+    with sweep_folder(out):
+        records = run_sweep(plan, out)
+        md, page = write_sweep_outputs(plan, out, records)
     print((out / "results.md").read_text())
     if (out / "recipes.md").exists():
         print((out / "recipes.md").read_text())
@@ -270,8 +293,9 @@ def _run_hf(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
     )
     out = Path(args.out)
-    records = run_hf_sweep(plan, out)
-    _, page = write_hf_sweep(plan, out, records)
+    with sweep_folder(out):
+        records = run_hf_sweep(plan, out)
+        _, page = write_hf_sweep(plan, out, records)
     print((out / "hf.md").read_text())
     print(f"wrote {out / 'results.json'}, {page}")
     return 0

@@ -37,7 +37,7 @@ from ..files import atomic_write_text
 from ..positional.checks import unknown
 from ..positional.extend import EXTEND_METHODS
 from ..report import Report, markdown_table
-from ..runs import build_config, load_run, step_reached
+from ..runs import build_config, load_run, read_trainer_state, step_reached
 from ..train import train
 from .finetune import (
     Recipe,
@@ -109,6 +109,30 @@ BUDGETS: dict[str, dict[str, Any]] = {
             "train.eval_every": 500,
             "train.checkpoint_every": 500,
             "train.eval_batches": 20,
+        },
+    },
+    # synthetic tasks (--tasks) trained to competence: each model stops at the first
+    # evaluation (every 100 steps) whose held-out exact match at L reaches 99% (256 problems
+    # drawn apart from training's), or at the step cap; its 2L and 4L numbers are read only
+    # when it got there (experiments/tasks.py). Sized for the task table of docs/RESULTS.md
+    # on a 2-core CPU (BENCHMARKS.md)
+    "competence": {
+        "preset": "tiny",
+        "train_len": 16,
+        "tokens": 65536,  # text only: a task scores TASK_EXAMPLES problems per length
+        "settings": {
+            "model.n_layer": 2,
+            "model.n_head": 4,
+            "model.d_model": 64,
+            "train.batch_size": 32,
+            "train.max_steps": 5000,
+            "train.lr": 3e-3,
+            "train.warmup_steps": 100,
+            "train.eval_every": 100,
+            "train.checkpoint_every": 500,
+            "train.eval_batches": 8,
+            "train.stop_at_accuracy": 0.99,
+            "train.compile": "false",  # too small to repay compiling
         },
     },
 }
@@ -313,12 +337,12 @@ def run_sweep(plan: SweepPlan, out: Path, log=None) -> list[dict]:
                 f"note: no model of this sweep has a table shorter than {plan.target_len}: "
                 "--finetune adds nothing (it fine-tunes learned tables past their end)"
             )
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "plan.json", json.dumps(plan.settings(), indent=1))
     texts = _Texts(plan, log or print)
     first = cfgs[plan.variants[0]]
     if first.data.tokenizer == "byte":  # known before training: check the lengths first
         texts.get(first, build_tokenizer("byte"))
+    out.mkdir(parents=True, exist_ok=True)  # the text passed its checks: the sweep may write
+    atomic_write_text(out / "plan.json", json.dumps(plan.settings(), indent=1))
     records: list[dict] = []
     with Progress(_plan_cost(plan, out, models, cfgs), "sweep") as bar:
         say = texts.say = log or bar.write
@@ -348,7 +372,7 @@ def _train_variant(cfg, run_dir: Path, head: str, L: int, say, bar: Progress) ->
     tc = cfg.train
     step = step_reached(run_dir)
     bar.stage(f"{head}: training")
-    if step is not None and step >= tc.max_steps:
+    if step is not None and (step >= tc.max_steps or _competent_step(run_dir, tc) == step):
         say(f"{head}: trained earlier, evaluating")
         return
     if step is not None:
@@ -378,9 +402,31 @@ def _evaluate_variant(
     recs: list[dict] = []
     for method, mode in _model_jobs(plan, m, model.position_limit):
         recs += evaluate_run(model, cfg, text, plan.eval_lens, method=method, mode=mode, **common)
+    reached = _competent_step(run_dir, cfg.train)
     for r in recs:  # the recipes' cost: tokens behind the model, lineage included
         r["tokens_trained"] = provenance["tokens_seen"]
+        if cfg.train.stop_at_accuracy > 0:  # trained to competence: when it got there (None:
+            r["competence"] = {  # never, in max_steps)
+                "threshold": cfg.train.stop_at_accuracy,
+                "step": reached,
+                "max_steps": cfg.train.max_steps,
+            }
     return recs
+
+
+def _competent_step(run_dir: Path, tc) -> int | None:
+    """The step at which the run's held-out exact match reached ``train.stop_at_accuracy``
+    (trainer_state.json's ``competence``, written by the trainer when it stopped there);
+    None when it never did or the setting is off."""
+    if tc.stop_at_accuracy <= 0:
+        return None
+    try:
+        reached = read_trainer_state(run_dir).get("competence")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(reached, dict) or not isinstance(reached.get("step"), int):
+        return None
+    return reached["step"] if reached.get("val_accuracy", 0.0) >= tc.stop_at_accuracy else None
 
 
 def _summary_line(plan: SweepPlan, recs: list[dict]) -> str:

@@ -10,6 +10,7 @@ values are errors naming the key and the closest valid one.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ else:  # pragma: no cover
 SCHEMA_VERSION = 1
 POSITION_RECIPES = ("start", "random", "offset", "stretch")
 SEED_MAX = 2**63 - 1  # seeds reach torch (int64) and numpy: 0 .. 2**63 - 1
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # train.device
 
 
 def check_seed(name: str, value: object) -> int:
@@ -90,13 +92,18 @@ class TrainConfig:
     # steps at the start that train only the position table(s), every other weight frozen (a
     # table grown past its trained rows learns them first; then everything trains at train.lr)
     table_only_steps: int = 0
+    # synthetic tasks: stop at the first evaluation step whose held-out exact match (the
+    # validation batches, a stream apart from training's) reaches this fraction; the step is
+    # recorded in trainer_state.json ('competence') and a resume does not train past it.
+    # 0: off (train to max_steps)
+    stop_at_accuracy: float = 0.0
     compile: Literal["auto", "true", "false"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 autocast on CUDA
     # Data parallelism under torchrun (ignored in one process): ddp -- a whole replica per
     # process, gradients all-reduced; fsdp -- parameters, gradients and moments sharded across
     # the processes (FSDP2, posemb/train/sharding.py). Checkpoints are the same files either way.
     parallel: Literal["ddp", "fsdp"] = "ddp"
-    device: str = "auto"  # auto: cuda if available, else cpu
+    device: str = "auto"  # auto: cuda if available, else cpu; cpu, cuda, cuda:N, mps
     progress: bool = True  # progress bar on stderr
 
     def __post_init__(self) -> None:
@@ -113,12 +120,22 @@ class TrainConfig:
             check_positive_int(f"train.{name}", getattr(self, name))
         check_int("train.warmup_steps", self.warmup_steps, minimum=0)
         check_int("train.table_only_steps", self.table_only_steps, minimum=0)
+        if check_finite("train.stop_at_accuracy", self.stop_at_accuracy, 0.0) > 1.0:
+            raise ValueError(
+                "train.stop_at_accuracy is an exact-match fraction from 0 (off) to 1, got "
+                f"{self.stop_at_accuracy!r}"
+            )
         for name in ("lr", "min_lr", "weight_decay", "grad_clip"):
             check_finite(f"train.{name}", getattr(self, name), 0.0)
         check_finite("train.stretch", self.stretch, 1.0)
         for name in ("beta1", "beta2"):
             check_finite(f"train.{name}", getattr(self, name), 0.0, 1.0)
         check_seed("train.seed", self.seed)
+        if not isinstance(self.device, str) or not DEVICE.fullmatch(self.device):
+            raise ValueError(
+                f"train.device={self.device!r} is not a device posemb trains on: use auto, cpu, "
+                "cuda, cuda:N (the N-th GPU) or mps"
+            )
         check_bool("train.progress", self.progress, "true or false")
         check_bool("train.decay_positions", self.decay_positions, "true or false")
         if self.batch_size % self.grad_accum:
@@ -407,3 +424,17 @@ def build_config(preset: str | None, settings: dict[str, Any]) -> RunConfig:
             "posemb train --init HF_DIR"
         )
     return RunConfig(model=model, train=train, data=data, hf=hf)
+
+
+def check_vocabulary(cfg: RunConfig) -> None:
+    """A new run's ``model.vocab_size``, set explicitly, must hold the tokenizer's ids where
+    their number is known before training (byte: 256; bpe: ``data.vocab_size``); left
+    unset, the vocabulary follows the tokenizer (the trainer grows it)."""
+    size, data = cfg.model.vocab_size, cfg.data
+    ids = {"byte": 256, "bpe": data.vocab_size}.get(data.tokenizer)
+    if ids is not None and size < ids:
+        raise ValueError(
+            f"model.vocab_size={size} is smaller than the {data.tokenizer} tokenizer's {ids} ids: "
+            f"a model's vocabulary holds every token id; set it to {ids} or more, or leave it out "
+            "(it follows the tokenizer)"
+        )

@@ -39,7 +39,7 @@ from ..data import exact_match, rng_state_to_json
 from ..model import Transformer
 from ..model.memory import check_training_fits
 from ..provenance import count_parameters
-from ..runs.checkpoint import save_checkpoint, trainer_state_record
+from ..runs.checkpoint import read_trainer_state, save_checkpoint, trainer_state_record
 from ..runs.claim import RunFolder, open_run
 from ..runs.config import RunConfig, TrainConfig, build_config, flat_settings
 from ..runs.layout import STATE_FILE
@@ -168,15 +168,49 @@ def _train(cfg: RunConfig, folder: RunFolder, device: torch.device, micro: int) 
 
 # -- the loop -----------------------------------------------------------------------------------
 def _loop(s: Session, log: MetricsLog, stop: _StopRequest) -> None:
-    """Train until ``train.max_steps``: one step, then its logging, evaluation and checkpoint."""
+    """Train until ``train.max_steps`` (or the held-out exact match of
+    ``train.stop_at_accuracy``): one step, then its logging, evaluation and checkpoint."""
     s.model.train()
+    if _already_competent(s):
+        return
     while s.step < s.cfg.train.max_steps:
         t = time.perf_counter()
         loss, lr = _train_step(s)
         if s.compile is not None and s.main:
             s.compile.stepped(s, time.perf_counter() - t, log.note)
         log.stepped(loss)
-        _after_step(s, log, stop, lr)
+        if _after_step(s, log, stop, lr):
+            return
+
+
+def competence(run_dir: str | Path) -> dict[str, Any] | None:
+    """What a run that stopped at ``train.stop_at_accuracy`` recorded in trainer_state.json:
+    ``{"step", "val_accuracy", "threshold"}``; None when it never reached it (or has no
+    readable checkpoint)."""
+    try:
+        record = read_trainer_state(run_dir).get("competence")
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("step"), int) else None
+
+
+def _already_competent(s: Session) -> bool:
+    """A resumed run that stopped at its accuracy already meets ``train.stop_at_accuracy``
+    (the same threshold or a lower one): it is not trained further."""
+    threshold = s.cfg.train.stop_at_accuracy
+    if s.step == 0 or threshold <= 0:
+        return False
+    reached = competence(s.run_dir)
+    if reached is None or reached["step"] != s.step or reached["val_accuracy"] < threshold:
+        return False
+    if s.main:
+        acc = reached["val_accuracy"]
+        print(
+            f"held-out exact match {acc:.3f} reached at step {s.step} "
+            f"(train.stop_at_accuracy={threshold}): not trained further",
+            flush=True,
+        )
+    return True
 
 
 def _train_step(s: Session) -> tuple[float, float]:
@@ -237,17 +271,22 @@ def _stopped(s: Session) -> str:
     )
 
 
-def _after_step(s: Session, log: MetricsLog, stop: _StopRequest, lr: float) -> None:
+def _after_step(s: Session, log: MetricsLog, stop: _StopRequest, lr: float) -> bool:
     """Metrics at logging steps, validation at evaluation steps, then a checkpoint when one is
-    due or a stop was asked for (then :class:`TrainingInterrupted`)."""
+    due, a stop was asked for (then :class:`TrainingInterrupted`) or the held-out exact match
+    reached ``train.stop_at_accuracy`` (then True: the loop ends here)."""
     tc = s.cfg.train
     record: dict[str, Any] = {}
+    reached = None
     if _due(s.step, tc.log_every, tc):
         record.update(log.throughput(lr))
     if _due(s.step, tc.eval_every, tc):
         val = evaluate(s.model, s.data, tc.eval_batches, s.micro, s.device, s.amp, seed=tc.seed)
         s.model.train()
         record.update(log.validated(*val))
+        if 0 < tc.stop_at_accuracy <= (val[1] if val[1] is not None else -1.0):
+            reached = {"step": s.step, "val_accuracy": val[1], "threshold": tc.stop_at_accuracy}
+            record["competence"] = reached
     log.write(s.step, record)
     log.show()
     stop_now = stop.requested
@@ -255,13 +294,20 @@ def _after_step(s: Session, log: MetricsLog, stop: _StopRequest, lr: float) -> N
         flag = torch.tensor([1.0 if stop_now else 0.0], device=s.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         stop_now = bool(flag.item())
-    if _due(s.step, tc.checkpoint_every, tc) or stop_now:
-        _save(s)
+    if _due(s.step, tc.checkpoint_every, tc) or stop_now or reached:
+        _save(s, reached)
     if stop_now:
         raise TrainingInterrupted(
             f"interrupted at step {s.step}; checkpoint saved in {s.run_dir}. Continue with: "
             f"posemb train --resume {s.run_dir}"
         )
+    if reached and s.main:
+        acc = reached["val_accuracy"]
+        log.note(
+            f"held-out exact match {acc:.3f} at step {s.step} reaches "
+            f"train.stop_at_accuracy={tc.stop_at_accuracy}: stopped"
+        )
+    return reached is not None
 
 
 def _due(step: int, every: int, tc: TrainConfig) -> bool:
@@ -269,8 +315,9 @@ def _due(step: int, every: int, tc: TrainConfig) -> bool:
     return step % every == 0 or step == tc.max_steps
 
 
-def _save(s: Session) -> None:
-    """A checkpoint: every rank's data RNG state gathered, rank 0 writes (posemb.runs)."""
+def _save(s: Session, reached: dict[str, Any] | None = None) -> None:
+    """A checkpoint: every rank's data RNG state gathered, rank 0 writes (posemb.runs);
+    ``reached``: the competence the run stopped at (trainer_state.json's 'competence')."""
     rngs = [rng_state_to_json(s.rng)]
     if s.world > 1:  # every rank contributes its data RNG state
         rngs = [None] * s.world
@@ -281,6 +328,8 @@ def _save(s: Session) -> None:
         record = trainer_state_record(s.step, rngs, torch.get_rng_state(), cuda_rng, s.world)
         if s.compile is not None:
             record["compile"] = s.compile.decision.record()
+        if reached is not None:
+            record["competence"] = reached
         save_checkpoint(s.run_dir, model, optimizer, record)
     s.folder.checkpoints += 1
 
