@@ -14,14 +14,28 @@ analysis, interop) uses it, and it imports nothing of posemb.
   :func:`read_safetensors`, :func:`tensor_shapes`, :func:`read_tensor` on top of it) turn a
   missing, non-regular or damaged file into one line naming it; :func:`write_safetensors`
   writes one, fsynced, an I/O error naming the path.
+- Only regular files are read (:func:`check_regular`): a FIFO, a device or a socket where a
+  file is expected is refused in one line before it is opened (opening a FIFO blocks).
+- Folders out (:func:`output_dir`): a command's whole output folder is built in a hidden
+  sibling ``.NAME.XXXXXXXX.tmp/`` and published by one atomic rename that never replaces
+  what another process published meanwhile (:func:`rename_noreplace`), so of two writers to
+  one destination exactly one succeeds and the other is refused ("already exists"); a
+  failure, Ctrl-C or kill never leaves a half-written destination, and the next command
+  writing the same destination removes a killed one's temporary folder. A disk error while
+  filling or publishing it is an OSError naming the destination.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
 import re
+import secrets
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +53,8 @@ REFETCH = "download or copy it again"
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file that replaces ``path`` when the ``with`` block ends cleanly.
+
+    An OSError of a write (a full disk) names ``path``; the temporary file is removed.
 
     Args:
         path: the final path; its folder is created if missing.
@@ -61,6 +77,11 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None and e.errno is not None:  # a write: name the file (a full disk)
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -80,9 +101,13 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 
 def fsync_file(path: str | Path) -> None:
-    """Flush a file someone else wrote (``save_file``, ``write_text``) to the disk."""
+    """Flush a file someone else wrote (``save_file``, ``write_text``) to the disk; an
+    OSError (a full disk) names ``path``."""
     with open(path, "rb") as f:
-        os.fsync(f.fileno())
+        try:
+            os.fsync(f.fileno())
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(path)) from None
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -110,6 +135,42 @@ def _umask() -> int:
     return mask
 
 
+# -- regular files only --------------------------------------------------------------------------
+class NotRegularFileError(ValueError):
+    """A FIFO, a device or a socket where posemb expects a file (opening it may block)."""
+
+
+_SPECIAL = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_kind(path: str | Path) -> str | None:
+    """What ``path`` is when it is neither a regular file nor a folder ("a FIFO (named pipe)",
+    "a character device", ...), following links; None otherwise (missing included)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return next((kind for test, kind in _SPECIAL if test(mode)), None)
+
+
+def check_regular(path: str | Path) -> Path:
+    """``path``, refused (:class:`NotRegularFileError`) when it is a FIFO, a device or a
+    socket: posemb opens only regular files (a folder or a missing path passes: the caller
+    says its own thing about those). Checked before any ``open``, which blocks on a FIFO."""
+    kind = special_kind(path)
+    if kind is not None:
+        raise NotRegularFileError(
+            f"{str(path)!r} is {kind}, not a regular file; posemb reads only regular files "
+            "(opening this one could block forever): replace it with the file itself"
+        )
+    return Path(path)
+
+
 # -- JSON ----------------------------------------------------------------------------------------
 def read_json(path: str | Path) -> dict[str, Any]:
     """The JSON object in ``path``.
@@ -118,8 +179,9 @@ def read_json(path: str | Path) -> dict[str, Any]:
         FileNotFoundError: ``path`` is missing.
         IsADirectoryError: ``path`` is a folder.
         ValueError: not UTF-8, not JSON, or JSON that is not an object; names ``path``.
+        NotRegularFileError: a FIFO, a device or a socket (never opened).
     """
-    path = Path(path)
+    path = check_regular(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory, not a JSON file")
     try:
@@ -146,9 +208,10 @@ def open_safetensors(path: str | Path, fix: str = REFETCH) -> Iterator[Any]:
         FileNotFoundError: ``path`` is missing.
         IsADirectoryError: ``path`` is a folder.
         ValueError: the header or the data cannot be read (damaged or truncated), also when
-            a read inside the ``with`` block fails.
+            a read inside the ``with`` block fails; a FIFO, a device or a socket (never
+            opened: :class:`NotRegularFileError`).
     """
-    path = Path(path)
+    path = check_regular(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory, not a safetensors weights file")
     try:
@@ -207,3 +270,275 @@ def write_safetensors(
         raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from None
     os.chmod(path, file_mode())
     fsync_file(path)
+
+
+# -- folders out ---------------------------------------------------------------------------------
+# Errors of the disk rather than of a path: named after the destination being written.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO})
+_TOKEN = "abcdefghijklmnopqrstuvwxyz0123456789_"  # as tempfile's, so older leftovers match too
+_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock, no cleanup of leftovers
+    fcntl = None  # type: ignore[assignment]
+
+
+def leftover_pattern(name: str) -> re.Pattern[str]:
+    """Names of the temporary folders (and a moved-aside old ``DST``) of a ``DST`` ``name``."""
+    return re.compile(rf"\.{re.escape(name)}\.[{_TOKEN}]{{8}}\.tmp(\.old)?")
+
+
+def _libc_renameat2() -> Any:
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError, TypeError):  # not glibc >= 2.28 (macOS, musl, Windows)
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_RENAMEAT2 = _libc_renameat2()
+
+
+def rename_noreplace(src: str | Path, dst: str | Path) -> None:
+    """Rename the folder ``src`` to ``dst`` unless ``dst`` exists: one atomic step.
+
+    Linux: ``renameat2(RENAME_NOREPLACE)``. Where the call or the file system lacks it, an
+    empty folder at ``dst`` is removed first and ``os.rename`` follows: it never replaces
+    a non-empty folder, and a published folder is never empty, so of two processes
+    publishing to one ``dst`` at most one succeeds either way.
+
+    Raises:
+        FileExistsError: ``dst`` exists (``filename`` is ``dst``).
+    """
+    src, dst = os.fsencode(src), os.fsencode(dst)
+    if _RENAMEAT2 is not None:
+        if _RENAMEAT2(_AT_FDCWD, src, _AT_FDCWD, dst, _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            if code in (errno.EEXIST, errno.ENOTEMPTY):
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fsdecode(dst))
+            raise OSError(code, os.strerror(code), os.fsdecode(dst))
+    if os.path.lexists(dst) and not (os.path.isdir(dst) and not os.path.islink(dst)):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fsdecode(dst))
+    try:
+        os.rename(src, dst)
+    except OSError as e:
+        if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise FileExistsError(
+                errno.EEXIST, os.strerror(errno.EEXIST), os.fsdecode(dst)
+            ) from None
+        raise
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+@contextlib.contextmanager
+def output_dir(
+    dst: str | Path,
+    *,
+    force: bool,
+    src: str | Path | None = None,
+    what: str = "DST",
+    under_src: bool = False,
+) -> Iterator[Path]:
+    """A fresh hidden folder to fill; it is published as ``dst`` when the block ends cleanly.
+
+    Args:
+        dst: the folder to create. An existing empty folder is fine; an existing file or
+            non-empty folder is refused unless ``force``.
+        force: replace an existing ``dst``, only once the new folder is complete and only if
+            it is still the one found at the start (a link is replaced itself, never what it
+            points to).
+        src: the source folder: ``dst`` may not be it or hold it, nor (unless ``under_src``)
+            lie inside it.
+        what: the destination's name in messages (``"DST"``, ``"--out"``).
+
+    Raises:
+        FileExistsError: ``dst`` exists, at the start or when publishing (another process
+            published it meanwhile); nothing is written then.
+        OSError: a disk error (full, read-only) while filling or publishing, naming ``dst``.
+    """
+    dst = Path(dst)
+    target = _target(dst)
+    if src is not None:
+        _check_overlap(dst, target, Path(src), what, under_src)
+    _check_parent(dst, target, what)
+    found = _identity(target)
+    if found is not None and not force and not _is_empty_dir(target):
+        raise _exists(dst, what)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(target.parent, target.name)
+        tmp, lock = _new_folder(target.parent, target.name)
+    except OSError as e:
+        raise _named(e, dst) from None
+    try:
+        yield tmp
+        _publish(tmp, target, dst, found if force else None, what)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _named(e, dst) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _named(e: OSError, dst: Path) -> OSError:
+    """A disk error while writing ``dst``'s temporary folder, as one about ``dst``."""
+    if e.errno in DISK_ERRNOS:
+        return OSError(e.errno, os.strerror(e.errno), str(dst))
+    return e
+
+
+def _exists(dst: Path, what: str, meanwhile: bool = False) -> FileExistsError:
+    when = " (another process wrote it while this one ran)" if meanwhile else ""
+    return FileExistsError(
+        f"{str(dst)!r} already exists and is not empty{when}; choose another {what} or pass "
+        "--force to replace it"
+    )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _is_empty_dir(path: Path) -> bool:
+    try:
+        return not path.is_symlink() and path.is_dir() and not any(path.iterdir())
+    except OSError:
+        return False
+
+
+def _target(dst: Path) -> Path:
+    """``dst`` with its folder resolved but not its last part (a link there is replaced)."""
+    if dst.name in ("", ".", ".."):
+        return dst.resolve()
+    return dst.parent.resolve() / dst.name
+
+
+def _check_overlap(dst: Path, target: Path, src: Path, what: str, under_src: bool) -> None:
+    source = src.resolve()
+    for t in (target, dst.resolve()):
+        if _inside(source, t) or (not under_src and _inside(t, source)):
+            where = "that does not hold it" if under_src else "outside it"
+            name = "SRC" if what == "DST" else "the source"
+            raise ValueError(
+                f"{what} {str(dst)!r} overlaps {name} {str(src)!r}; the source is never "
+                f"modified: choose a {what} {where}"
+            )
+
+
+def _check_parent(dst: Path, target: Path, what: str) -> None:
+    """Refuse a ``dst`` under a file (``FILE/sub``) in one line, before any ``mkdir``."""
+    for folder in target.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise NotADirectoryError(
+                    f"cannot create {what} {str(dst)!r}: {str(folder)!r} is a file, not a "
+                    f"folder; choose a {what} whose parent is a folder"
+                )
+            return
+
+
+def _publish(tmp: Path, target: Path, dst: Path, replaces: tuple | None, what: str) -> None:
+    """Rename ``tmp`` to ``target`` without replacing anything but ``replaces`` (the
+    identity of what ``--force`` found at the start), moved aside first and removed after."""
+    old = None
+    if replaces is not None and _identity(target) is not None:
+        old = target.parent / f"{tmp.name}.old"
+        os.rename(target, old)
+        if _identity(old) != replaces:  # another process published here meanwhile
+            with contextlib.suppress(OSError):
+                rename_noreplace(old, target)
+            raise _exists(dst, what, meanwhile=True)
+    elif _is_empty_dir(target):
+        with contextlib.suppress(OSError):  # gone, or filled meanwhile: the rename decides
+            target.rmdir()
+    try:
+        rename_noreplace(tmp, target)
+    except FileExistsError:
+        raise _exists(dst, what, meanwhile=True) from None
+    finally:
+        if old is not None:
+            _remove(old)
+    _fsync_dir(target.parent)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _new_folder(parent: Path, name: str) -> tuple[Path, int | None]:
+    """A new ``.NAME.<random>.tmp`` folder in ``parent`` and the fd holding its lock.
+
+    A concurrent :func:`remove_leftovers` may lock and remove the folder between its
+    ``mkdir`` and our lock; then the folder at that name is gone (or another one), which
+    the inode comparison notices, and a new name is tried.
+    """
+    while True:
+        tmp = parent / f".{name}.{''.join(secrets.choice(_TOKEN) for _ in range(8))}.tmp"
+        try:
+            os.mkdir(tmp, 0o777)  # a normal folder's mode (0777 & ~umask)
+        except FileExistsError:
+            continue
+        if fcntl is None:  # pragma: no cover
+            return tmp, None
+        fd = os.open(tmp, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner removes it
+        try:
+            same = os.stat(tmp, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return tmp, fd
+        os.close(fd)
+
+
+def remove_leftovers(parent: Path, name: str) -> list[str]:
+    """Remove the unlocked temporary folders a killed command left for ``parent/name`` (and
+    an old ``DST`` a killed ``--force`` had moved aside). A folder whose lock another (live)
+    process holds is kept. Returns the names removed."""
+    if fcntl is None:  # pragma: no cover
+        return []
+    pattern = leftover_pattern(name)
+    removed = []
+    for entry in sorted(parent.iterdir()):
+        if not pattern.fullmatch(entry.name):
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            if entry.name.endswith(".old"):  # a moved-aside link or file
+                _remove(entry)
+                removed.append(entry.name)
+            continue
+        try:
+            fd = os.open(entry, os.O_RDONLY)
+        except OSError:  # gone meanwhile (renamed into place by its owner)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a live process is filling it
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+        finally:
+            os.close(fd)
+    return removed

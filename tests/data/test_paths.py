@@ -1,12 +1,15 @@
-"""posemb.data.inside: the one check every file name read from a file goes through."""
+"""posemb.data.inside: the one check every file name read from a file goes through; and
+regular files only (a FIFO or a device is refused before anything opens it, issue 25)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from posemb.data import UnsafePathError, inside
+from posemb.data import DataError, UnsafePathError, inside, open_source
+from posemb.files import NotRegularFileError, read_json, tensor_shapes
 
 
 @pytest.fixture
@@ -75,3 +78,51 @@ def test_a_link_loop_is_refused(folder):
 
 def test_it_is_a_value_error_so_the_cli_exits_2():
     assert issubclass(UnsafePathError, ValueError)
+
+
+# -- regular files only: a FIFO or a device is refused before anything opens it -------------------
+@pytest.fixture
+def fifo_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        os.mkfifo(folder / name)  # opening one for reading would block forever
+    return folder
+
+
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors", "tokenizer.json"])
+def test_a_fifo_is_refused_by_the_path_rule(fifo_folder, name):
+    with pytest.raises(NotRegularFileError, match=r"is a FIFO \(named pipe\), not a regular file"):
+        inside(fifo_folder, name)
+
+
+def test_a_device_is_refused_by_the_path_rule():
+    with pytest.raises(NotRegularFileError, match="is a character device"):
+        inside("/dev", "null")
+    with pytest.raises(NotRegularFileError, match="is a character device"):
+        read_json("/dev/null")
+
+
+def test_file_readers_refuse_a_fifo_instead_of_blocking(fifo_folder):
+    with pytest.raises(NotRegularFileError, match="config.json"):
+        read_json(fifo_folder / "config.json")
+    with pytest.raises(NotRegularFileError, match="model.safetensors"):
+        tensor_shapes(fifo_folder / "model.safetensors")
+
+
+@pytest.mark.parametrize("spec", ["/dev/null", "FIFO"])
+def test_data_that_is_not_a_regular_file_is_named_for_what_it_is(tmp_path, spec):
+    if spec == "FIFO":
+        spec = str(tmp_path / "fifo.txt")
+        os.mkfifo(spec)
+    kind = "character device" if spec == "/dev/null" else r"FIFO \(named pipe\)"
+    with pytest.raises(DataError, match=rf"is a {kind}, not a text file"):
+        open_source(spec)
+
+
+def test_a_fifo_inside_a_data_folder_is_refused_before_reading(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("some text " * 100)
+    os.mkfifo(tmp_path / "data" / "b.txt")
+    with pytest.raises(DataError, match=r"b.txt' in data folder .* is a FIFO"):
+        open_source(str(tmp_path / "data"))

@@ -73,6 +73,23 @@ def test_extend_names_a_bad_limit_in_config(tmp_path, capsys, make_gpt2_dir, val
     assert f"n_positions={json.dumps(value)}" in line and "config.json" in line
 
 
+@pytest.mark.parametrize("value", [-3, 0, 1_000_000_000_000, 65])
+@pytest.mark.parametrize("command", ["extend", "analyze"])
+def test_analyze_refuses_the_limits_extend_refuses(tmp_path, capsys, make_gpt2_dir, command, value):
+    # docs/HF.md: analyze reads a folder's config as extend does; a limit that does not
+    # describe the 64-row table is refused naming the field (not "--to 128 is smaller than
+    # the current 1000000000000 positions")
+    src = make_gpt2_dir(tmp_path / "hf")
+    edit_json(src / "config.json", n_positions=value)
+    dst = tmp_path / "dst"
+    args = extend(src, dst) if command == "extend" else ["analyze", str(src), "--out", str(dst)]
+    line = one_line(args, capsys)
+    assert f"n_positions={value}" in line and "config.json" in line, line
+    if value > 0:
+        assert "does not match the position table" in line and "64 rows" in line
+    assert not dst.exists()
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [

@@ -4,19 +4,24 @@ export-hf and analyze refuse with one line (exit 2) before anything is read or w
 outside it.
 
 Decision tested here: a link that stays inside the folder is followed (its content is
-read, and ``extend`` copies it into DST as a plain file).
+read, and ``extend`` copies it into DST as a plain file). A FIFO where a file is expected is
+refused in one line before anything opens it (opening it blocked forever: issue 25).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file, save_file
 
+import posemb
 from posemb.cli.main import main
 
 COMMANDS = ("extend", "import-hf", "analyze")
@@ -152,3 +157,99 @@ def test_analyze_refuses_a_shard_name_through_a_link_leaving_the_folder(tmp_path
     (src / "model.safetensors.index.json").write_text(json.dumps(index))
     line = one_line(*cli(command("analyze", src, tmp_path / "dst"), capsys)[::2])
     assert "sub/w.safetensors" in line and "outside" in line
+
+
+# -- regular files only (issue 25): a FIFO where a file is expected is refused, never opened -------
+@contextlib.contextmanager
+def no_hang(seconds: int = 60):
+    """Fail (instead of blocking the suite) when the command opens a FIFO and waits."""
+
+    def hung(*_):
+        raise TimeoutError(f"the command blocked for {seconds} s: it opened the FIFO")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("fifo", ["model.safetensors", "config.json", "README.md"])
+@pytest.mark.parametrize("name", [*COMMANDS, "eval"])
+def test_a_fifo_in_a_model_folder_is_refused_before_it_is_opened(
+    tmp_path, capsys, make_gpt2_dir, name, fifo
+):
+    src = make_gpt2_dir(tmp_path / "src")
+    (src / fifo).unlink(missing_ok=True)
+    os.mkfifo(src / fifo)
+    args = command(name, src, tmp_path / "dst")
+    if name == "eval":
+        args = ["eval", str(src), "--lengths", "16", "--out", str(tmp_path / "dst")]
+    with no_hang():
+        code, _, err = cli(args, capsys)
+    if fifo == "README.md" and name in ("analyze", "eval", "import-hf"):
+        return  # a file these never read: whatever they do, they did not block on it
+    line = one_line(code, err)
+    assert f"{fifo}' is a FIFO (named pipe), not a regular file" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+@pytest.mark.parametrize("fifo", ["config.json", "model.safetensors", "tokenizer.json"])
+@pytest.mark.parametrize("name", ["generate", "eval", "analyze", "extend", "export-hf"])
+def test_a_fifo_in_a_run_is_refused_before_it_is_opened(tmp_path, capsys, run_dir, name, fifo):
+    (run_dir / fifo).unlink()
+    os.mkfifo(run_dir / fifo)
+    dst = tmp_path / "dst"
+    args = {
+        "generate": ["generate", str(run_dir), "--prompt", "a", "--max-new-tokens", "2"],
+        "eval": ["eval", str(run_dir), "--lengths", "16", "--tokens", "64", "--out", str(dst)],
+        "analyze": ["analyze", str(run_dir), "--out", str(dst)],
+        "extend": ["extend", str(run_dir), str(dst), "--to", "128", "--method", "tile"],
+        "export-hf": ["export-hf", str(run_dir), str(dst)],
+    }[name]
+    with no_hang():
+        code, _, err = cli(args, capsys)
+    if fifo == "tokenizer.json" and name == "analyze":
+        assert code == 0  # analyze reads the table only
+        return
+    line = one_line(code, err)
+    assert f"{fifo}' is a FIFO (named pipe), not a regular file" in line, line
+    assert not dst.exists()
+
+
+# -- every reader of a run goes through the rule (issue 25) ---------------------------------------
+@pytest.mark.parametrize("name", ["generate", "eval", "analyze", "export-hf", "load"])
+def test_every_reader_refuses_run_weights_linked_from_outside(tmp_path, capsys, run_dir, name):
+    outside = tmp_path / "elsewhere.safetensors"
+    (run_dir / "model.safetensors").rename(outside)
+    (run_dir / "model.safetensors").symlink_to(outside)
+    dst = tmp_path / "dst"
+    if name == "load":
+        with pytest.raises(ValueError, match="leads through a link to .*outside"):
+            posemb.load(run_dir)
+        return
+    args = {
+        "generate": ["generate", str(run_dir), "--prompt", "a", "--max-new-tokens", "2"],
+        "eval": ["eval", str(run_dir), "--lengths", "16", "--tokens", "64", "--out", str(dst)],
+        "analyze": ["analyze", str(run_dir), "--out", str(dst)],
+        "export-hf": ["export-hf", str(run_dir), str(dst)],
+    }[name]
+    line = one_line(*cli(args, capsys)[::2])
+    assert "leads through a link to" in line and "outside" in line
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize("name", ["generate", "load", "from_pretrained"])
+def test_a_hugging_face_folder_where_a_run_is_expected_is_named_as_such(
+    tmp_path, capsys, make_gpt2_dir, name
+):
+    src = make_gpt2_dir(tmp_path / "hf")
+    want = "is a Hugging Face model folder, not a posemb run"
+    if name == "generate":
+        line = one_line(*cli(["generate", str(src), "--prompt", "a"], capsys)[::2])
+        assert want in line
+        return
+    with pytest.raises(ValueError, match=want):
+        posemb.load(src) if name == "load" else posemb.Transformer.from_pretrained(src)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import struct
 from pathlib import Path
@@ -30,22 +29,6 @@ from posemb.runs.weights import HASH_KEY, content_sha256
 from posemb.train import train
 
 WEIGHTS = ("model.safetensors", "optimizer.safetensors")
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("integrity") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("POSEMB_CACHE", str(run.parent / "cache"))
-        train(fast_config(train__max_steps=2, data__source="synthetic:copy"), run)
-    return run
-
-
-@pytest.fixture
-def run(pristine: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "run"
-    shutil.copytree(pristine, copy)
-    return copy
 
 
 def flip_data_bit(path: Path, fraction: float = 0.5) -> None:

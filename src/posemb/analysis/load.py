@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ..files import read_json, read_tensor, tensor_shapes
-from ..interop.families import FAMILIES, matches, table_offset
+from ..interop.families import FAMILIES, matches, table_sizes
 from ..interop.hf_files import PICKLE_SUFFIXES, refuse_other_weights, weight_files
 from ..interop.vision import VISION_FAMILIES
 from ..interop.vision import sizes as vision_sizes
@@ -298,8 +298,9 @@ def _from_hf(model_dir: Path, config: dict[str, Any], key: str | None) -> Loaded
     _check_key(shapes, key, where)
     offset = 0
     for table in family.tables if family is not None else ():
-        if matches(key, table.key):
-            offset = table_offset(table, config, f"{model_dir / 'config.json'}")
+        if matches(key, table.key):  # its config read as extend reads it (docs/HF.md)
+            where = f"{model_dir / 'config.json'}"
+            offset = table_sizes(table, config, where, key, shapes[key][0])[1]
     return LoadedTable(
         _as_float(read_tensor(files[key], key)),
         offset,

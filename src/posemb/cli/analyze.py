@@ -5,6 +5,8 @@ per-dimension spectrum, row norms, nearest-neighbour offsets), report.md and a
 self-contained report.html. Rows that never moved from initialisation are found exactly for
 posemb runs (the initial table is recreated from the run's seed) and by a labelled
 heuristic elsewhere. Reserved offset rows (RoBERTa, OPT: 2) are left out of the diagnostics.
+--out must be new or empty (never a run's own folder); it is built aside and published whole
+at the end, and --force replaces an existing one once the new analysis is complete.
 """
 
 from __future__ import annotations
@@ -45,8 +47,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a posemb run directory, a safetensors file, or a local Hugging Face model directory",
     )
     p.add_argument(
-        "--out", required=True, type=Path, metavar="DIR", help="where to write the analysis"
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="the folder to write the analysis to (new or empty; written whole at the end)",
     )
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument(
         "--key",
         default=None,
@@ -75,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze
     from ..analysis.analyze import summary_rows
 
-    result = analyze(args.source, args.out, key=args.key, offset=args.offset, grid=args.grid)
+    result = analyze(
+        args.source, args.out, key=args.key, offset=args.offset, grid=args.grid, force=args.force
+    )
     print(f"posemb analyze: {result.loaded.name}  ({result.loaded.source})")
     width = max(len(k) for k, _ in summary_rows(result.summary))
     for label, value in summary_rows(result.summary):

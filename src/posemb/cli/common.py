@@ -106,6 +106,20 @@ def seed_int(text: str) -> int:
     return _argument(text, int, "an integer seed", check_seed)
 
 
+def utf8_text(text: str, what: str = "--prompt") -> str:
+    """``text`` as given on the command line, refused when its bytes were not UTF-8 (Python
+    keeps such bytes as lone surrogates, which no tokenizer can encode)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = text[e.start].encode("utf-8", "surrogateescape").hex()
+        raise UsageError(
+            f"{what} is not UTF-8 (byte 0x{bad} at character {e.start}): pass the text in UTF-8 "
+            "(e.g. convert it with iconv -t UTF-8)"
+        ) from None
+    return text
+
+
 # OSErrors about the user's own paths: bad input (exit 2), not a posemb failure
 _PATH_PROBLEMS = {
     errno.EROFS: "the file system is read-only: choose a writable location",
@@ -120,6 +134,7 @@ _PATH_PROBLEMS = {
     errno.ENAMETOOLONG: "the name is too long: choose a shorter path",
     errno.ELOOP: "too many symbolic links: fix the path",
     errno.ENOENT: "no such file or directory: check the path",
+    errno.EIO: "an input/output error on the device: check the disk or choose another one",
 }
 
 

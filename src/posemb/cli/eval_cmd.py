@@ -9,15 +9,19 @@ standard error over spans (--tokens or --max-windows sets how many).
 Without --extend/--overflow a length past a learned table exits 2 with the library's
 message. --mode sliding scores every token once with up to the table's size of context
 (--stride S tokens between windows). Writes results.json, results.csv, per_position.csv,
-loss_vs_length.png, per_position.png, report.md and report.html in --out.
+loss_vs_length.png, per_position.png, report.md and report.html in --out, a new or empty
+folder (never a run's own), built aside and published whole at the end: a failure leaves
+nothing, and --force replaces an existing one once the new results are complete. An
+encoder run (model.causal=false) is refused: next-token losses say nothing about it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from .common import UsageError, existing_run, length_list, positive_int
+from .common import UsageError, existing_run, length_list, positive_int, seed_int
 
 HELP = "loss per evaluation length, with extension methods, overflow policies or a sliding window"
 EXAMPLE = "posemb eval runs/a --lengths 128,256,512,1024 --extend interpolate --out runs/a/eval"
@@ -75,27 +79,58 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=seed_int,
         default=DEFAULT_SEED,
         help=f"seed of the spans drawn from the split (default {DEFAULT_SEED})",
     )
-    p.add_argument("--out", required=True, metavar="DIR", help="where to write the results")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="the folder to write the results to (new or empty; written whole at the end)",
+    )
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from ..eval.request import check_eval_options
+    from ..files import output_dir
+    from ..runs import refuse_model_folder
 
+    rules = dict(extend=args.extend, overflow=args.overflow, mode=args.mode, stride=args.stride)
+    check_eval_options(**rules, out=args.out)
+    out = Path(args.out)
+    refuse_model_folder(out, "--out")
+    # the results are built in a hidden folder beside --out and published whole at the end
+    with output_dir(out, force=args.force, src=args.run_dir, what="--out", under_src=True) as tmp:
+        records, reading, page = _score(args, rules, tmp)
+    metric = "accuracy" if any("accuracy" in r for r in records) else "loss"
+    for r in records:
+        value = r.get(metric)
+        se = r.get(f"{metric}_se")
+        shown = (
+            f"{value:.4f} ± {se:.4f}"
+            if value is not None and se is not None
+            else f"{value:.4f}"
+            if value is not None
+            else f"n/a ({r.get('error', '')[:80]})"
+        )
+        print(f"L={r['eval_len']:>6}  {metric}={shown}  tokens={r['tokens']}")
+    print(" ".join(reading))
+    print(f"wrote {out / 'results.json'}, {out / page.name}")
+    return 0
+
+
+def _score(args: argparse.Namespace, rules: dict, out) -> tuple[list[dict], list[str], Path]:
+    """Load, check, score and write the results into ``out`` (the hidden folder)."""
     from ..eval.reading import describe
-    from ..eval.request import check_eval_model, check_eval_options, untrained_note
+    from ..eval.request import check_eval_model, untrained_note
     from ..eval.runner import load_eval_text, write_results
     from ..eval.tables import write_eval_report
     from ..eval.text import drawn_tokens
     from ..runs import RUN_SETTINGS_FILE, folder_kind, load_run, read_config, read_lineage, run_file
     from .common import device
 
-    rules = dict(extend=args.extend, overflow=args.overflow, mode=args.mode, stride=args.stride)
-    check_eval_options(**rules, out=args.out)
-    out = Path(args.out)
     mask_id, args.scheme = None, None
     if folder_kind(args.run_dir) == "hf":  # a Hugging Face model folder: its own code
         from ..interop.hf_model import open_for_scoring
@@ -103,8 +138,15 @@ def run(args: argparse.Namespace) -> int:
         model, tokenizer, cfg, mask_id = open_for_scoring(args.run_dir, args.data)
         model, args.scheme = model.to(device()), model.folder.model_type
     else:
-        model, tokenizer = load_run(args.run_dir, device())
         cfg = read_config(args.run_dir)
+        if not cfg.model.causal:
+            raise UsageError(
+                f"{str(args.run_dir)!r} is a bidirectional encoder (model.causal=false): eval "
+                "scores a causal LM's next tokens (or a Hugging Face encoder's masked tokens), "
+                "which this run was not trained to predict; probe its use of order with "
+                "posemb probe-order"
+            )
+        model, tokenizer = load_run(args.run_dir, device())
     check_eval_model(model, args.lengths, **rules)
     # what the run trained is known of posemb's runs (a sliding window reads only those)
     known = args.scheme is None or run_file(args.run_dir, RUN_SETTINGS_FILE).is_file()
@@ -125,33 +167,14 @@ def run(args: argparse.Namespace) -> int:
         text = text.with_mask(mask_id)
     print(f"scoring {text.summary()}", flush=True)
     records = _evaluate(args, model, cfg, tokenizer, text)
+    failed = [r for r in records if r.get("loss") is None]
+    if len(failed) == len(records):  # nothing measured: bad input, not success (no output)
+        raise UsageError(f"no length could be evaluated: {failed[0].get('error', 'unknown error')}")
     write_results(out, records)
     reading = describe(records)
-    md, page = write_eval_report(
-        out,
-        records,
-        f"posemb eval: {args.run_dir}",
-        _describe_model(args, cfg),
-        reading,
-    )
-    metric = "accuracy" if any("accuracy" in r for r in records) else "loss"
-    for r in records:
-        value = r.get(metric)
-        se = r.get(f"{metric}_se")
-        shown = (
-            f"{value:.4f} ± {se:.4f}"
-            if value is not None and se is not None
-            else f"{value:.4f}"
-            if value is not None
-            else f"n/a ({r.get('error', '')[:80]})"
-        )
-        print(f"L={r['eval_len']:>6}  {metric}={shown}  tokens={r['tokens']}")
-    print(" ".join(reading))
-    print(f"wrote {out / 'results.json'}, {page}")
-    failed = [r for r in records if r.get("loss") is None]
-    if len(failed) == len(records):  # nothing measured: bad input, not success
-        raise UsageError(f"no length could be evaluated: {failed[0].get('error', 'unknown error')}")
-    return 0
+    title = f"posemb eval: {args.run_dir}"
+    _, page = write_eval_report(out, records, title, _describe_model(args, cfg), reading)
+    return records, reading, page
 
 
 def _evaluate(args: argparse.Namespace, model, cfg, tokenizer, text) -> list[dict]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import existing_run, non_negative_float, positive_int, seed_int
+from .common import existing_run, non_negative_float, positive_int, seed_int, utf8_text
 
 HELP = "sample text from a run"
 PROGRESS_FROM = 256  # longer generations show a progress bar (stderr, terminals only)
@@ -37,12 +37,13 @@ def run(args: argparse.Namespace) -> int:
     from ..runs import load_run
     from .common import device
 
+    prompt = utf8_text(args.prompt)
     model, tokenizer = load_run(args.run_dir, device())
     print(
         generate_text(
             model,
             tokenizer,
-            args.prompt,
+            prompt,
             args.max_new_tokens,
             args.temperature,
             args.top_k,

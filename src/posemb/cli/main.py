@@ -24,7 +24,7 @@ from . import (
     sweep,
     train,
 )
-from .common import HelpFormatter, UsageError
+from .common import HelpFormatter, UsageError, path_error
 
 # Every subcommand, in the order --help lists them. Each module has HELP (the one-line
 # summary), EXAMPLE, add_arguments(parser) and run(args); its docstring is its --help text.
@@ -110,20 +110,31 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    except user_errors() as e:
+    except Exception as e:  # noqa: BLE001 - bad input: exit 2; else the last resort, exit 1
         if debug:
             traceback.print_exc()
-        print(f"posemb: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    except Exception as e:  # noqa: BLE001 - the last resort: one line, exit 1
-        if debug:
-            traceback.print_exc()
+        line = user_error_line(e)
+        if line is not None:
+            print(f"posemb: error: {line}", file=sys.stderr)
+            return 2
         print(
             f"posemb: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug for the "
             "traceback)",
             file=sys.stderr,
         )
         return 1
+
+
+def user_error_line(e: BaseException) -> str | None:
+    """The one line of an error that is bad input (exit 2), or None for a posemb failure.
+
+    An OSError about a path the user gave (read-only, full disk, a part that is a file, ...)
+    names the path and the fix instead of the raw ``[Errno N]`` text."""
+    if isinstance(e, OSError) and (line := path_error(e)) is not None:
+        return line
+    if isinstance(e, user_errors()):
+        return _one_line(e)
+    return None
 
 
 class _Notices(logging.StreamHandler):

@@ -11,8 +11,11 @@ encoder).
 from __future__ import annotations
 
 import argparse
+import re
 
-from .common import seed_int
+from .common import UsageError, seed_int, utf8_text
+
+SET_ITEM = re.compile(r"[A-Za-z_]+\.[A-Za-z0-9_.]+=")  # a --set KEY=VALUE (group.key=...)
 
 HELP = "compare two orderings of the same tokens, per layer, with and without positions"
 EXAMPLE = 'posemb probe-order runs/a "The cat chased the dog" "The dog chased the cat"'
@@ -22,8 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "run", metavar="RUN", help="run directory, or preset:NAME for an untrained model"
     )
-    p.add_argument("text_a")
-    p.add_argument("text_b")
+    # optional here so that texts after --set KEY=VALUE (which takes every word after it)
+    # are found again by texts(); exactly two are required
+    p.add_argument("text_a", nargs="?")
+    p.add_argument("text_b", nargs="?")
     p.add_argument(
         "--set",
         dest="sets",
@@ -64,11 +69,26 @@ def load_model_arg(run: str, sets: list[str], seed: int = 0):
     return load_run(run)
 
 
+def texts(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """``(sets, [text_a, text_b])``: ``--set`` takes every word after it, so the words of
+    ``--set model.causal=false 'ab' 'ba'`` that are not ``KEY=VALUE`` are the texts."""
+    sets = [s for s in args.sets if SET_ITEM.match(s)]
+    found = [s for s in args.sets if not SET_ITEM.match(s)]
+    found += [t for t in (args.text_a, args.text_b) if t is not None]
+    if len(found) != 2:
+        raise UsageError(
+            f"probe-order compares two texts, got {len(found)}: posemb probe-order RUN TEXT_A "
+            "TEXT_B [--set KEY=VALUE ...]"
+        )
+    return sets, [utf8_text(t, name) for t, name in zip(found, ("TEXT_A", "TEXT_B"))]
+
+
 def run(args: argparse.Namespace) -> int:
     from ..eval.probe import probe_order
 
-    model, tokenizer = load_model_arg(args.run, args.sets, args.seed)
-    r = probe_order(model, tokenizer, args.text_a, args.text_b)
+    sets, (text_a, text_b) = texts(args)
+    model, tokenizer = load_model_arg(args.run, sets, args.seed)
+    r = probe_order(model, tokenizer, text_a, text_b)
     print(f"A: {r.text_a!r}\nB: {r.text_b!r}")
     print(table(r))
     print(r.reading())

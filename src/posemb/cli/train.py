@@ -22,7 +22,7 @@ import os
 import sys
 
 from ..positional.extend import EXTEND_METHODS
-from .common import UsageError, path_error
+from .common import UsageError
 
 HELP = "train a model into a run directory"
 EXAMPLE = (
@@ -72,6 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..runs.config import check_vocabulary
     from ..train import (
         TrainingDiverged,
         TrainingInterrupted,
@@ -109,17 +110,14 @@ def run(args: argparse.Namespace) -> int:
             cfg = init_config(args.init, args.extend, {**settings, **overrides})
         else:
             cfg = build_config(args.preset, {**settings, **overrides})
+            if "model.vocab_size" in {**settings, **overrides}:
+                check_vocabulary(cfg)  # set explicitly: it must hold the tokenizer's ids
         target = args.out
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone reports
     try:
         result = train(
             cfg, target, resume=bool(args.resume), overrides=overrides if args.resume else None
         )
-    except OSError as e:
-        line = path_error(e)
-        if line is None:
-            raise
-        raise UsageError(line) from e
     except TrainingInterrupted as e:
         if rank0:
             print(f"posemb: {e}", file=sys.stderr)

@@ -6,7 +6,9 @@ folder may hold symbolic links. posemb reads a file of a folder only through
 followed, the file must still be inside the folder. Anything else (an absolute path,
 ``../x``, a link to ``../secret.txt`` or ``/etc``) is refused with :class:`UnsafePathError`,
 one line naming the file, the name and the folder. A link that stays inside the folder
-(``model.safetensors -> blobs/abc``) is followed.
+(``model.safetensors -> blobs/abc``) is followed. A FIFO, a device or a socket is refused
+too (:class:`posemb.files.NotRegularFileError`), before anything opens it: opening a FIFO
+blocks forever.
 
 Example:
     >>> inside(Path("models/gpt2"), "model-00001-of-00002.safetensors", named_by=index)
@@ -18,6 +20,8 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from ..files import check_regular
 
 
 class UnsafePathError(ValueError):
@@ -39,6 +43,7 @@ def inside(folder: str | Path, name: object, *, named_by: str | Path | None = No
     Raises:
         UnsafePathError: ``name`` is not a non-empty string, is absolute, has a ``..``
             part, or resolves (through links) outside ``folder``.
+        NotRegularFileError: it is a FIFO, a device or a socket.
     """
     folder = Path(folder)
     source = f"{str(named_by)!r}" if named_by is not None else "posemb"
@@ -70,4 +75,4 @@ def inside(folder: str | Path, name: object, *, named_by: str | Path | None = No
             "posemb never follows a link out of the folder it reads: replace the link by a copy "
             "of the file (cp -L)"
         )
-    return path
+    return check_regular(path)  # a FIFO or a device: refused before anything opens it

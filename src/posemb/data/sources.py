@@ -35,6 +35,7 @@ import sysconfig
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ..files import special_kind
 from .errors import DataError
 from .hf import HFSource
 from .synthetic import TASKS, SyntheticTask
@@ -170,6 +171,12 @@ def open_source(spec: str, *, val_fraction: float = 0.1) -> TextSource | Synthet
         return FileSource(path, val_fraction=val_fraction)
     if path.is_dir():
         files = [f for f in _walk(path) if f.suffix.lower() in TEXT_SUFFIXES]
+        special = next(((f, k) for f in files if (k := special_kind(f)) is not None), None)
+        if special is not None:  # refused before anything opens it: a FIFO blocks forever
+            raise DataError(
+                f"{str(special[0])!r} in data folder {spec!r} is {special[1]}, not a text file; "
+                "posemb reads only regular files: remove it or replace it with the file itself"
+            )
         if not files:
             raise DataError(
                 f"directory {spec!r} holds no text files (suffixes: "
@@ -182,6 +189,12 @@ def open_source(spec: str, *, val_fraction: float = 0.1) -> TextSource | Synthet
         if not files:
             raise DataError(f"glob {spec!r} matches no files. --data accepts {_ACCEPTED}")
         return FilesSource(spec, _glob_root(pattern), files, val_fraction=val_fraction)
+    kind = special_kind(path)
+    if kind is not None:
+        raise DataError(
+            f"data source {spec!r} is {kind}, not a text file; posemb reads only regular files "
+            f"(opening this one could block forever). --data accepts {_ACCEPTED}"
+        )
     raise DataError(f"data source {spec!r}: no such file or directory. --data accepts {_ACCEPTED}")
 
 

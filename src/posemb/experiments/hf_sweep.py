@@ -33,7 +33,7 @@ from ..eval.runner import (
 )
 from ..eval.tables import eval_report
 from ..eval.text import DEFAULT_SEED, drawn_tokens
-from ..files import atomic_write_text
+from ..files import atomic_write_text, read_json
 from ..interop.hf_model import open_for_scoring, open_hf
 from ..positional.extend import EXTEND_METHODS
 from ..report import markdown_table
@@ -162,7 +162,7 @@ def run_hf_sweep(plan: HFSweepPlan, out: Path, say=print) -> list[dict]:
     to = plan.to or 4 * n
     lens = lengths_for(n, to, plan.eval_lens)
     if (out / "plan.json").is_file():
-        plan.check_against(json.loads((out / "plan.json").read_text()), out)
+        plan.check_against(read_json(out / "plan.json"), out)
     n_tokens = drawn_tokens(plan.eval_tokens, mask_id is not None)
     text = load_eval_text(cfg, tokenizer, plan.data, lens, n_tokens=n_tokens,
                           seed=plan.eval_seed)  # fmt: skip

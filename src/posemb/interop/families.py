@@ -173,6 +173,23 @@ def positions_served(table: Table, config: dict[str, Any], where: str) -> tuple[
     return stored, offset, stored - offset if table.counts_offset else stored
 
 
+def table_sizes(
+    table: Table, config: dict[str, Any], where: str, key: str, rows: int
+) -> tuple[int, int, int]:
+    """:func:`positions_served`, checked against the table's ``rows`` in the weights: a config
+    that does not describe its table (``n_positions: 1000000000000`` beside 64 rows) is
+    refused naming the field, before anything is sized from it."""
+    stored, offset, served = positions_served(table, config, where)
+    if rows != offset + served:
+        reserved = f"{offset} reserved rows + " if offset else ""
+        raise ValueError(
+            f"{where}: {table.limit}={stored} does not match the position table {key}, which has "
+            f"{rows} rows ({reserved}{rows - offset} positions): the config does not belong to "
+            f"these weights; fix {table.limit}"
+        )
+    return stored, offset, served
+
+
 def matches(key: str, suffix: str) -> bool:
     """Whether tensor ``key`` is ``suffix`` or ``PREFIX.suffix``."""
     return key == suffix or key.endswith("." + suffix)

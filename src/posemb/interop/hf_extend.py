@@ -28,7 +28,7 @@ from ..files import read_json, read_safetensors, tensor_shapes, write_json, writ
 from ..positional import TABLE_SCHEMES, extend_table
 from ..positional.checks import check_positive_int
 from ..runs import CONFIG_FILE, folder_kind, load_model, read_config, write_initial_checkpoint
-from .families import FAMILIES, Family, family_of, matches, positions_served
+from .families import FAMILIES, Family, family_of, matches, positions_served, table_sizes
 from .hf_files import OTHER_WEIGHTS, SAFETENSORS_INDEX, config_float, require_dir, weight_files
 from .limits import read_limit_files, update_limits
 from .metadata import HF_METADATA
@@ -156,14 +156,17 @@ class _Grown:
     new_stored: int  # the config value to write
 
 
-def _find_table(src: Path, files: list[str], suffix: str) -> tuple[str, str]:
-    """(file, key) of the one tensor named ``suffix`` or ``PREFIX.suffix``."""
+def _find_table(src: Path, files: list[str], suffix: str) -> tuple[str, str, int]:
+    """(file, key, rows) of the one tensor named ``suffix`` or ``PREFIX.suffix``."""
     found = []
     for name in files:
-        found += [(name, k) for k in tensor_shapes(src / name) if matches(k, suffix)]
+        shapes = tensor_shapes(src / name)
+        found += [(name, k, shapes[k][0]) for k in shapes if matches(k, suffix) and shapes[k]]
     if len(found) != 1:
         what = (
-            "no tensor" if not found else f"{len(found)} tensors ({', '.join(k for _, k in found)})"
+            "no tensor"
+            if not found
+            else f"{len(found)} tensors ({', '.join(k for _, k, _ in found)})"
         )
         raise ValueError(
             f"{str(src)!r}: expected one position table named [PREFIX.]{suffix}, found {what}"
@@ -175,8 +178,10 @@ def _tables(src: Path, config: dict, family: Family, files: list[str], to: int) 
     where = str(src / CONFIG_FILE)
     grown = []
     for table in family.tables:
-        sizes = positions_served(table, config, where)  # the config first: its errors name it
-        grown.append(_table(table, sizes, to, *_find_table(src, files, table.key)))
+        positions_served(table, config, where)  # the config first: its errors name it
+        file, key, rows = _find_table(src, files, table.key)
+        sizes = table_sizes(table, config, where, key, rows)
+        grown.append(_table(table, sizes, to, file, key))
     return grown
 
 
@@ -211,13 +216,14 @@ def extend_tensors(
     _, family = family_of(config, where)
     grown = []
     for table in family.tables:
-        sizes = positions_served(table, config, where)
+        positions_served(table, config, where)
         found = [k for k in tensors if matches(k, table.key)]
         if len(found) != 1:
             raise ValueError(
                 f"{where}: expected one position table named [PREFIX.]{table.key}, found "
                 f"{len(found)}"
             )
+        sizes = table_sizes(table, config, where, found[0], tensors[found[0]].shape[0])
         grown.append(_table(table, sizes, to, "", found[0]))
     for g in grown:
         _check_size(g.old, to, allow_shrink)

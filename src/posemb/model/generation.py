@@ -10,6 +10,10 @@ from torch import Tensor
 
 from ..positional.checks import check_int, is_finite_number, is_int
 
+# The most tokens one call generates: each costs a forward pass (a millisecond for a tiny
+# model on a CPU, so ten million take hours) and 8 bytes of ids; more is refused up front.
+MAX_NEW_TOKENS = 10_000_000
+
 
 def sample_next(
     logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
@@ -46,6 +50,12 @@ def generate(
             f"{shape}"
         )
     check_int("max_new_tokens", max_new_tokens, minimum=0)
+    if max_new_tokens > MAX_NEW_TOKENS:
+        raise ValueError(
+            f"max_new_tokens={max_new_tokens} cannot finish: one call generates at most "
+            f"{MAX_NEW_TOKENS:,} tokens (hours even for a tiny model); ask for fewer, or "
+            "generate in several calls, each continuing the last"
+        )
     if not (is_finite_number(temperature) and temperature >= 0):
         raise ValueError(
             f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}"
@@ -100,7 +110,7 @@ def _progress_bar(total: int):
     """A tqdm bar on stderr with rate and time left; silent when stderr is not a terminal."""
     import sys
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text, in a terminal as in a notebook (no ipywidgets)
 
     return tqdm(
         total=total, desc="generate", unit="tok", file=sys.stderr, disable=None, leave=False

@@ -32,6 +32,7 @@ from .layout import (
     TOKENIZER_FILE,
     CheckpointError,
     folder_kind,
+    refuse_model_folder,
     run_file,
 )
 from .lineage import read_lineage, tokens_trained, trained_positions
@@ -58,6 +59,7 @@ __all__ = [
     "read_lineage",
     "read_toml",
     "read_trainer_state",
+    "refuse_model_folder",
     "run_file",
     "save_pretrained",
     "step_reached",

@@ -4,7 +4,9 @@ A checkpoint spans three files, so it is committed with a tiny journal: each fil
 written completely to ``NAME.next`` (fsynced), then ``checkpoint.commit`` is written
 atomically, listing the renames; the renames follow and the journal is removed. A kill at
 any moment leaves either the previous checkpoint (journal not yet written: the ``.next``
-files are ignored) or a journal that the next resume completes. Readers (``posemb.load``)
+files are ignored) or a journal that the next resume completes; the writer also removes the
+``.next`` files and temporary files (``.NAME.XXXXXXXX.tmp``, safetensors' ``.tmpXXXXXX``) a
+killed writer left when it resumes (:func:`remove_stale_temporaries`). Readers (``posemb.load``)
 never modify the run directory: they read ``model.safetensors``, which is replaced only by
 rename, so a run can be sampled or evaluated while it trains. Nothing is ever unpickled.
 
@@ -20,13 +22,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..data import rng_state_to_json
+from ..data import rng_from_json, rng_state_to_json
 from ..files import atomic_write_text, fsync_file, read_json
 from ..model import Transformer
 from ..model.optim import build_optimizer
@@ -92,8 +95,12 @@ def save_checkpoint(
         tensors, meta = optimizer_tensors(optimizer)
         write_weights(run_dir / f"{OPTIMIZER_FILE}.next", tensors, {"step": step})
         trainer_state = {**trainer_state, "optimizer": meta}
-    (run_dir / f"{STATE_FILE}.next").write_text(json.dumps(trainer_state), encoding="utf-8")
-    fsync_file(run_dir / f"{STATE_FILE}.next")  # the weights files were fsynced as written
+    state_next = run_dir / f"{STATE_FILE}.next"
+    try:
+        state_next.write_text(json.dumps(trainer_state), encoding="utf-8")
+    except OSError as e:  # a full disk: name the file, as every other write does
+        raise OSError(e.errno, e.strerror, str(state_next)) from None
+    fsync_file(state_next)  # the weights files were fsynced as written
     atomic_write_text(run_dir / JOURNAL, json.dumps({"step": int(step), "files": names}))
     complete_pending(run_dir)
 
@@ -115,6 +122,22 @@ def complete_pending(run_dir: Path) -> None:
         journal.unlink(missing_ok=True)
     for stale in run_dir.glob("*.next"):
         stale.unlink(missing_ok=True)
+
+
+# a killed write's temporary file: posemb.files.atomic_open's (.NAME.XXXXXXXX.tmp) or
+# safetensors' own (.tmpXXXXXX, as large as the file it was writing)
+STALE_TEMPORARY = re.compile(r"\.(.+\.[a-z0-9_]{8}\.tmp|tmp[A-Za-z0-9]{6})")
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[str]:
+    """Remove the temporary files a killed writer left in ``run_dir`` (only the writer, who
+    holds the run's lock, calls this: no live write can be in progress). Returns the names."""
+    removed = []
+    for entry in Path(run_dir).iterdir():
+        if STALE_TEMPORARY.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    return sorted(removed)
 
 
 def rng_to_text(state: torch.Tensor) -> str:
@@ -170,6 +193,63 @@ def read_trainer_state(run_dir: str | Path) -> dict[str, Any]:
         return read_json(path)
     except ValueError as e:
         raise CheckpointError(f"{e}; the trainer state is damaged") from None
+
+
+def resume_state(run_dir: str | Path) -> dict[str, Any]:
+    """The run's ``trainer_state.json`` for ``--resume``, every field checked (type and
+    range) before anything is restored: a damaged field is a :class:`CheckpointError`
+    naming the file and the field, never a deep error from numpy or torch."""
+    state = read_trainer_state(run_dir)
+    path = run_file(run_dir, STATE_FILE)
+
+    def damaged(field: str, why: str) -> CheckpointError:
+        return CheckpointError(
+            f"{path}: {field!r} {why}; the trainer state is damaged: restore it from a copy, or "
+            "start the run again"
+        )
+
+    step = state.get("step")
+    if not is_int(step) or step < 0:
+        raise damaged("step", f"must be an integer >= 0, got {_shown(step)}")
+    world = state.get("world_size", 1)
+    if not is_int(world) or world < 1:
+        raise damaged("world_size", f"must be an integer >= 1, got {_shown(world)}")
+    rngs = state.get("data_rng")
+    if not isinstance(rngs, list) or not rngs:
+        raise damaged("data_rng", f"must be a list of generator states, got {_shown(rngs)}")
+    for i, value in enumerate(rngs):
+        try:
+            rng_from_json(value)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            why = f"is not a numpy generator state: {_shown(value)}"
+            raise damaged(f"data_rng[{i}]", why) from None
+    for key in ("torch_rng", "cuda_rng"):
+        value = state.get(key)
+        if value is None and key == "cuda_rng":
+            continue
+        size = torch.get_rng_state().numel() if key == "torch_rng" else None
+        if not _is_rng_text(value, size):
+            want = f"{size} bytes" if size else "bytes"
+            raise damaged(key, f"must be a base64 RNG state of {want}, got {_shown(value)}")
+    optimizer = state.get("optimizer")
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("param_groups"), list):
+        raise damaged("optimizer", "must hold the optimizer's 'param_groups'")
+    return state
+
+
+def _is_rng_text(value: object, size: int | None) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return False
+    return len(raw) == size if size is not None else len(raw) > 0
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def step_reached(run_dir: str | Path) -> int | None:

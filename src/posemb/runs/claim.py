@@ -1,6 +1,9 @@
 """Claiming the folder a run is written into: locked, checked, left clean if the run never
 started.
 
+:func:`work_folder` claims the folder of a job that writes several runs (sweep, demo)
+the same way: one writer, and a failed start leaves nothing behind.
+
 Rank 0 holds the run folder's writer lock (:mod:`.lock`) from the first check of the
 folder to the end: a second writer is refused naming this process. A new run's ``--out``
 must be new, empty, or hold a run that stopped before its first checkpoint (which is
@@ -14,12 +17,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..files import read_json
-from .checkpoint import complete_pending
+from .checkpoint import STALE_TEMPORARY, complete_pending, remove_stale_temporaries
 from .layout import (
     CONFIG_FILE,
     JOURNAL,
@@ -78,6 +81,7 @@ def _claim(run_dir: Path, resume: bool) -> tuple[RunLock, bool]:
         lock = RunLock(run_dir).acquire()
         try:
             complete_pending(run_dir)  # finish a checkpoint a kill interrupted (holding the lock)
+            remove_stale_temporaries(run_dir)  # and drop the temporary files it left
         except BaseException:
             lock.release()
             raise
@@ -114,7 +118,7 @@ def _start_files(run_dir: Path) -> tuple[str, ...]:
 def _is_start_file(name: str, start: tuple[str, ...] = _START_FILES) -> bool:
     """A file of a run start: one of ``start``, a ``.next`` file of an uncommitted
     checkpoint, or the temporary file of an atomic write a kill interrupted."""
-    if name in start or name.endswith(".next"):
+    if name in start or name.endswith(".next") or STALE_TEMPORARY.fullmatch(name):
         return True
     inner = name[1:].rsplit(".", 2)[0] if name.startswith(".") and name.endswith(".tmp") else ""
     return inner in (*start, JOURNAL)
@@ -162,6 +166,39 @@ def remove_unstarted(run_dir: Path, created: bool) -> None:
         if created:
             (run_dir / LOCK_FILE).unlink(missing_ok=True)
             run_dir.rmdir()
+
+
+@contextlib.contextmanager
+def work_folder(folder: Path, keep: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """``folder`` (created if missing) written by this process alone for the ``with`` block.
+
+    The folder of a job that trains runs for minutes and writes beside them (``posemb sweep``,
+    which a rerun resumes, and ``posemb demo``) is not built aside and renamed: it holds the
+    writer lock of a run (``run.lock``, :mod:`.lock`), so a second writer is refused naming
+    this one. When the block fails (an error, Ctrl-C) and ``keep(folder)`` is false (None:
+    never keep), what the block added is removed, and the folder too if this call made it:
+    a failed start leaves nothing behind. A kill leaves the folder as it was; the next run
+    of the same command resumes (sweep) or replaces (demo) it.
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(folder).acquire()
+    before = {p.name for p in folder.iterdir()} - {LOCK_FILE}
+    try:
+        yield folder
+    except BaseException:
+        if keep is None or not keep(folder):
+            with contextlib.suppress(OSError):
+                for p in folder.iterdir():
+                    if p.name not in before and p.name != LOCK_FILE:
+                        shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                if created:
+                    lock.release()
+                    folder.rmdir()
+        raise
+    finally:
+        lock.release()
 
 
 def note(text: str) -> None:

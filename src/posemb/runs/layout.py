@@ -56,6 +56,7 @@ __all__ = [
     "STATE_FILE",
     "TOKENIZER_FILE",
     "folder_kind",
+    "refuse_model_folder",
     "run_file",
     "run_path",
     "settings_file",
@@ -110,3 +111,20 @@ def folder_kind(folder: str | Path, fix: str = "") -> Literal["run", "hf"] | Non
         f"{str(path)!r} is neither a posemb run's config (no 'model' settings) nor a Hugging "
         f"Face model's (no 'model_type'){'; ' + fix if fix else ''}"
     )
+
+
+def refuse_model_folder(out: str | Path, what: str = "--out", sub: str = "eval") -> None:
+    """Refuse an output folder that is a run or a model folder (``config.json``,
+    ``trainer_state.json``): results are never written into one, nor replace one, ``--force``
+    or not (a results folder inside a run, ``runs/a/eval``, is fine)."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    held = [
+        n for n in (STATE_FILE, CONFIG_FILE, MODEL_FILE, RUN_SETTINGS_FILE) if (out / n).exists()
+    ]
+    if held:
+        raise ValueError(
+            f"{what} {str(out)!r} is a run or model folder (it holds {held[0]}); results are "
+            f"never written into one: choose a new folder, e.g. {str(out / sub)!r}"
+        )

@@ -67,6 +67,12 @@ def read_config(run_dir: str | Path) -> RunConfig:
             f"posemb eval {run_dir} ..., fine-tune it with posemb train --init {run_dir} ..., or "
             f"bring a GPT-2, GPT-NeoX or MPT model in with posemb import-hf"
         )
+    if not isinstance(data.get("model"), dict):
+        raise CheckpointError(
+            f"{str(path)!r} has no 'model' settings, so it is not a posemb run's config (nor a "
+            "Hugging Face model's: no 'model_type'); the run's config is damaged: restore it from "
+            "a copy, or train the run again"
+        )
     return RunConfig.from_dict(data)
 
 

@@ -28,7 +28,7 @@ from ..model import Transformer
 from ..model.compile_check import compile_model
 from ..model.optim import build_optimizer
 from ..positional import FRACTIONAL_SCHEMES
-from ..runs.checkpoint import load_optimizer_state, read_trainer_state, rng_from_text
+from ..runs.checkpoint import load_optimizer_state, resume_state, rng_from_text
 from ..runs.claim import RunFolder, note
 from ..runs.config import RunConfig, TrainConfig
 from ..runs.layout import MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, TOKENIZER_FILE, run_file
@@ -213,7 +213,7 @@ def build_model(
 def _restore(s: Session) -> None:
     """Load the last checkpoint: weights, optimiser moments, step and every RNG state."""
     run_dir, device = s.run_dir, s.device
-    state = read_trainer_state(run_dir)
+    state = resume_state(run_dir)  # every field checked, naming the file and the field
     weights_file = run_file(run_dir, MODEL_FILE)
     weights = {k: v.to(device) for k, v in read_tensors(weights_file).items()}
     load_weights(s.model, model_shards(s.model, weights), str(weights_file))
