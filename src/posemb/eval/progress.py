@@ -26,7 +26,7 @@ class Progress:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.bar = None
         if self.enabled:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm  # text, in a terminal as in a notebook (no ipywidgets)
 
             self.bar = tqdm(
                 total=total,

@@ -176,7 +176,10 @@ def start_policy(s) -> CompilePolicy:
     elif s.world > 1:
         d.reason = "several processes: auto compiles one-process CPU runs only"
     elif tc.max_steps - s.step <= 2 * (WARMUP + TIMED):
-        d.reason = f"{tc.max_steps - s.step} steps to go: too few to time, let alone pay back"
+        left = tc.max_steps - s.step
+        d.reason = (
+            f"{left} step{'' if left == 1 else 's'} to go: too few to time, let alone pay back"
+        )
     else:
         return CompilePolicy(d, measuring=True, first_step=s.step)
     return CompilePolicy(d)

@@ -100,7 +100,8 @@ class MetricsLog:
         """Advance the progress bar by one step."""
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(
+            self.bar.set_postfix(  # drawn with the bar's next update, at its own interval
+                refresh=False,
                 loss=f"{self.train_loss:.3f}",
                 tok_s=f"{self.tokens_per_s:,.0f}",
                 **({"val": f"{self.val_loss:.3f}"} if self.val_loss is not None else {}),
@@ -111,7 +112,7 @@ def _progress(tc, step: int, main: bool):
     if not (main and tc.progress):
         return None
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # text, in a terminal as in a notebook (no ipywidgets needed)
     except ImportError:  # pragma: no cover
         return None
     # a log file gets a line every 15 s, not every step
