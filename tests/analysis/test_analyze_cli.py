@@ -165,3 +165,12 @@ def test_bad_offset_is_a_usage_error(tmp_path, capsys, offset):
             ["analyze", str(tmp_path), "--offset", offset, "--out", str(tmp_path / "o")], capsys
         )[::2]
     )
+
+
+def test_analysis_json_holds_no_nan_a_strict_parser_refuses():
+    """A statistic that is undefined for a table (NaN) is written as null: JSON has no NaN."""
+    from posemb.analysis.analyze import _no_nan
+
+    summary = {"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": (2, float("-inf"))}}
+    text = json.dumps(_no_nan(summary), allow_nan=False)
+    assert json.loads(text) == {"a": None, "b": [1.0, None], "c": {"d": [2, None]}}

@@ -283,3 +283,18 @@ def test_eval_options_that_would_not_act_are_refused(run_dir, tmp_path, capsys, 
     )
     assert main(["eval", str(rope), "--lengths", "64", "--extend", "tile", "--out", out]) == 2
     assert "this run uses rope" in capsys.readouterr().err
+
+
+def test_a_sliding_window_longer_than_training_warns_of_the_rows_it_reads(tmp_path, capsys):
+    """A sliding window is the whole table: a 64-row table trained at 16 tokens reads rows
+    16-63 at length 64 through it too, so the untrained-positions warning stays."""
+    from kit import fast_config
+
+    run = tmp_path / "r"
+    settings = {"train__max_steps": 2, "train__seq_len": 16, "model__max_positions": 64}
+    train(fast_config(**settings), run)
+    capsys.readouterr()
+    args = ["eval", str(run), "--lengths", "16,64", "--mode", "sliding", "--max-windows", "2"]
+    assert main([*args, "--out", str(tmp_path / "e")]) == 0
+    err = capsys.readouterr().err
+    assert "length 64 also scores positions 16–63, which it never trained" in err, err

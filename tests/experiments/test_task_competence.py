@@ -213,6 +213,11 @@ def test_a_competence_sweep_records_when_each_model_got_there(tmp_path, monkeypa
     header, rows = task_table(records)
     alibi = next(r for r in rows if r[1] == "alibi")
     assert alibi[-1] == NOT_LEARNED
+    # a model that stopped early is no fine-tuning recipe, and a task reads in exact match
+    copy = tmp_path / "out" / "copy"
+    report = (copy / "report.md").read_text()
+    assert not (copy / "recipes.md").exists() and "Recipes past L" not in report
+    assert "Exact match on the answer tokens" in report and "nats per" not in report
     said: list[str] = []
     (tmp_path / "out" / "copy" / "runs" / "learned" / "sweep_eval.json").unlink()
     again = run_task_sweeps(plan, ["copy"], tmp_path / "out", log=said.append)

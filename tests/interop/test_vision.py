@@ -165,6 +165,19 @@ def test_bad_vision_requests_exit_2_in_one_line(tmp_path, capsys):
         assert not (tmp_path / "x").exists()
 
 
+def test_text_commands_send_a_vision_folder_to_extend_image_size(tmp_path, capsys):
+    src = tiny_vision("vit", tmp_path / "src")
+    for command in (
+        ["eval", str(src), "--lengths", "16", "--out", str(tmp_path / "e")],
+        ["probe-order", str(src), "ab", "ba"],
+    ):
+        capsys.readouterr()
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert "vision model" in err and "--image-size PX" in err, (command, err)
+        assert err.count("\n") == 1, err
+
+
 def test_analyze_draws_the_vit_picture(tmp_path, capsys):
     src = tiny_vision("vit", tmp_path / "src")
     out = tmp_path / "analysis"

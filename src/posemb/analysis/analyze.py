@@ -10,6 +10,7 @@ on the trajectory, the extension methods' rows.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ def _analyze(
         title = f"{loaded.key}: {H} x {W} patches, each against every patch"
         plots = {"grid": plot_grid_of_grids(sim, out / "position_grid.png", title), **plots}
     files: dict[str, Path] = {"json": out / "analysis.json", **plots}
-    atomic_write_text(files["json"], json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(files["json"], json.dumps(_no_nan(summary), indent=2) + "\n")
     report = analysis_report(summary, plots)
     add_explorer(report, loaded.table, loaded.offset, loaded.grid, untrained=a.untrained, at=1)
     files["report_md"], files["report_html"] = report.write(out)
@@ -206,3 +207,14 @@ def analysis_report(s: dict[str, Any], plots: dict[str, Path]) -> Report:
         "(table row = offset + position)."
     )
     return report
+
+
+def _no_nan(x: Any) -> Any:
+    """``x`` with every NaN or infinity as None: JSON has neither (strict parsers refuse them)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _no_nan(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_no_nan(v) for v in x]
+    return x

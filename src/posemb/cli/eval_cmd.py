@@ -148,10 +148,15 @@ def _score(args: argparse.Namespace, rules: dict, out) -> tuple[list[dict], list
             )
         model, tokenizer = load_run(args.run_dir, device())
     check_eval_model(model, args.lengths, **rules)
-    # what the run trained is known of posemb's runs (a sliding window reads only those)
+    # what the run trained is known of posemb's runs; a sliding window reads the positions of
+    # its window (the whole table), untrained ones too when the table is longer than training
     known = args.scheme is None or run_file(args.run_dir, RUN_SETTINGS_FILE).is_file()
-    note = untrained_note(cfg, read_lineage(args.run_dir), args.lengths, args.run_dir)
-    if note and known and args.mode != "sliding":
+    limit = getattr(model, "position_limit", None)
+    read = args.lengths
+    if args.mode == "sliding" and limit is not None:
+        read = [min(L, limit) for L in args.lengths]
+    note = untrained_note(cfg, read_lineage(args.run_dir), read, args.run_dir)
+    if note and known:
         print(f"posemb: warning: {note}", file=sys.stderr, flush=True)
     # the text (and its length check) before any model work or output
     text = load_eval_text(

@@ -150,7 +150,8 @@ def _spread(records: list[dict[str, Any]], length: int, metric: str) -> str:
     if len(groups) == 1:
         return f"the {metric} of {groups[0][0]} is {_value(groups[0][1], metric)}"
     best, worst = groups[0], groups[-1]
-    if all(_tied(best[1], g[1]) for g in groups):
+    same = metric == "accuracy" and len({g[1]["accuracy"] for g in groups}) == 1
+    if same or all(_tied(best[1], g[1]) for g in groups):
         return (
             f"all {len(groups)} configurations tie (each within 2 standard errors of the paired "
             f"difference from the best, {best[0]}: {_value(best[1], metric)})"

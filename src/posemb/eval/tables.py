@@ -107,7 +107,8 @@ def eval_report(
         header,
         rows,
     )
-    explained = " ".join(x for x in (key_note(records), scale_sentence(records)) if x)
+    scale = "" if task else scale_sentence(records)  # a loss's scale: text, not exact match
+    explained = " ".join(x for x in (key_note(records), scale) if x)
     if explained:
         report.text("", explained)
     change = change_table(records)

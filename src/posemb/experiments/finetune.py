@@ -167,7 +167,8 @@ def recipe_table(
     at every length, the extra training tokens over the sweep's pre-training, and the
     paired change of the loss from ``L`` to ``4L`` (text). None when no recipe ran."""
     mine = _recipe_records(records)
-    if not any(r["tokens_trained"] != pretrain_tokens for r in mine):
+    # a recipe adds tokens; a run that stopped early (train.stop_at_accuracy) trained fewer
+    if not any(r["tokens_trained"] > pretrain_tokens for r in mine):
         return None
     metric = "accuracy" if any("accuracy" in r for r in mine) else "loss"
     lengths = sorted({r["eval_len"] for r in mine})

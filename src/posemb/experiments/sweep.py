@@ -469,7 +469,11 @@ def sweep_report(
         f"{len(plan.variants)} models ({', '.join(plan.variants)}), budget {plan.budget}, same "
         f"data ({plan.data}), seed ({plan.seed}) and size, trained at L={plan.train_len} and "
         f"evaluated at {', '.join(map(str, plan.eval_lens))} tokens on the same held-out text. "
-        f"Loss: mean {unit(records)}, ± its standard error over spans."
+        + (
+            "Exact match on the answer tokens, ± its standard error over examples."
+            if any("accuracy" in r for r in records)
+            else f"Loss: mean {unit(records)}, ± its standard error over spans."
+        )
     )
     report = eval_report(out, records, title, intro, describe(records))
     steps = BUDGETS[plan.budget]["settings"]

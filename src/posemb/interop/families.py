@@ -138,8 +138,17 @@ def family_of(config: dict[str, Any], where: str) -> tuple[str, Family]:
     (not learned) table is one line naming it and listing what is supported."""
     model_type = config.get("model_type")
     if not isinstance(model_type, str) or model_type not in FAMILIES:
+        from .vision import VISION_FAMILIES  # a vision tower: another set of commands
+
+        if model_type in VISION_FAMILIES:
+            raise ValueError(
+                f"{where} is a {model_type!r} vision model: posemb grows its patch grid with "
+                "posemb extend SRC DST --image-size PX and draws it with posemb analyze; "
+                "eval, train --init, sweep --hf and probe-order take text models only "
+                "(docs/HF.md)"
+            )
         raise ValueError(
-            f"{where} is a {model_type!r} model; posemb extend supports the learned absolute "
+            f"{where} is a {model_type!r} model; posemb works with the learned absolute "
             f"tables of {', '.join(FAMILIES)} (docs/HF.md), and posemb runs"
         )
     family = FAMILIES[model_type]

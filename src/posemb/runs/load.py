@@ -61,6 +61,12 @@ def read_config(run_dir: str | Path) -> RunConfig:
         data = read_json(path)
     except ValueError as e:
         raise CheckpointError(f"{e}; the run's config is damaged") from None
+    if path.name == CONFIG_FILE and "model_type" in data and _vision(data):
+        raise CheckpointError(
+            f"{str(run_dir)!r} is a Hugging Face vision model folder, not a posemb run: grow "
+            f"its patch grid with posemb extend {run_dir} DST --image-size PX and draw it with "
+            f"posemb analyze {run_dir} (docs/HF.md)"
+        )
     if path.name == CONFIG_FILE and "model_type" in data:
         raise CheckpointError(
             f"{str(run_dir)!r} is a Hugging Face model folder, not a posemb run: evaluate it with "
@@ -171,3 +177,8 @@ def save_pretrained(model: Transformer, directory: str | Path, tokenizer=None) -
     if tokenizer is not None:
         tokenizer.save(directory)
     return directory
+
+
+def _vision(config: dict) -> bool:
+    """A Hugging Face image model's config (an image size, or a vision tower's settings)."""
+    return "image_size" in config or isinstance(config.get("vision_config"), dict)
