@@ -140,7 +140,7 @@ def family_of(config: dict[str, Any], where: str) -> tuple[str, Family]:
     if not isinstance(model_type, str) or model_type not in FAMILIES:
         from .vision import VISION_FAMILIES  # a vision tower: another set of commands
 
-        if model_type in VISION_FAMILIES:
+        if isinstance(model_type, str) and model_type in VISION_FAMILIES:
             raise ValueError(
                 f"{where} is a {model_type!r} vision model: posemb grows its patch grid with "
                 "posemb extend SRC DST --image-size PX and draws it with posemb analyze; "
