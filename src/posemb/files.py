@@ -17,9 +17,9 @@ analysis, interop) uses it, and it imports nothing of posemb.
 - Only regular files are read (:func:`check_regular`): a FIFO, a device or a socket where a
   file is expected is refused in one line before it is opened (opening a FIFO blocks).
 - Folders out (:func:`output_dir`): a command's whole output folder is built in a hidden
-  sibling ``.NAME.XXXXXXXX.tmp/`` and published by one atomic rename that never replaces
-  what another process published meanwhile (:func:`rename_noreplace`), so of two writers to
-  one destination exactly one succeeds and the other is refused ("already exists"); a
+  sibling ``.NAME.<8 random characters>.tmp/`` and published by one atomic rename that never
+  replaces what another process published meanwhile (:func:`rename_noreplace`), so of two
+  writers to one destination exactly one succeeds and the other is refused ("already exists"); a
   failure, Ctrl-C or kill never leaves a half-written destination, and the next command
   writing the same destination removes a killed one's temporary folder. A disk error while
   filling or publishing it is an OSError naming the destination.

@@ -24,7 +24,6 @@ import posemb
 from kit import (
     FAST_SETS,
     assert_clean_error,
-    fast_config,
     posemb_cmd,
     read_metrics,
     run_posemb,
@@ -43,14 +42,10 @@ HOLD = (
 )
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished 2-step run (synthetic data: no corpus to tokenize)."""
-    run = tmp_path_factory.mktemp("lock") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("POSEMB_CACHE", str(run.parent / "cache"))
-        train(fast_config(train__max_steps=2, data__source="synthetic:copy"), run)
-    return run
+@pytest.fixture
+def finished(pristine: Path) -> Path:
+    """A finished 2-step run (tests/runs/conftest.py: synthetic data, trained once here)."""
+    return pristine
 
 
 @pytest.fixture

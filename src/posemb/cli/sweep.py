@@ -163,6 +163,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="synthetic tasks to sweep instead of text, e.g. copy,reverse,recall "
         "(exact match at L, 2L, 4L)",
     )
+    _add_hf_arguments(p)
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="where to write the runs and the results"
+    )
+
+
+def _add_hf_arguments(p: argparse.ArgumentParser) -> None:
+    """``--hf HF_DIR`` and the settings of its sweep."""
     hf = p.add_argument_group("a Hugging Face model folder (--hf)")
     hf.add_argument("--hf", metavar="HF_DIR", help="sweep this model's extension methods")
     hf.add_argument(
@@ -180,9 +188,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--batch-size", type=positive_int, default=8, help="fine-tuning sequences a step"
     )
     hf.add_argument("--lr", type=positive_float, default=1e-4, help="fine-tuning peak rate")
-    p.add_argument(
-        "--out", required=True, metavar="DIR", help="where to write the runs and the results"
-    )
 
 
 def sweep_folder(out):

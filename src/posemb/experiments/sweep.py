@@ -433,23 +433,21 @@ def _summary_line(plan: SweepPlan, recs: list[dict]) -> str:
     """``    loss at 64 tokens: 2.461 ± 0.012   lowest at 512: 2.402 ± 0.013, learned (sliding
     window)`` (``at 512: ...`` for a model scored one way)"""
     longest = max(plan.eval_lens)
-    best = min(
-        (r for r in recs if r["loss"] is not None and r["eval_len"] == longest),
-        key=lambda r: r["loss"],
-        default=None,
-    )
+    at_longest = [r for r in recs if r["loss"] is not None and r["eval_len"] == longest]
     # the shortest length evaluated (the training length when the plan includes it)
     first = min(plan.eval_lens, key=lambda n: (n != plan.train_len, n))
     at_first = next((r for r in recs if r["eval_len"] == first and r["loss"] is not None), None)
     line = f"    loss at {first} tokens: " + (
         pm(at_first["loss"], at_first.get("loss_se")) if at_first else "n/a"
     )
-    at_longest = [r for r in recs if r["loss"] is not None and r["eval_len"] == longest]
-    if best and len(at_longest) == 1:
-        line += f"   at {longest}: {pm(best['loss'], best.get('loss_se'))}"
-    elif best:
+    if at_longest:
+        best = min(at_longest, key=lambda r: r["loss"])
+        value = pm(best["loss"], best.get("loss_se"))
+        one = len(at_longest) == 1  # a model scored one way: nothing to be lowest among
         line += (
-            f"   lowest at {longest}: {pm(best['loss'], best.get('loss_se'))}, {config_name(best)}"
+            f"   at {longest}: {value}"
+            if one
+            else (f"   lowest at {longest}: {value}, {config_name(best)}")
         )
     return line
 

@@ -320,31 +320,9 @@ class Transformer(nn.Module):
                 marks positions without loss. Give ``labels`` or ``targets``, not both.
         """
         cfg = self.config
-        b, t = check_input_ids(input_ids, cfg.vocab_size)
-        if labels is not None and targets is not None:
-            raise ValueError(
-                "give labels (a causal LM's are shifted inside) or targets (aligned with the "
-                "positions), not both"
-            )
-        if labels is not None:
-            check_labels(labels, input_ids, cfg.causal, cfg.vocab_size)
-        if targets is not None:
-            check_labels(targets, input_ids, False, cfg.vocab_size, "targets")
+        b, t = self._check_inputs(input_ids, labels, targets)
         past = cache.length if cache is not None else 0
-        # masks and positions built on the CPU for a model on an accelerator: follow the tokens
-        if isinstance(attention_mask, Tensor):
-            attention_mask = attention_mask.to(input_ids.device)
-        if isinstance(positions, Tensor):
-            positions = positions.to(input_ids.device)
-        key_mask = padding_mask(attention_mask, cache, b, t, past)
-
-        host_known = positions is None and key_mask is None
-        if positions is None:
-            if key_mask is not None:  # padding doesn't consume positions
-                positions = position_ids_from_mask(key_mask, past_length=past)
-            else:
-                positions = torch.arange(past, past + t, device=input_ids.device).unsqueeze(0)
-        positions = check_positions(positions, self.scheme(0), b, t, host_known, past)
+        positions, key_mask = self._positions(input_ids, positions, attention_mask, cache, past)
 
         x = self.wte(input_ids)  # [b, t, d]
         first = self.scheme(0)
@@ -385,6 +363,48 @@ class Transformer(nn.Module):
         return TransformerOutput(
             logits, loss, tuple(hidden) if hidden is not None else x, new_cache
         )
+
+    def _check_inputs(
+        self, input_ids: Tensor, labels: Tensor | None, targets: Tensor | None
+    ) -> tuple[int, int]:
+        """``(b, t)`` of valid ``input_ids``, with ``labels`` or ``targets`` (not both) checked."""
+        cfg = self.config
+        b, t = check_input_ids(input_ids, cfg.vocab_size)
+        if labels is not None and targets is not None:
+            raise ValueError(
+                "give labels (a causal LM's are shifted inside) or targets (aligned with the "
+                "positions), not both"
+            )
+        if labels is not None:
+            check_labels(labels, input_ids, cfg.causal, cfg.vocab_size)
+        if targets is not None:
+            check_labels(targets, input_ids, False, cfg.vocab_size, "targets")
+        return b, t
+
+    def _positions(
+        self,
+        input_ids: Tensor,
+        positions: Tensor | None,
+        attention_mask: Tensor | None,
+        cache: KVCache | None,
+        past: int,
+    ) -> tuple[Tensor, Tensor | None]:
+        """The checked positions ``[b or 1, t]`` and the key padding mask (or None)."""
+        b, t = input_ids.shape
+        # masks and positions built on the CPU for a model on an accelerator: follow the tokens
+        if isinstance(attention_mask, Tensor):
+            attention_mask = attention_mask.to(input_ids.device)
+        if isinstance(positions, Tensor):
+            positions = positions.to(input_ids.device)
+        key_mask = padding_mask(attention_mask, cache, b, t, past)
+        host_known = positions is None and key_mask is None
+        if positions is None:
+            if key_mask is not None:  # padding doesn't consume positions
+                positions = position_ids_from_mask(key_mask, past_length=past)
+            else:
+                positions = torch.arange(past, past + t, device=input_ids.device).unsqueeze(0)
+        positions = check_positions(positions, self.scheme(0), b, t, host_known, past)
+        return positions, key_mask
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Mean cross-entropy (nats) over tokens whose label is not -100 (a causal LM's

@@ -5,10 +5,11 @@ written completely to ``NAME.next`` (fsynced), then ``checkpoint.commit`` is wri
 atomically, listing the renames; the renames follow and the journal is removed. A kill at
 any moment leaves either the previous checkpoint (journal not yet written: the ``.next``
 files are ignored) or a journal that the next resume completes; the writer also removes the
-``.next`` files and temporary files (``.NAME.XXXXXXXX.tmp``, safetensors' ``.tmpXXXXXX``) a
-killed writer left when it resumes (:func:`remove_stale_temporaries`). Readers (``posemb.load``)
-never modify the run directory: they read ``model.safetensors``, which is replaced only by
-rename, so a run can be sampled or evaluated while it trains. Nothing is ever unpickled.
+``.next`` files and temporary files (``.NAME.<8 random characters>.tmp``, safetensors'
+``.tmp<6 random characters>``) a killed writer left when it resumes
+(:func:`remove_stale_temporaries`). Readers (``posemb.load``) never modify the run
+directory: they read ``model.safetensors``, which is replaced only by rename, so a run can
+be sampled or evaluated while it trains. Nothing is ever unpickled.
 
 ``trainer_state.json`` holds the step, every RNG state exact resumption needs and the
 optimiser's hyper-parameters; :func:`step_reached` is the one reading of "the step a run
@@ -124,8 +125,8 @@ def complete_pending(run_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-# a killed write's temporary file: posemb.files.atomic_open's (.NAME.XXXXXXXX.tmp) or
-# safetensors' own (.tmpXXXXXX, as large as the file it was writing)
+# a killed write's temporary file: posemb.files.atomic_open's (.NAME.<8 random characters>.tmp) or
+# safetensors' own (.tmp<6 random characters>, as large as the file it was writing)
 STALE_TEMPORARY = re.compile(r"\.(.+\.[a-z0-9_]{8}\.tmp|tmp[A-Za-z0-9]{6})")
 
 

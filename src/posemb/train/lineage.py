@@ -81,35 +81,13 @@ def init_hf_config(source: Path, method: str | None, settings: dict[str, Any]) -
             needs, a tokenizer larger than the model's vocabulary, FSDP, or position
             recipes other than ``start`` (the model numbers its positions itself).
     """
-    from ..data import is_synthetic
-    from ..interop.hf_model import SYNTHETIC, read_folder, summary_config
+    from ..interop.hf_model import read_folder, summary_config
     from ..interop.tokenizers import model_tokenizer, special_token_id
 
     folder = read_folder(source)
     where = str(source)
     size = settings.pop("model.max_positions", folder.positions)
-    other = sorted(k for k in settings if k.startswith("model."))
-    if other:
-        raise ValueError(
-            f"{other[0]}: a Hugging Face model keeps its own architecture (its config.json); "
-            "only model.max_positions (with --extend METHOD) may change with --init HF_DIR"
-        )
-    fixed = sorted(k for k in settings if k in _FROM_THE_FOLDER)
-    if fixed:
-        raise ValueError(
-            f"{fixed[0]} is read from {where} (posemb sets it); of the hf.* settings only "
-            "hf.new_head is yours to set"
-        )
-    if is_synthetic(str(settings.get("data.source", ""))):
-        raise ValueError(SYNTHETIC)
-    if is_int(size) and size < folder.positions:
-        raise ValueError(
-            f"model.max_positions={size} is below the {folder.positions} positions {where} "
-            "serves: a fine-tune grows a table, never crops it (posemb extend --allow-shrink "
-            "crops one on disk)"
-        )
-    _check_method(summary_config(folder.config, folder.objective, folder.positions),
-                  folder.positions, size, method or "", where)  # fmt: skip
+    _check_hf_settings(folder, settings, size, method, where)
     tokenizer = model_tokenizer(folder.path)
     if settings.get("data.tokenizer", tokenizer.kind) != tokenizer.kind:
         raise ValueError(
@@ -153,6 +131,39 @@ def init_hf_config(source: Path, method: str | None, settings: dict[str, Any]) -
             "several processes with train.parallel=ddp"
         )
     return cfg
+
+
+def _check_hf_settings(
+    folder, settings: dict[str, Any], size: Any, method: str | None, where: str
+) -> None:
+    """What ``--init HF_DIR`` refuses before reading the tokenizer: model settings other than
+    the size, posemb's own hf.* settings, synthetic data, a smaller table, a size change
+    without a method (or a method without one)."""
+    from ..data import is_synthetic
+    from ..interop.hf_model import SYNTHETIC, summary_config
+
+    other = sorted(k for k in settings if k.startswith("model."))
+    if other:
+        raise ValueError(
+            f"{other[0]}: a Hugging Face model keeps its own architecture (its config.json); "
+            "only model.max_positions (with --extend METHOD) may change with --init HF_DIR"
+        )
+    fixed = sorted(k for k in settings if k in _FROM_THE_FOLDER)
+    if fixed:
+        raise ValueError(
+            f"{fixed[0]} is read from {where} (posemb sets it); of the hf.* settings only "
+            "hf.new_head is yours to set"
+        )
+    if is_synthetic(str(settings.get("data.source", ""))):
+        raise ValueError(SYNTHETIC)
+    if is_int(size) and size < folder.positions:
+        raise ValueError(
+            f"model.max_positions={size} is below the {folder.positions} positions {where} "
+            "serves: a fine-tune grows a table, never crops it (posemb extend --allow-shrink "
+            "crops one on disk)"
+        )
+    _check_method(summary_config(folder.config, folder.objective, folder.positions),
+                  folder.positions, size, method or "", where)  # fmt: skip
 
 
 # set by posemb from the folder of a Hugging Face model (never by the user)
