@@ -4,15 +4,22 @@
 
 1. The run starts eagerly. After ``WARMUP`` steps, ``TIMED`` steps are timed: ``e`` seconds
    a step (these are training steps: the measurement costs nothing).
-2. The most compiling could save is ``e x steps left x MAX_GAIN``. If that is less than
-   what compiling is expected to cost here, the run stays eager. The expected cost is what
-   posemb measured the last time it compiled this model at this batch shape with this
-   Inductor cache (recorded in the cache folder, so a warm cache is known), else
-   ``COLD_COMPILE_S``.
+2. The saving expected from compiling is ``e x steps left x gain``, where ``gain`` is the
+   share of an eager step that compiling saved the last time posemb compiled this model at
+   this batch shape with this Inductor cache (measured, recorded in the cache folder), else
+   ``GAIN_PRIOR``, below the smallest gain measured over a whole run: an assumption that
+   errs towards staying eager. If the saving is less than what compiling is
+   expected to cost here, the run stays eager. The expected cost is what posemb measured
+   the last time it compiled this model and shape in this cache (so a warm cache is known),
+   else ``COLD_COMPILE_S``.
 3. Otherwise the compiled-kernel self-check (:mod:`posemb.model.compile_check`) compiles
-   the model (its wall time is the compile cost, recorded for next time), the run goes on
-   compiled, and ``TIMED`` compiled steps are timed after one more warm-up step. Unless they
-   are at least ``MIN_GAIN`` faster than eager, the run goes back to eager for the rest.
+   the model (its wall time is the compile cost, recorded for next time), and after one
+   more warm-up step the run takes compiled and eager steps in turn, two at a time, and
+   times the second of each two (the first after a switch runs with the other's memory in
+   the caches), ``TIMED`` of each, so that both are timed over the same stretch of the run
+   (load changes between stretches).
+   Unless the compiled ones are at least ``MIN_GAIN`` faster, the run goes back to eager for
+   the rest. Either way the measured gain is recorded for the next run's decision.
 
 ``true`` compiles from the first step (after the self-check), ``false`` never; CUDA
 compiles from the first step under ``auto`` (not measured: a GPU's gain is large); several
@@ -22,15 +29,19 @@ The decision, its reason and its figures (seconds a step each way, compile secon
 left, cache state) are printed in one line and written into ``trainer_state.json`` as
 ``"compile"`` at every checkpoint (a resumed run decides again, for its own steps).
 
-The constants were measured on a 2-core Intel Xeon (AVX-512), torch 2.13: nanoGPT's CPU
-recipe (4 layers, 128 wide, batch 12 x 64) compiled in 31 s with a cold cache and 5 s with a
-warm one, and a compiled step was 2-9% faster than eager (BENCHMARKS.md).
+The constants were measured with torch 2.13: nanoGPT's CPU recipe (4 layers, 128 wide,
+batch 12 x 64) compiled in 24-31 s with a cold cache and 4 s with a warm one on a 2-core
+Intel Xeon, where over whole runs a compiled step was 7-8% faster than eager with AVX-512
+kernels and 3.3-5.4% with AVX2 ones, and 5% faster on a 2-core AMD EPYC (AVX2)
+(BENCHMARKS.md, "The compile policy").
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,12 +52,14 @@ import torch
 from ..model.compile_check import check_compile, compile_model, use_isa_cache
 
 WARMUP = 2  # steps before timing (allocator, first-call costs)
-TIMED = 5  # steps timed each way
-MAX_GAIN = 0.15  # the largest share of an eager CPU step compiling has saved here
+TIMED = 10  # steps timed each way (their median: robust to a slow step)
+COMPARING = 2 + 2 * (2 * TIMED - 1)  # steps compiled and eager in turn take (see _compare)
+GAIN_PRIOR = 0.03  # share of an eager CPU step compiling is assumed to save, until measured
 MIN_GAIN = 0.02  # compiled steps must be this much faster to keep (noise below)
 COLD_COMPILE_S = 30.0  # compiling a small model with an empty Inductor cache
 WARM_SHARE = 0.2  # a warm cache's compile against a cold one's (5 s against 31 s measured)
-COSTS_DIR = "posemb-compile-costs"  # in the Inductor cache folder: measured compile seconds
+_GAIN_FROM = {"measured": "as measured here before", "assumed": "assumed until measured here"}
+COSTS_DIR = "posemb-compile-costs"  # in the Inductor cache folder: measured seconds and gain
 
 
 @dataclass
@@ -57,9 +70,15 @@ class CompileDecision:
         setting: ``auto``, ``true`` or ``false``.
         compiled: the run trains compiled (now).
         reason: one sentence.
-        eager_step_s, compiled_step_s: measured seconds a step (median of ``TIMED``).
+        eager_step_s: seconds an eager step before deciding (median of ``TIMED``).
+        compiled_step_s: seconds a compiled step (median of ``TIMED``, timed in turn with
+            ``TIMED`` eager steps).
+        measured_gain: the share of an eager step compiling saved, from those steps in turn.
         compile_s: measured seconds to compile (the self-check's wall time).
         expected_compile_s: what compiling was expected to cost before deciding.
+        expected_gain: the share of an eager step compiling was expected to save.
+        gain_from: ``measured`` (the last compilation of this shape in this cache) or
+            ``assumed`` (``GAIN_PRIOR``: never measured here).
         cache: ``warm`` (posemb compiled this shape in this cache before) or ``cold``.
         steps_left: optimiser steps left when the decision was made.
         at_step: the step it was made at.
@@ -70,8 +89,11 @@ class CompileDecision:
     reason: str = ""
     eager_step_s: float | None = None
     compiled_step_s: float | None = None
+    measured_gain: float | None = None
     compile_s: float | None = None
     expected_compile_s: float | None = None
+    expected_gain: float | None = None
+    gain_from: str | None = None
     cache: str | None = None
     steps_left: int | None = None
     at_step: int | None = None
@@ -89,39 +111,56 @@ class CompilePolicy:
 
     decision: CompileDecision
     measuring: bool = False  # auto on a CPU, one process: decide from timed steps
-    phase: str = "eager"  # eager -> compiled -> done
-    times: list[float] = field(default_factory=list)
+    phase: str = "eager"  # eager -> compare (compiled and eager in turn) -> done
+    times: list[float] = field(default_factory=list)  # eager steps, before deciding
+    paired: dict[str, list[float]] = field(default_factory=lambda: {"compiled": [], "eager": []})
     first_step: int = 0
+    switched_at: int = -1  # the last step after which s.net changed while comparing
+    eager_net: Any = None
+    compiled_net: Any = None
 
     def stepped(self, s, seconds: float, note) -> None:
         """One training step took ``seconds``; swap ``s.net`` when the decision says so and
         ``note`` (a print) the decision once it is made."""
         if not self.measuring:
             return
-        done = s.step - self.first_step
-        start = WARMUP if self.phase == "eager" else 1  # one compiled step may still compile
-        if done > start:
-            self.times.append(seconds)
-        if len(self.times) < TIMED:
+        if self.phase == "compare":
+            self._compare(s, seconds, note)
             return
-        step_s = sorted(self.times)[TIMED // 2]
-        self.times = []
-        if self.phase == "eager":
-            self._after_eager(s, step_s, note)
-        else:
-            self._after_compiled(s, step_s, note)
+        if s.step - self.first_step > WARMUP:
+            self.times.append(seconds)
+        if len(self.times) == TIMED:
+            self._after_eager(s, statistics.median(self.times), note)
+
+    def _compare(self, s, seconds: float, note) -> None:
+        """Compiled and eager steps in turn, two at a time, the second of each two timed: the
+        gain measured over the same stretch of the run (a machine's load changes between
+        stretches), without the first step after a switch (the caches hold the other's)."""
+        if s.step - self.first_step <= 1 or s.step == self.switched_at + 1:
+            return  # the first compiled step may still compile; a first step after a switch
+        self.paired["compiled" if s.net is self.compiled_net else "eager"].append(seconds)
+        if min(len(v) for v in self.paired.values()) >= TIMED:
+            self._after_compiled(s, note)
+            return
+        s.net = self.eager_net if s.net is self.compiled_net else self.compiled_net
+        self.switched_at = s.step
 
     def _after_eager(self, s, eager_s: float, note) -> None:
         d = self.decision
         d.eager_step_s, d.at_step = eager_s, s.step
         d.steps_left = s.cfg.train.max_steps - s.step
         d.expected_compile_s, d.cache = expected_cost(s)
-        most = eager_s * d.steps_left * MAX_GAIN
-        if most < d.expected_compile_s:
+        d.expected_gain, d.gain_from = expected_gain(s)
+        saving = eager_s * d.steps_left * d.expected_gain
+        if d.steps_left <= COMPARING:
+            self._stop(f"{d.steps_left} steps left: too few to compare compiled and eager", note)
+            return
+        if saving <= d.expected_compile_s:  # nothing to gain: no compilation
             self._stop(
-                f"compiling would save at most {most:.1f} s over the {d.steps_left:,} steps "
-                f"left ({MAX_GAIN:.0%} of {eager_s * 1e3:.1f} ms a step) and cost about "
-                f"{d.expected_compile_s:.0f} s here (Inductor cache {d.cache})",
+                f"compiling would save about {saving:.1f} s over the {d.steps_left:,} steps "
+                f"left ({d.expected_gain:.0%} of {eager_s * 1e3:.1f} ms a step, "
+                f"{_GAIN_FROM[d.gain_from]}) and cost about {d.expected_compile_s:.0f} s here "
+                f"(Inductor cache {d.cache})",
                 note,
             )
             return
@@ -131,25 +170,28 @@ class CompilePolicy:
         if not ok:
             self._stop(f"the compiled-kernel check failed ({why})", note)
             return
-        record_cost(s, d.compile_s, d.cache)
-        s.net = compile_model(s.net)
-        d.compiled, self.phase, self.first_step = True, "compiled", s.step
+        record(s, **{f"{d.cache}_s": d.compile_s})
+        self.eager_net, self.compiled_net = s.net, compile_model(s.net)
+        s.net = self.compiled_net
+        d.compiled, self.phase, self.first_step = True, "compare", s.step
 
-    def _after_compiled(self, s, compiled_s: float, note) -> None:
+    def _after_compiled(self, s, note) -> None:
         d = self.decision
-        d.compiled_step_s = compiled_s
-        gain = 1 - compiled_s / d.eager_step_s
+        compiled_s = statistics.median(self.paired["compiled"])
+        eager_s = statistics.median(self.paired["eager"])
+        d.compiled_step_s, d.measured_gain = compiled_s, 1 - compiled_s / eager_s
+        record(s, gain=d.measured_gain)
         figures = (
-            f"{compiled_s * 1e3:.1f} ms a compiled step against {d.eager_step_s * 1e3:.1f} ms "
-            f"eager ({gain:+.0%}), {d.compile_s:.0f} s to compile"
+            f"{compiled_s * 1e3:.1f} ms a compiled step against {eager_s * 1e3:.1f} ms eager, "
+            f"{TIMED} of each in turn ({d.measured_gain:+.0%}), {d.compile_s:.0f} s to compile"
         )
-        if gain < MIN_GAIN:
-            s.net = _eager(s.net)
-            d.compiled = False
+        if d.measured_gain < MIN_GAIN:
+            s.net, d.compiled = self.eager_net, False
             self._stop(f"{figures}: not faster here, so the rest runs eagerly", note)
             return
+        s.net = self.compiled_net
         left = s.cfg.train.max_steps - s.step
-        saved = (d.eager_step_s - compiled_s) * left
+        saved = (eager_s - compiled_s) * left
         self._stop(f"{figures}; about {saved:.0f} s saved over the {left:,} steps left", note)
 
     def _stop(self, reason: str, note) -> None:
@@ -193,11 +235,6 @@ def _checked(s) -> tuple[bool, str]:
     return check.ok, check.reason
 
 
-def _eager(net: torch.nn.Module) -> torch.nn.Module:
-    """The module a compiled ``net`` wraps."""
-    return getattr(net, "_orig_mod", net)
-
-
 def _cost_file(s) -> Path:
     """Where this model and batch shape's compile seconds are kept, in the Inductor cache."""
     key = json.dumps(
@@ -207,25 +244,49 @@ def _cost_file(s) -> Path:
     return Path(use_isa_cache()) / COSTS_DIR / f"{digest}.json"
 
 
+def _recorded(s) -> dict[str, float]:
+    """What earlier runs measured for this model and shape in this cache (``cold_s``,
+    ``warm_s``: compile seconds; ``gain``: the share of an eager step compiling saved),
+    finite numbers only; ``{}`` when nothing (readable) is recorded."""
+    try:
+        costs = json.loads(_cost_file(s).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(costs, dict):
+        return {}
+    numbers = {k: v for k, v in costs.items() if isinstance(v, (int, float))}
+    return {k: float(v) for k, v in numbers.items() if math.isfinite(v)}
+
+
 def expected_cost(s) -> tuple[float, str]:
     """The compile seconds expected here and the cache state. ``warm`` when posemb compiled
     this model and shape in this cache before: the last warm compile it measured, or
     ``WARM_SHARE`` of the cold one; ``cold`` otherwise: ``COLD_COMPILE_S``."""
-    try:
-        costs = json.loads(_cost_file(s).read_text())
-        if "warm_s" in costs:
-            return float(costs["warm_s"]), "warm"
-        return WARM_SHARE * float(costs["cold_s"]), "warm"
-    except (OSError, ValueError, KeyError, TypeError):
-        return COLD_COMPILE_S, "cold"
+    costs = _recorded(s)
+    if costs.get("warm_s", -1) >= 0:
+        return costs["warm_s"], "warm"
+    if costs.get("cold_s", -1) >= 0:
+        return WARM_SHARE * costs["cold_s"], "warm"
+    return COLD_COMPILE_S, "cold"
 
 
-def record_cost(s, seconds: float, cache: str) -> None:
-    """Keep a measured compile time beside the kernels it built (best effort)."""
+def expected_gain(s) -> tuple[float, str]:
+    """The share of an eager step compiling is expected to save: the last one measured for
+    this model and shape in this cache (``measured``; a loss counts as 0), else
+    ``GAIN_PRIOR`` (``assumed``)."""
+    gain = _recorded(s).get("gain")
+    if gain is None:
+        return GAIN_PRIOR, "assumed"
+    return min(max(gain, 0.0), 1.0), "measured"
+
+
+def record(s, **figures: float) -> None:
+    """Keep measured figures (compile seconds, gain) beside the kernels they are about, for
+    the next run's decision (best effort: a cache folder that cannot be written is skipped)."""
     path = _cost_file(s)
     try:
-        costs = json.loads(path.read_text()) if path.exists() else {}
-        costs[f"{cache}_s"] = round(seconds, 3)
+        costs = _recorded(s)
+        costs.update({k: round(v, 4) for k, v in figures.items()})
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(costs))
     except (OSError, ValueError, TypeError):
