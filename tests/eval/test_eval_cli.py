@@ -298,3 +298,29 @@ def test_a_sliding_window_longer_than_training_warns_of_the_rows_it_reads(tmp_pa
     assert main([*args, "--out", str(tmp_path / "e")]) == 0
     err = capsys.readouterr().err
     assert "length 64 also scores positions 16–63, which it never trained" in err, err
+    records = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert all("positions 16–63, which it never trained" in r["warning"] for r in records)
+    page = (tmp_path / "e" / "report.html").read_text()
+    assert "Warning: " in page and "which it never trained" in page
+
+
+def test_sliding_records_carry_their_window_and_stride(tmp_path, capsys):
+    """Each sliding record says the window and stride it used (None where one window covered
+    the length); a --stride that changed nothing (one window everywhere) is said so."""
+    from kit import fast_config
+
+    run = tmp_path / "r"
+    train(fast_config(train__max_steps=2, train__seq_len=16, model__max_positions=16), run)
+    args = ["eval", str(run), "--lengths", "16,64", "--mode", "sliding", "--max-windows", "2"]
+    assert main([*args, "--stride", "4", "--out", str(tmp_path / "a")]) == 0
+    records = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert [(r["eval_len"], r["window"], r["stride"]) for r in records] == [
+        (16, 16, None),
+        (64, 16, 4),
+    ]
+    capsys.readouterr()
+    args = ["eval", str(run), "--lengths", "16", "--mode", "sliding", "--stride", "4"]
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert "--stride 4 has no effect here" in capsys.readouterr().err
+    assert main([*args[:-2], "--out", str(tmp_path / "c")]) == 0  # no --stride: no note
+    assert "has no effect" not in capsys.readouterr().err

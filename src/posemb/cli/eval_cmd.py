@@ -175,11 +175,28 @@ def _score(args: argparse.Namespace, rules: dict, out) -> tuple[list[dict], list
     failed = [r for r in records if r.get("loss") is None]
     if len(failed) == len(records):  # nothing measured: bad input, not success (no output)
         raise UsageError(f"no length could be evaluated: {failed[0].get('error', 'unknown error')}")
+    if note and known:  # kept with the numbers, not only printed
+        for r in records:
+            r["warning"] = note
+    _stride_note(args, records)
     write_results(out, records)
     reading = describe(records)
     title = f"posemb eval: {args.run_dir}"
-    _, page = write_eval_report(out, records, title, _describe_model(args, cfg), reading)
+    about = _describe_model(args, cfg) + (f" Warning: {note}." if note and known else "")
+    _, page = write_eval_report(out, records, title, about, reading)
     return records, reading, page
+
+
+def _stride_note(args: argparse.Namespace, records: list[dict]) -> None:
+    """Say so when ``--stride`` changed nothing: one window covered every length."""
+    sliding = [r for r in records if r.get("mode") == "sliding"]
+    if args.stride and sliding and all(r.get("stride") is None for r in sliding):
+        print(
+            f"posemb: note: --stride {args.stride} has no effect here: the sliding window "
+            "(the table, as long as each length asked for) covers every length in one pass",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _evaluate(args: argparse.Namespace, model, cfg, tokenizer, text) -> list[dict]:

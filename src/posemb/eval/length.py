@@ -219,11 +219,23 @@ def sliding_plan(
     """The windows a sliding evaluation of one sequence of ``eval_len`` runs (see
     :func:`sliding_targets`); ``window`` defaults to the table size ``limit``, ``stride`` to
     half the window."""
+    window, stride = sliding_window(limit, eval_len, window, stride)
+    if stride is None:
+        return [(0, eval_len, 1)]
+    return sliding_targets(eval_len, window, stride)
+
+
+def sliding_window(
+    limit: int | None, eval_len: int, window: int | None = None, stride: int | None = None
+) -> tuple[int, int | None]:
+    """``(window, stride)`` a sliding evaluation at ``eval_len`` uses: the window defaults to
+    the table size ``limit`` (never longer than ``eval_len``), the stride to half the window
+    (at most ``window - 1``); the stride is None when one window covers the whole sequence
+    (one pass: no stride is used)."""
     window = min(window or limit or eval_len, eval_len)
     if window >= eval_len:
-        return [(0, eval_len, 1)]
-    stride = stride or max(1, window // 2)
-    return sliding_targets(eval_len, window, min(stride, window - 1))
+        return window, None
+    return window, min(stride or max(1, window // 2), window - 1)
 
 
 def eval_sliding(

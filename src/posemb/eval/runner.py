@@ -43,6 +43,7 @@ from .length import (
     eval_task,
     forward_tokens,
     sliding_plan,
+    sliding_window,
 )
 from .progress import Progress
 from .reading import name
@@ -236,6 +237,8 @@ def evaluate_run(
             "eval_len": L,
             "mode": mode,
         }
+        if mode == "sliding" and not isinstance(text, EvalTask):
+            rec["window"], rec["stride"] = sliding_window(m.position_limit, L, None, stride)
         if progress is not None:
             progress.stage(f"{name(rec)} @{L}")
         res = _evaluate_length(m, model, text, L, mode, stride, progress, memo)
