@@ -134,6 +134,7 @@ def _table(folder: Path, suffix: str) -> torch.Tensor:
 def test_the_same_size_is_the_same_table_and_other_methods_keep_the_prefix(tmp_path, capsys):
     src = tiny_vision("deit", tmp_path / "src")
     assert main(["extend", str(src), str(tmp_path / "same"), "--image-size", str(OLD)]) == 0
+    assert capsys.readouterr().out.startswith("kept ")  # nothing was resampled
     assert torch.equal(_table(tmp_path / "same", "embeddings.position_embeddings"),
                        _table(src, "embeddings.position_embeddings"))  # fmt: skip
     for method in ("bilinear", "tile", "pad-random"):
@@ -154,6 +155,8 @@ def test_bad_vision_requests_exit_2_in_one_line(tmp_path, capsys):
     cases = [
         (["--image-size", "50"], "is not a multiple of the patch size 8"),
         (["--to", "64", "--method", "tile"], "give the new image size: posemb extend SRC DST"),
+        (["--to", "64"], "give the new image size: posemb extend SRC DST"),
+        (["--image-size", "16"], "is smaller than the model's 32 px"),
         (["--image-size", "48", "--method", "cubic"], "--image-size resamples a grid of patches"),
         (["--image-size", "16", "--method", "pad-random"], "pad-random makes a larger grid"),
     ]
@@ -192,3 +195,20 @@ def test_analyze_draws_the_vit_picture(tmp_path, capsys):
     assert summary["reading"][0].startswith("The 4 x 4 patch rows")
     assert (out / "position_grid.png").read_bytes().startswith(b"\x89PNG")
     assert "position_grid.png" in (out / "report.md").read_text()
+
+
+def test_a_smaller_image_size_needs_allow_shrink_or_crop(tmp_path, capsys):
+    """Shrinking the grid loses patches: refused unless asked for (--allow-shrink), or
+    --method crop, which exists to shrink."""
+    src = tiny_vision("vit", tmp_path / "src")
+    small = OLD // 2
+    assert main(["extend", str(src), str(tmp_path / "a"), "--image-size", str(small),
+                 "--allow-shrink"]) == 0  # fmt: skip
+    assert "resampled" in capsys.readouterr().out
+    assert main(["extend", str(src), str(tmp_path / "c"), "--image-size", str(small),
+                 "--method", "crop"]) == 0  # fmt: skip
+    assert "resized" in capsys.readouterr().out
+    side = small // PATCH
+    for out in ("a", "c"):
+        table = _table(tmp_path / out, "embeddings.position_embeddings")
+        assert table.shape[0] == 1 + side * side

@@ -67,7 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="--image-size: resample with (or without) antialiasing (default: as the family)",
     )
     p.add_argument(
-        "--allow-shrink", action="store_true", help="allow N below the current size (crops)"
+        "--allow-shrink",
+        action="store_true",
+        help="allow --to N or --image-size PX below the current size (crops or shrinks)",
     )
     p.add_argument("--force", action="store_true", help="replace DST if it exists")
     p.add_argument(
@@ -79,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     from ..interop import extend
     from ..positional import EXTEND_METHODS, GRID_METHODS
 
-    if args.to is not None and args.method not in EXTEND_METHODS:
+    # no --method at all is the library's to refuse, after it has looked at SRC (a vision
+    # folder is sent to --image-size first)
+    if args.to is not None and args.method is not None and args.method not in EXTEND_METHODS:
         raise UsageError(
             f"--to N grows a table of positions: choose --method from {', '.join(EXTEND_METHODS)}"
         )
@@ -105,8 +109,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"posemb: note: {note}", file=sys.stderr)
     if args.image_size is not None:
         (h0, w0), (h1, w1) = done.old_grid, done.new_grid
+        verb = "resampled" if args.method in (None, "bicubic", "bilinear") else "resized"
+        if (h0, w0) == (h1, w1):
+            verb = "kept"  # the same grid: the table is copied as it is
         print(
-            f"resampled {done.kind} grid {h0} x {w0} ({done.old_size} px) -> {h1} x {w1} "
+            f"{verb} {done.kind} grid {h0} x {w0} ({done.old_size} px) -> {h1} x {w1} "
             f"({done.new_size} px) -> {args.dst}"
         )
         return 0

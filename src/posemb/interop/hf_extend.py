@@ -25,7 +25,7 @@ import torch
 
 from ..data import inside, load_tokenizer
 from ..files import read_json, read_safetensors, tensor_shapes, write_json, write_safetensors
-from ..positional import TABLE_SCHEMES, extend_table
+from ..positional import EXTEND_METHODS, TABLE_SCHEMES, extend_table
 from ..positional.checks import check_positive_int
 from ..runs import CONFIG_FILE, folder_kind, load_model, read_config, write_initial_checkpoint
 from .families import FAMILIES, Family, family_of, matches, positions_served, table_sizes
@@ -89,7 +89,15 @@ def extend(
                 "is one-dimensional: use --to N --method METHOD"
             )
         return extend_vision(
-            src, config, dst, image_size, method, antialias=antialias, force=force, seed=seed
+            src,
+            config,
+            dst,
+            image_size,
+            method,
+            antialias=antialias,
+            force=force,
+            seed=seed,
+            allow_shrink=allow_shrink,
         )
     model_type = config.get("model_type") if config is not None else None
     if isinstance(model_type, str) and model_type in VISION_FAMILIES:
@@ -98,7 +106,10 @@ def extend(
             "image patches; give the new image size: posemb extend SRC DST --image-size N"
         )
     if to is None or method is None:
-        raise ValueError("give the new size and how rows are made: --to N --method METHOD")
+        raise ValueError(
+            "give the new size and how rows are made: --to N --method METHOD, METHOD one of "
+            + ", ".join(EXTEND_METHODS)
+        )
     check_positive_int("--to", to)
     if kind == "run":
         return _extend_run(src, dst, to, method, allow_shrink, force, generator)

@@ -180,9 +180,11 @@ def extend_vision(
     antialias: bool | None = None,
     force: bool = False,
     seed: int = 0,
+    allow_shrink: bool = False,
 ) -> VisionExtension:
     """Write ``src`` (a vision model folder whose ``config.json`` is ``config``) with its
-    2-D table resampled for ``image_size`` px into ``dst`` (module doc)."""
+    2-D table resampled for ``image_size`` px into ``dst`` (module doc). A smaller image
+    size than the model's is refused unless ``allow_shrink`` (nothing is written)."""
     where = str(src / CONFIG_FILE)
     config = copy.deepcopy(config)
     files = weight_files(src)  # refuses pickle-only folders and names leaving src
@@ -197,6 +199,12 @@ def extend_vision(
     kind, old_size, old, new = grow_vision_tensors(
         tensors, config, where, image_size, method, antialias=antialias, generator=generator
     )
+    if image_size < old_size and not allow_shrink and method != "crop":
+        raise ValueError(
+            f"--image-size {image_size} is smaller than the model's {old_size} px (a grid of "
+            f"{old[0]} x {old[1]} patches would shrink to {new[0]} x {new[1]}); pass "
+            "--allow-shrink to shrink it (or --method crop to keep its top-left patches)"
+        )
     rewritten = {CONFIG_FILE}
     preprocessor = None
     if (src / PREPROCESSOR).is_file():
