@@ -43,6 +43,23 @@ def test_causal_run_untrained_rows_are_exact(causal_run, tmp_path, capsys):
         assert (out / name).read_bytes().startswith(b"\x89PNG"), name
 
 
+def test_an_extended_run_counts_copied_rows_as_untrained(causal_run, tmp_path, capsys):
+    """Grown from 64 to 128 rows by tiling: rows 64–127 are copies (of trained rows 0–23 and
+    untrained 24–63), unlike a fresh initialisation, yet no training sequence reached past
+    position 23: all of 24–127 are untrained, and the reading says the copies were made."""
+    grown = tmp_path / "grown"
+    code, _, err = run_cli(["extend", str(causal_run), str(grown), "--to", "128",
+                            "--method", "tile"], capsys)  # fmt: skip
+    assert code == 0, err
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["analyze", str(grown), "--out", str(out)], capsys)
+    assert code == 0, err
+    s = json.loads((out / "analysis.json").read_text())
+    assert s["untrained"]["method"] == "exact" and s["untrained"]["ranges"] == [[24, 127]]
+    assert "Positions 24–127 (104 of 128) were never trained" in s["reading"][0]
+    assert "rows 64–127 of them are not their initial values" in s["reading"][0]
+
+
 def test_encoder_run_untrained_rows_are_exactly_past_T(encoder_run, tmp_path, capsys):
     """A bidirectional encoder trains every row it sees: exactly rows 24–63 stay at init;
     reports embed their plots."""

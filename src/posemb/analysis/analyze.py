@@ -85,7 +85,8 @@ def _analyze(
     (:mod:`.grid`): each patch against every patch, and the similarity by row and column
     offset; the 1-D diagnostics read its patch rows in row-major order."""
     loaded = load_table(source, key=key, offset=offset, grid=grid)
-    a = analyze_table(loaded.table, loaded.offset, loaded.initial)
+    trained = loaded.context.get("trained_positions")
+    a = analyze_table(loaded.table, loaded.offset, loaded.initial, trained_positions=trained)
     reading = plain_reading(a, loaded.context, patches=loaded.grid is not None)
     sim = None
     if loaded.grid is not None:

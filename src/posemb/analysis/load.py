@@ -38,7 +38,16 @@ from ..interop.vision import VISION_FAMILIES
 from ..interop.vision import sizes as vision_sizes
 from ..model import Transformer
 from ..positional.checks import closest
-from ..runs import CONFIG_FILE, MODEL_FILE, folder_kind, read_config, run_file, step_reached
+from ..runs import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    folder_kind,
+    read_config,
+    read_lineage,
+    run_file,
+    step_reached,
+    trained_positions,
+)
 from ..runs.weights import read_tensors
 
 RUN_KEY = Transformer.POSITION_TABLE_KEY
@@ -234,6 +243,9 @@ def _from_run(run_dir: Path, key: str | None) -> LoadedTable:
         "max_positions": cfg.model.max_positions,
         "init": cfg.model.position_options.get("init", "normal"),
         "step": step_reached(run_dir),
+        # leading positions its training sequences (and its sources') reached: the rest are
+        # untrained whatever extension put in them
+        "trained_positions": trained_positions(cfg, read_lineage(run_dir)),
     }
     initial, note = _initial_table(cfg, key, table.shape)
     return LoadedTable(

@@ -64,8 +64,11 @@ class TableAnalysis:
         by_distance: ``[m + 1]`` mean cosine at distance ``0 .. m``.
         nn_offsets: ``[n]`` offset ``j - i`` of each row's most similar other row.
         trained_nn_offsets: the same among trained rows only (when some rows are untrained).
-        untrained: positions whose rows never moved (exact) or look so (heuristic).
+        untrained: positions whose rows never moved (exact) or look so (heuristic), and the
+            positions past those the run's training sequences reached, when known.
         untrained_method: ``"exact"`` or ``"heuristic"``.
+        not_initial: untrained positions whose rows are not their initial values (made by
+            extending the table, or shrunk by weight decay): never trained all the same.
         heuristic: the heuristic's details when it was used.
         reserved: facts about the reserved rows (norms, whether they moved).
         norm_features: a jump in the trained rows' norms and their outlier rows.
@@ -85,6 +88,7 @@ class TableAnalysis:
     trained_nn_offsets: Tensor | None = None
     reserved: dict[str, Any] = field(default_factory=dict)
     norm_features: NormFeatures = field(default_factory=lambda: NormFeatures(None, []))
+    not_initial: list[int] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
@@ -159,7 +163,11 @@ class TableAnalysis:
 
 
 def analyze_table(
-    table: Tensor, offset: int = 0, initial: Tensor | None = None, max_distance: int = 64
+    table: Tensor,
+    offset: int = 0,
+    initial: Tensor | None = None,
+    max_distance: int = 64,
+    trained_positions: int | None = None,
 ) -> TableAnalysis:
     """Run every diagnostic on ``table[offset:]``.
 
@@ -169,6 +177,10 @@ def analyze_table(
         initial: ``[offset + n, d]`` its exact initial values when known: untrained rows are
             then the rows equal to them (exact); otherwise a heuristic is used and said so.
         max_distance: longest distance for the mean cosine by distance.
+        trained_positions: how many leading positions the run's training sequences (and
+            those of the runs it started from) reached, when known: the positions past them
+            are untrained whatever their rows hold (a table extended by copying or
+            resampling has rows unlike a fresh initialisation that never trained).
     """
     if table.dim() != 2:
         raise ValueError(
@@ -179,13 +191,18 @@ def analyze_table(
             f"offset {offset} leaves fewer than 2 positions in a table of {table.shape[0]} rows"
         )
     w = as_float64(table[offset:])  # [n, d]
-    heuristic = None
+    heuristic, not_initial = None, []
     if initial is not None:
         untrained = untrained_rows(table[offset:], initial[offset:])
         method = "exact"
     else:
         heuristic = untrained_rows_heuristic(w)
         untrained, method = heuristic.rows, "heuristic"
+    if trained_positions is not None and trained_positions < w.shape[0]:
+        past = set(range(max(trained_positions, 0), w.shape[0]))
+        not_initial = sorted(past - set(untrained)) if method == "exact" else []
+        untrained = sorted(set(untrained) | past) if method == "exact" else sorted(past)
+        method, heuristic = "exact", None
     trained = torch.ones(w.shape[0], dtype=torch.bool)  # [n]
     trained[untrained] = False
     norms = row_norms(w)  # [n]
@@ -213,6 +230,7 @@ def analyze_table(
         heuristic=heuristic,
         trained_nn_offsets=trained_nn,
         reserved=reserved,
+        not_initial=not_initial,
         norm_features=norm_features(norms, trained),
     )
 
@@ -272,6 +290,21 @@ def _jump_sentence(f: NormFeatures) -> str:
     )
 
 
+def _never_trained_sentence(a: TableAnalysis, ctx: dict[str, Any]) -> str:
+    """Untrained positions some of whose rows are not their initial values."""
+    rows, n = a.untrained, a.n_rows
+    sentence = f"Positions {format_ranges(rows)} ({len(rows)} of {n}) were never trained"
+    seq_len, trained = ctx.get("seq_len"), ctx.get("trained_positions")
+    if trained is not None and rows and rows[0] == trained:
+        sentence += ": no training sequence of this run or the runs it started from reached "
+        sentence += f"past position {trained - 1} (train.seq_len={seq_len})"
+    return (
+        sentence + f"; rows {format_ranges(a.not_initial)} of them are not their initial "
+        "values: made when the table was extended (copied or resampled from other rows) or "
+        "shrunk by weight decay, not learned."
+    )
+
+
 def _untrained_sentence(a: TableAnalysis, ctx: dict[str, Any]) -> str:
     n, rows = a.n_rows, a.untrained
     where = format_ranges(rows)
@@ -307,6 +340,8 @@ def _untrained_sentence(a: TableAnalysis, ctx: dict[str, Any]) -> str:
         )
     seq_len, tail = ctx.get("seq_len"), to_ranges(rows)[-1]
     sentence = f"Positions {where} ({len(rows)} of {n}) never moved from initialisation"
+    if a.not_initial:
+        return _never_trained_sentence(a, ctx)
     if (
         seq_len is not None
         and ctx.get("positions") == "start"
