@@ -14,8 +14,10 @@ benchmark's own (``TORCHINDUCTOR_CACHE_DIR``), empty at the start:
 1. ``short-cold``: the recipe's 2,000 steps with the empty cache (what a first run gets);
 2. ``threshold-cold``: the fewest steps for which ``auto`` compiles with that empty cache,
    plus 10%: computed from case 1's timed eager step and the policy's own constants
-   (``COLD_COMPILE_S`` / ``GAIN_PRIOR``). This is where compiling pays least; if the gain
-   assumed before it is measured were too high, this run would be the slower one;
+   (``COLD_COMPILE_S`` / ``GAIN_PRIOR``), or ``--threshold-steps``. This is where compiling
+   pays least; if the gain assumed before it is measured were too high, this run would be
+   the slower one. (An eager step timed on a busier machine than the case's own start
+   overstates it, and the run stays eager: time short-cold on a quiet machine);
 3. ``short-warm``: 2,000 steps again, with the cache case 2 filled and the gain it measured.
 
 Reported for each: both wall times (process start to exit) and their ratio false / auto
@@ -105,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {CASES}")
     p.add_argument("--steps", type=int, default=SHORT, help="steps of the short cases")
+    p.add_argument(
+        "--threshold-steps",
+        type=int,
+        help="steps of threshold-cold (default: from short-cold's timed eager step)",
+    )
     p.add_argument("--data", default=str(DEFAULT_DATA), help="tinyshakespeare.txt")
     p.add_argument("--out", help="results folder (default benchmarks/results/compile-policy-TIME)")
     args = p.parse_args(argv)
@@ -123,9 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     eager_s = None
     for name in cases:
         if name == "threshold-cold":
-            if eager_s is None:
+            if eager_s is None and args.threshold_steps is None:
                 p.error("threshold-cold needs short-cold first (its timed eager step)")
-            steps = threshold_steps(eager_s)
+            steps = args.threshold_steps or threshold_steps(eager_s)
         else:
             steps = args.steps
         r = run_case(name, steps, data, out, cache)
