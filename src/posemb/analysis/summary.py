@@ -338,10 +338,10 @@ def _untrained_sentence(a: TableAnalysis, ctx: dict[str, Any]) -> str:
             f"Every one of the {n} rows moved from its initial value: the whole table was "
             f"trained{extra}."
         )
-    seq_len, tail = ctx.get("seq_len"), to_ranges(rows)[-1]
-    sentence = f"Positions {where} ({len(rows)} of {n}) never moved from initialisation"
     if a.not_initial:
         return _never_trained_sentence(a, ctx)
+    seq_len, tail = ctx.get("seq_len"), to_ranges(rows)[-1]
+    sentence = f"Positions {where} ({len(rows)} of {n}) never moved from initialisation"
     if (
         seq_len is not None
         and ctx.get("positions") == "start"

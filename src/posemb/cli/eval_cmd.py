@@ -156,8 +156,9 @@ def _score(args: argparse.Namespace, rules: dict, out) -> tuple[list[dict], list
     if args.mode == "sliding" and limit is not None:
         read = [min(L, limit) for L in args.lengths]
     note = untrained_note(cfg, read_lineage(args.run_dir), read, args.run_dir)
-    if note and known:
-        print(f"posemb: warning: {note}", file=sys.stderr, flush=True)
+    warning = note if known else None
+    if warning:
+        print(f"posemb: warning: {warning}", file=sys.stderr, flush=True)
     # the text (and its length check) before any model work or output
     text = load_eval_text(
         cfg,
@@ -175,14 +176,14 @@ def _score(args: argparse.Namespace, rules: dict, out) -> tuple[list[dict], list
     failed = [r for r in records if r.get("loss") is None]
     if len(failed) == len(records):  # nothing measured: bad input, not success (no output)
         raise UsageError(f"no length could be evaluated: {failed[0].get('error', 'unknown error')}")
-    if note and known:  # kept with the numbers, not only printed
+    if warning:  # kept with the numbers, not only printed
         for r in records:
-            r["warning"] = note
+            r["warning"] = warning
     _stride_note(args, records)
     write_results(out, records)
     reading = describe(records)
     title = f"posemb eval: {args.run_dir}"
-    about = _describe_model(args, cfg) + (f" Warning: {note}." if note and known else "")
+    about = _describe_model(args, cfg) + (f" Warning: {warning}." if warning else "")
     _, page = write_eval_report(out, records, title, about, reading)
     return records, reading, page
 

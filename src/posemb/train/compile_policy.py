@@ -49,6 +49,7 @@ from typing import Any
 
 import torch
 
+from ..files import atomic_write_text
 from ..model.compile_check import check_compile, compile_model, use_isa_cache
 
 WARMUP = 2  # steps before timing (allocator, first-call costs)
@@ -149,8 +150,9 @@ class CompilePolicy:
         d = self.decision
         d.eager_step_s, d.at_step = eager_s, s.step
         d.steps_left = s.cfg.train.max_steps - s.step
-        d.expected_compile_s, d.cache = expected_cost(s)
-        d.expected_gain, d.gain_from = expected_gain(s)
+        recorded = _recorded(s)
+        d.expected_compile_s, d.cache = expected_cost(recorded)
+        d.expected_gain, d.gain_from = expected_gain(recorded)
         saving = eager_s * d.steps_left * d.expected_gain
         if d.steps_left <= COMPARING:
             self._stop(f"{d.steps_left} steps left: too few to compare compiled and eager", note)
@@ -258,11 +260,11 @@ def _recorded(s) -> dict[str, float]:
     return {k: float(v) for k, v in numbers.items() if math.isfinite(v)}
 
 
-def expected_cost(s) -> tuple[float, str]:
-    """The compile seconds expected here and the cache state. ``warm`` when posemb compiled
-    this model and shape in this cache before: the last warm compile it measured, or
-    ``WARM_SHARE`` of the cold one; ``cold`` otherwise: ``COLD_COMPILE_S``."""
-    costs = _recorded(s)
+def expected_cost(costs: dict[str, float]) -> tuple[float, str]:
+    """The compile seconds expected here and the cache state, from what was recorded here
+    (:func:`_recorded`). ``warm`` when posemb compiled this model and shape in this cache
+    before: the last warm compile it measured, or ``WARM_SHARE`` of the cold one; ``cold``
+    otherwise: ``COLD_COMPILE_S``."""
     if costs.get("warm_s", -1) >= 0:
         return costs["warm_s"], "warm"
     if costs.get("cold_s", -1) >= 0:
@@ -270,11 +272,11 @@ def expected_cost(s) -> tuple[float, str]:
     return COLD_COMPILE_S, "cold"
 
 
-def expected_gain(s) -> tuple[float, str]:
+def expected_gain(costs: dict[str, float]) -> tuple[float, str]:
     """The share of an eager step compiling is expected to save: the last one measured for
-    this model and shape in this cache (``measured``; a loss counts as 0), else
-    ``GAIN_PRIOR`` (``assumed``)."""
-    gain = _recorded(s).get("gain")
+    this model and shape in this cache (``costs``, :func:`_recorded`; ``measured``, a loss
+    counts as 0), else ``GAIN_PRIOR`` (``assumed``)."""
+    gain = costs.get("gain")
     if gain is None:
         return GAIN_PRIOR, "assumed"
     return min(max(gain, 0.0), 1.0), "measured"
@@ -288,6 +290,6 @@ def record(s, **figures: float) -> None:
         costs = _recorded(s)
         costs.update({k: round(v, 4) for k, v in figures.items()})
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(costs))
+        atomic_write_text(path, json.dumps(costs))  # a run reading it never sees half a file
     except (OSError, ValueError, TypeError):
         pass
